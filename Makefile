@@ -1,0 +1,42 @@
+# serverd — build, run and test on Debian 12 with the Swift toolchain on PATH.
+#
+#   make run    install what is missing, build, start serverd on its embedded default set
+#   make test   install what is missing, build, run every test
+
+SWIFT      ?= swift
+APT_PACKAGES = libsystemd-dev pkgconf systemd python3
+# One build folder for everything the tests and `make run` use.
+BUILD_FLAGS ?=
+
+.PHONY: all deps build release run test clean
+
+all: build
+
+## Debian packages the build and the tests need; apt-get runs only when one is missing.
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build $(BUILD_FLAGS)
+
+release: deps
+	$(SWIFT) build -c release $(BUILD_FLAGS)
+
+run: build
+	$$($(SWIFT) build $(BUILD_FLAGS) --show-bin-path)/serverd
+
+test: build
+	$(SWIFT) build $(BUILD_FLAGS) --build-tests
+	$(SWIFT) test $(BUILD_FLAGS) --skip-build --parallel
+
+clean:
+	rm -rf .build
+
+# Further targets (deb, bench, stress, fuzz) live in mk/*.mk.
+-include mk/*.mk

@@ -1,0 +1,46 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "serverd",
+    products: [
+        .executable(name: "serverd", targets: ["serverd"]),
+        .library(name: "FamilyServer", targets: ["FamilyServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        // libsystemd's sd-daemon API, found through pkg-config (Debian: libsystemd-dev).
+        .systemLibrary(
+            name: "CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
+        ),
+        // The few Linux calls the Glibc module does not export (accept4, eventfd, signalfd, ucred).
+        .target(name: "CShims"),
+        .target(
+            name: "FamilyServer",
+            dependencies: [
+                "CSystemd",
+                "CShims",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "serverd",
+            dependencies: [
+                "FamilyServer",
+                "CShims",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
+        .testTarget(name: "FamilyServerTests", dependencies: ["FamilyServer", "CShims"]),
+        .testTarget(name: "ServerdTests", dependencies: ["FamilyServer", "CShims"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

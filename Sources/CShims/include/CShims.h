@@ -1,0 +1,53 @@
+#ifndef CSHIMS_H
+#define CSHIMS_H
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <stdint.h>
+
+/// Credentials of a Unix-socket peer (struct ucred, which needs _GNU_SOURCE).
+struct cshims_peercred {
+    pid_t pid;
+    uid_t uid;
+    gid_t gid;
+};
+
+/// accept4(2): the Glibc module hides it because it needs _GNU_SOURCE.
+int cshims_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+
+/// getsockopt(SO_PEERCRED) on a connected Unix stream socket. Returns 0 or -1 with errno.
+int cshims_getpeercred(int fd, struct cshims_peercred *out);
+
+/// eventfd(2) with EFD_CLOEXEC | EFD_NONBLOCK.
+int cshims_eventfd_cloexec_nonblock(unsigned int initval);
+
+/// signalfd(2) for the given signals, with SFD_CLOEXEC | SFD_NONBLOCK; -1 with errno on failure.
+int cshims_signalfd(const int *signals, int count);
+
+/// Reads one signal from a signalfd; returns the signal number, 0 if none was pending, -1 on error.
+int cshims_signalfd_read(int fd);
+
+/// Blocks (how = SIG_BLOCK) or unblocks (SIG_UNBLOCK) the given signals in the calling thread.
+int cshims_sigmask(int how, const int *signals, int count);
+
+/// Unblocks every signal and resets every handler to SIG_DFL; for a freshly forked child.
+void cshims_reset_signals(void);
+
+/// fork(2), kept explicit and greppable.
+pid_t cshims_fork(void);
+
+/// recvmsg(2) of one datagram with SO_PASSCRED credentials, if the sender's arrive.
+/// Returns the byte count or -1 with errno; *has_cred is set to 1 when credentials came along.
+ssize_t cshims_recv_with_cred(int fd, void *buf, size_t len, int flags,
+                              struct sockaddr *addr, socklen_t *addrlen,
+                              struct cshims_peercred *cred, int *has_cred);
+
+/// Sends a datagram with explicit SCM_RIGHTS descriptors (for the systemd fd store).
+ssize_t cshims_send_with_fds(int fd, const void *buf, size_t len,
+                             const struct sockaddr *addr, socklen_t addrlen,
+                             const int *fds, int nfds);
+
+/// errno's current value, read in C so that no Swift runtime call can clobber it first.
+int cshims_errno(void);
+
+#endif
