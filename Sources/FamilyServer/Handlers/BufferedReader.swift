@@ -1,0 +1,113 @@
+/// Buffered input of a request (Python's `rfile`): the bytes of a connection, read as the handler
+/// asks for them, or the bytes of one datagram.
+///
+/// Before it blocks for more input it calls ``beforeBlocking``, which the stream handler points at
+/// its writer's `flush`: replies written while the client's pipelined requests are still in the
+/// buffer go out together in one write, and none waits while the handler waits for the client.
+public final class BufferedReader {
+    private let socket: Socket?
+    private var storage: [UInt8]
+    private var start = 0
+    private var end: Int
+    private var atEnd: Bool
+    /// Called before a read that has to wait for the peer.
+    public var beforeBlocking: (() throws -> Void)?
+
+    /// How many bytes one receive asks the kernel for at most.
+    public static let chunkSize = 16 * 1024
+
+    /// A reader over a connected socket.
+    public init(socket: Socket) {
+        self.socket = socket
+        self.storage = []
+        self.end = 0
+        self.atEnd = false
+    }
+
+    /// A reader over bytes already received (a datagram); it ends after them.
+    public init(bytes: [UInt8]) {
+        self.socket = nil
+        self.storage = bytes
+        self.end = bytes.count
+        self.atEnd = true
+    }
+
+    /// Bytes received and not yet consumed.
+    public var bufferedCount: Int { end - start }
+
+    /// Reads up to `count` bytes, waiting until that many arrived or the input ended.
+    /// - Returns: fewer than `count` bytes only at the end of the input; empty once it ended.
+    public func read(_ count: Int) throws -> [UInt8] {
+        while bufferedCount < count, try fill() {}
+        return take(min(count, bufferedCount))
+    }
+
+    /// Reads whatever is buffered, or if nothing is, waits for the next chunk from the peer
+    /// (Python's `read1`). Empty only at the end of the input.
+    public func readAvailable() throws -> [UInt8] {
+        if bufferedCount == 0 { _ = try fill() }
+        return take(bufferedCount)
+    }
+
+    /// Reads one line, up to and including its LF.
+    ///
+    /// - Parameter limit: the most bytes to return; a longer line comes back cut at `limit`
+    ///   bytes without its LF (the rest stays for the next call), as in Python.
+    /// - Returns: the line with its LF; without one only at the end of the input or at `limit`;
+    ///   empty once the input ended.
+    public func readline(limit: Int? = nil) throws -> [UInt8] {
+        var scanned = 0
+        while true {
+            let available = bufferedCount
+            let window = limit.map { min($0, available) } ?? available
+            if let newline = storage[(start + scanned)..<(start + window)].firstIndex(of: 0x0A) {
+                return take(newline - start + 1)
+            }
+            if let limit, available >= limit { return take(limit) }
+            scanned = window
+            guard try fill() else { return take(bufferedCount) }
+        }
+    }
+
+    /// Reads everything until the peer closes its side.
+    public func readToEnd() throws -> [UInt8] {
+        while try fill() {}
+        return take(bufferedCount)
+    }
+
+    private func take(_ count: Int) -> [UInt8] {
+        let bytes = Array(storage[start..<(start + count)])
+        start += count
+        if start == end {
+            start = 0
+            end = 0
+        }
+        return bytes
+    }
+
+    /// Receives more bytes into the buffer; returns false at the end of the input.
+    private func fill() throws -> Bool {
+        guard !atEnd, let socket else { return false }
+        try beforeBlocking?()
+        if start > 0 && start == end {
+            start = 0
+            end = 0
+        } else if start > storage.count / 2 {
+            storage.replaceSubrange(0..<(end - start), with: storage[start..<end])
+            end -= start
+            start = 0
+        }
+        if storage.count - end < Self.chunkSize {
+            storage.append(contentsOf: repeatElement(0, count: Self.chunkSize - (storage.count - end)))
+        }
+        let received = try storage.withUnsafeMutableBytes { raw in
+            try socket.receive(into: UnsafeMutableRawBufferPointer(rebasing: raw[end..<(end + Self.chunkSize)]))
+        }
+        if received == 0 {
+            atEnd = true
+            return false
+        }
+        end += received
+        return true
+    }
+}

@@ -1,0 +1,30 @@
+/// A handler for one datagram (Python's `DatagramRequestHandler`): ``rfile`` holds the datagram,
+/// and what the handler writes to ``wfile`` is sent back to the sender as one datagram on finish.
+///
+/// Unlike Python, nothing is sent when nothing was written, and a sender without an address (an
+/// unbound Unix datagram client) gets no reply instead of an error.
+open class DatagramRequestHandler: BaseRequestHandler {
+    /// The datagram's bytes.
+    public private(set) var rfile: BufferedReader!
+    /// The reply, sent on finish.
+    public private(set) var wfile: BufferedWriter!
+
+    /// The received datagram.
+    public var datagram: Datagram { request.datagram! }
+
+    /// Creates ``rfile`` over the datagram and an empty ``wfile``.
+    open override func setup() throws {
+        guard let datagram = request.datagram else {
+            preconditionFailure("DatagramRequestHandler serves datagrams, not connections")
+        }
+        rfile = BufferedReader(bytes: datagram.payload)
+        wfile = BufferedWriter()
+    }
+
+    /// Sends what ``wfile`` collected back to the sender, if anything and if it has an address.
+    open override func finish() throws {
+        let reply = wfile.collected
+        guard !reply.isEmpty, clientAddress.endpoint != .unnamed else { return }
+        try datagram.socket.sendDatagram(reply, to: clientAddress)
+    }
+}

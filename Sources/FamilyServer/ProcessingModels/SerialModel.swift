@@ -1,0 +1,15 @@
+/// Runs each request to its end on the serving thread before taking the next (Python's plain
+/// `TCPServer`). Simple and cheap; one slow client holds up everyone else.
+public final class SerialModel: ProcessingModel {
+    /// Creates the serial model.
+    public init() {}
+
+    public func process(_ request: Request, clientAddress: SocketAddress, server: BaseServer) {
+        server.runRequest(request, clientAddress: clientAddress)
+    }
+
+    public var activeRequests: Int { 0 }
+    public var capacity: Int? { nil }
+    public func collect(server: BaseServer) {}
+    public func close(server: BaseServer) {}
+}

@@ -1,0 +1,382 @@
+import Glibc
+import Logging
+import Synchronization
+
+/// The template every server follows: Python's `socketserver.BaseServer` and `TCPServer` in one,
+/// for any address family.
+///
+/// A server owns one socket. ``serveForever(pollInterval:)`` waits for requests and hands each to
+/// the ``processingModel`` (serial, threading or forking), which runs a fresh instance of
+/// ``handlerType`` for it. Every step is a small overridable method:
+///
+///     init → serverBind() → serverActivate()
+///     serveForever / handleRequest
+///         → getRequest() → verifyRequest() → processRequest()
+///             → (in the model's worker) finishRequest() → handler setup/handle/finish
+///             → shutdownRequest() → closeRequest()
+///         → serviceActions()
+///     shutdown() from any thread; serverClose() when done
+///
+/// Unlike Python's: ``shutdown()`` wakes the loop at once and is safe from inside a handler;
+/// ``serverClose()`` is idempotent, reaps the model's workers and removes a Unix socket file the
+/// server created; a failed bind leaks no descriptor.
+///
+/// Subclasses ``StreamServer`` and ``DatagramServer`` supply ``getRequest()`` and
+/// ``serverActivate()`` for their socket type.
+///
+/// Thread safety: configure the server (``timeout``, ``allowReuseAddress``, …) before it serves;
+/// ``shutdown()``, ``serverClose()`` and ``wake()`` may be called from any thread.
+open class BaseServer: @unchecked Sendable {
+    // @unchecked: the configuration properties are set before serving and only read afterwards;
+    // the state shared between threads sits in Atomics and a ConditionLock.
+
+    /// The server socket.
+    public let socket: Socket
+    /// The address the socket is bound to (for port 0, the port the kernel chose).
+    public var serverAddress: SocketAddress
+    /// The handler class instantiated for every request.
+    public let handlerType: BaseRequestHandler.Type
+    /// How requests are run: serially, on threads or in child processes.
+    public let processingModel: ProcessingModel
+    /// Where errors and notable events go.
+    public var logger: Logger
+
+    /// Seconds ``handleRequest()`` waits before calling ``handleTimeout()``; `nil` waits forever.
+    public var timeout: Double?
+    /// Set SO_REUSEADDR before binding an inet socket (on by default, so a restarted server can
+    /// bind at once while old connections linger in TIME_WAIT; Linux still refuses two live listeners).
+    public var allowReuseAddress = true
+    /// Set SO_REUSEPORT before binding; inet only (Linux rejects it on Unix sockets).
+    public var allowReusePort = false
+    /// The `listen` backlog.
+    public var requestQueueSize = Int32(SOMAXCONN)
+    /// Permission bits for a filesystem Unix socket the server creates; `nil` leaves them to the umask.
+    public var socketMode: mode_t?
+
+    private let wakeup: WakeupEvent
+    private let shutdownRequested = Atomic<Bool>(false)
+    private let loop = ConditionLock(LoopState())
+    private let closed = Atomic<Bool>(false)
+    private let socketFile = Mutex<UnixSocketFile?>(nil)
+    private let acceptPausedUntil = Mutex<Double>(0)
+
+    private struct LoopState: Sendable {
+        var serving = false
+        var thread: pthread_t?
+    }
+
+    /// The server socket's descriptor, -1 once closed (Python's `fileno()`).
+    public var fileno: Int32 { socket.fileDescriptor }
+    /// `AF_INET`, `AF_INET6` or `AF_UNIX`.
+    public var addressFamily: Int32 { socket.family }
+    /// Stream or datagram.
+    public var socketType: SocketAddress.Transport { socket.transport }
+
+    /// Creates a server for `address`, and unless `bindAndActivate` is false, binds and activates it.
+    ///
+    /// With `bindAndActivate: false` the socket exists but is not bound: set options, then call
+    /// ``serverBind()`` and ``serverActivate()`` yourself. If binding or activating fails the
+    /// socket is closed before the error is thrown.
+    public init(
+        address: SocketAddress, handler: BaseRequestHandler.Type, model: ProcessingModel = SerialModel(),
+        logger: Logger = Logger(label: "FamilyServer"), bindAndActivate: Bool = true
+    ) throws {
+        socket = try Socket(family: address.family, transport: address.transport)
+        serverAddress = address
+        handlerType = handler
+        processingModel = model
+        self.logger = logger
+        do {
+            wakeup = try WakeupEvent()
+            try socket.setNonBlocking(true)
+        } catch {
+            socket.close()
+            throw error
+        }
+        if bindAndActivate {
+            do {
+                try serverBind()
+                try serverActivate()
+            } catch {
+                serverClose()
+                throw error
+            }
+        }
+    }
+
+    /// Adopts a socket that is already bound (and, for a stream server, listening): one inherited
+    /// from systemd or passed as `fd:N`. Binding and activation are skipped; the server never
+    /// removes the socket's file.
+    public init(
+        adopting socket: Socket, handler: BaseRequestHandler.Type, model: ProcessingModel = SerialModel(),
+        logger: Logger = Logger(label: "FamilyServer")
+    ) throws {
+        self.socket = socket
+        handlerType = handler
+        processingModel = model
+        self.logger = logger
+        serverAddress = try socket.localAddress()
+        wakeup = try WakeupEvent()
+        try socket.setNonBlocking(true)
+    }
+
+    // MARK: - Setting up
+
+    /// Binds the socket to ``serverAddress`` and stores the real address back (the port the kernel
+    /// chose for port 0). Sets SO_REUSEADDR/SO_REUSEPORT as configured, makes `[::]` dual-stack,
+    /// replaces a stale Unix socket file and applies ``socketMode``. May be overridden, for example
+    /// to set more socket options before calling `super`.
+    open func serverBind() throws {
+        let address = serverAddress
+        if let ip = address.ip {
+            if allowReuseAddress {
+                try socket.setOption(level: SOL_SOCKET, name: SO_REUSEADDR, value: 1, label: "SO_REUSEADDR")
+            }
+            if allowReusePort {
+                try socket.setOption(level: SOL_SOCKET, name: SO_REUSEPORT, value: 1, label: "SO_REUSEPORT")
+            }
+            if !ip.isIPv4 && ip.isWildcard {
+                try socket.setOption(level: Int32(IPPROTO_IPV6), name: IPV6_V6ONLY, value: 0, label: "IPV6_V6ONLY")
+            }
+        }
+        if let path = address.path {
+            let file = try UnixSocketFile.bind(socket, at: address, path: path, mode: socketMode)
+            socketFile.withLock { $0 = file }
+        } else {
+            try socket.bind(to: address)
+            serverAddress = try socket.localAddress()
+        }
+    }
+
+    /// Makes the bound socket ready for requests (`listen` for a stream server). May be overridden.
+    open func serverActivate() throws {}
+
+    // MARK: - Serving
+
+    /// Handles requests until ``shutdown()`` is called.
+    ///
+    /// The loop sleeps in `poll` on the socket and a wake-up descriptor, so ``shutdown()`` stops it
+    /// at once; `pollInterval` only sets how often ``serviceActions()`` runs while idle. While the
+    /// processing model is at its capacity, no new request is taken: clients wait in the backlog.
+    open func serveForever(pollInterval: Double = 0.5) {
+        loop.withLock(notify: .all) {
+            $0.serving = true
+            $0.thread = pthread_self()
+        }
+        defer {
+            shutdownRequested.store(false, ordering: .releasing)
+            loop.withLock(notify: .all) {
+                $0.serving = false
+                $0.thread = nil
+            }
+        }
+        while !shutdownRequested.load(ordering: .acquiring) {
+            let accepting = isAccepting
+            var descriptors = [wakeup.fileDescriptor]
+            if accepting { descriptors.append(socket.fileDescriptor) }
+            // A worker that ends wakes the loop, but a forked one that crashed cannot: look again soon.
+            let interval = accepting ? pollInterval : min(pollInterval, 0.05)
+            let ready: [Bool]
+            do {
+                ready = try pollReadable(descriptors, timeout: interval)
+            } catch {
+                handleError(nil, clientAddress: nil, error: error)
+                continue
+            }
+            if ready[0] { wakeup.drain() }
+            if shutdownRequested.load(ordering: .acquiring) { break }
+            if accepting && ready[1] {
+                // Take what is queued, a bounded batch per wake-up.
+                var taken = 0
+                while taken < 64, isAccepting, !shutdownRequested.load(ordering: .relaxed), handleRequestNoBlock() {
+                    taken += 1
+                }
+            }
+            serviceActions()
+        }
+    }
+
+    /// Handles one request, waiting up to ``timeout`` for it; calls ``handleTimeout()`` if none came.
+    /// Returns early, handling nothing, if ``shutdown()`` is called meanwhile.
+    open func handleRequest() {
+        let deadline = timeout.map { monotonicSeconds() + $0 }
+        while true {
+            let left = deadline.map { max(0, $0 - monotonicSeconds()) }
+            let ready: [Bool]
+            do {
+                ready = try pollReadable([wakeup.fileDescriptor, socket.fileDescriptor], timeout: left)
+            } catch {
+                handleError(nil, clientAddress: nil, error: error)
+                return
+            }
+            if ready[0] {
+                wakeup.drain()
+                if shutdownRequested.load(ordering: .acquiring) { return }
+            }
+            if ready[1] {
+                if handleRequestNoBlock() { return }
+                continue
+            }
+            if let deadline, monotonicSeconds() >= deadline {
+                handleTimeout()
+                return
+            }
+        }
+    }
+
+    /// Stops ``serveForever(pollInterval:)`` and waits until it has returned.
+    ///
+    /// Safe from any thread: from a handler running on the serving thread itself it returns at
+    /// once and the loop ends after that request. Called while nothing serves, it makes the next
+    /// ``serveForever(pollInterval:)`` return at once. It neither closes the socket nor waits
+    /// for running requests; ``serverClose()`` does that.
+    public func shutdown() {
+        shutdownRequested.store(true, ordering: .releasing)
+        wakeup.signal()
+        let me = pthread_self()
+        loop.wait(until: { state in
+            guard state.serving, let thread = state.thread else { return true }
+            return pthread_equal(thread, me) != 0
+        }) { _, _ in }
+    }
+
+    /// Wakes the serve loop without stopping it, e.g. when a worker finished and capacity freed.
+    /// Async-signal-safe; works from a forked child too (the eventfd is shared).
+    public func wake() {
+        wakeup.signal()
+    }
+
+    /// Closes the server socket, removes the Unix socket file the server created (never one it
+    /// adopted) and lets the processing model reap or wait for its workers. Idempotent.
+    open func serverClose() {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        socket.close()
+        socketFile.withLock { file in
+            file?.remove()
+            file = nil
+        }
+        processingModel.close(server: self)
+    }
+
+    /// Runs `body` with the server and closes it afterwards, however `body` ends: the equivalent of
+    /// Python's `with TCPServer(...) as server:`.
+    public func closing<R>(_ body: (BaseServer) throws -> R) rethrows -> R {
+        defer { serverClose() }
+        return try body(self)
+    }
+
+    // MARK: - Steps of one request
+
+    /// Takes the next request from the socket, or returns `nil` when none is ready. Overridden by
+    /// ``StreamServer`` (accept) and ``DatagramServer`` (recvfrom).
+    open func getRequest() throws -> (Request, SocketAddress)? {
+        preconditionFailure("\(type(of: self)) must override getRequest()")
+    }
+
+    /// Whether to serve this request; `false` closes it unserved. May be overridden (access control).
+    open func verifyRequest(_ request: Request, clientAddress: SocketAddress) -> Bool { true }
+
+    /// Hands the request to the processing model. May be overridden.
+    open func processRequest(_ request: Request, clientAddress: SocketAddress) throws {
+        try processingModel.process(request, clientAddress: clientAddress, server: self)
+    }
+
+    /// Runs the request handler for one request. May be overridden.
+    open func finishRequest(_ request: Request, clientAddress: SocketAddress) throws {
+        try handlerType.init(request: request, clientAddress: clientAddress, server: self).run()
+    }
+
+    /// Ends a request after it was served: shuts down the sending side of a connection (so the
+    /// client sees EOF even if a forked child still holds a copy), then ``closeRequest(_:)``.
+    open func shutdownRequest(_ request: Request) {
+        if let connection = request.connection {
+            try? connection.shutdown(Int32(SHUT_WR))
+        }
+        closeRequest(request)
+    }
+
+    /// Releases a request's resources: closes a connection; a datagram needs nothing.
+    open func closeRequest(_ request: Request) {
+        request.connection?.close()
+    }
+
+    /// Reports an error raised while handling a request (or, with `nil` request, by the loop itself).
+    /// The default logs it at error level. May be overridden.
+    open func handleError(_ request: Request?, clientAddress: SocketAddress?, error: any Error) {
+        let client = clientAddress.map { " from \($0)" } ?? ""
+        logger.error("\(serverAddress): error handling request\(client): \(error)")
+    }
+
+    /// Called when ``handleRequest()`` waited ``timeout`` seconds for nothing. Does nothing by default.
+    open func handleTimeout() {}
+
+    /// Called once per pass of the serve loop. Reaps finished workers of the processing model;
+    /// overriders should call `super`.
+    open func serviceActions() {
+        processingModel.collect(server: self)
+    }
+
+    /// Runs one request to its end in whatever worker the processing model chose: the handler,
+    /// ``handleError(_:clientAddress:error:)`` if it throws, then ``shutdownRequest(_:)``.
+    /// - Returns: whether the handler finished without an error.
+    @discardableResult
+    public func runRequest(_ request: Request, clientAddress: SocketAddress) -> Bool {
+        defer { shutdownRequest(request) }
+        do {
+            try finishRequest(request, clientAddress: clientAddress)
+            return true
+        } catch {
+            handleError(request, clientAddress: clientAddress, error: error)
+            return false
+        }
+    }
+
+    // MARK: - Internals
+
+    private var isAccepting: Bool {
+        if let capacity = processingModel.capacity, processingModel.activeRequests >= capacity { return false }
+        let pausedUntil = acceptPausedUntil.withLock { $0 }
+        return pausedUntil == 0 || monotonicSeconds() >= pausedUntil
+    }
+
+    /// Takes, verifies and processes one request; returns whether there was one.
+    private func handleRequestNoBlock() -> Bool {
+        let next: (Request, SocketAddress)?
+        do {
+            next = try getRequest()
+        } catch {
+            noteGetRequestFailure(error)
+            return false
+        }
+        guard let (request, client) = next else { return false }
+        guard verifyRequest(request, clientAddress: client) else {
+            shutdownRequest(request)
+            return true
+        }
+        do {
+            try processRequest(request, clientAddress: client)
+        } catch {
+            handleError(request, clientAddress: client, error: error)
+            shutdownRequest(request)
+        }
+        return true
+    }
+
+    /// Out of descriptors or memory, the listener stays readable and the loop would spin: stop
+    /// polling it for a moment. A connection that died in the backlog is simply skipped.
+    private func noteGetRequestFailure(_ error: any Error) {
+        guard let error = error as? SocketError else {
+            handleError(nil, clientAddress: nil, error: error)
+            return
+        }
+        switch error.errno {
+        case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+            logger.warning("\(serverAddress): \(error); pausing accept for 100 ms")
+            acceptPausedUntil.withLock { $0 = monotonicSeconds() + 0.1 }
+        case ECONNABORTED, EPROTO, EPERM, ENETDOWN, EHOSTUNREACH, ENETUNREACH, ECONNREFUSED:
+            break
+        default:
+            handleError(nil, clientAddress: nil, error: error)
+        }
+    }
+}

@@ -1,0 +1,48 @@
+import Logging
+
+/// A datagram server for any family: UDP over IPv4 or IPv6, or a Unix datagram socket. Each
+/// request is one datagram; replies go back from the same socket.
+open class DatagramServer: BaseServer, @unchecked Sendable {
+    /// The largest datagram received whole; a longer one is truncated to this size.
+    public var maxPacketSize = 65536
+    /// On a Unix socket, ask the kernel for every sender's credentials (SO_PASSCRED) and pass them
+    /// in ``Datagram/credentials``. Set before serving.
+    public var receiveCredentials = false {
+        didSet { if receiveCredentials { try? socket.enablePassCredentials() } }
+    }
+
+    /// Creates and (unless `bindAndActivate` is false) binds a datagram `address`.
+    public override init(
+        address: SocketAddress, handler: BaseRequestHandler.Type, model: ProcessingModel = SerialModel(),
+        logger: Logger = Logger(label: "FamilyServer"), bindAndActivate: Bool = true
+    ) throws {
+        precondition(address.transport == .datagram, "DatagramServer needs a datagram address, not \(address)")
+        try super.init(address: address, handler: handler, model: model, logger: logger, bindAndActivate: bindAndActivate)
+    }
+
+    /// Adopts a bound datagram socket (socket activation, `fd:N`); binding is skipped.
+    public override init(
+        adopting socket: Socket, handler: BaseRequestHandler.Type, model: ProcessingModel = SerialModel(),
+        logger: Logger = Logger(label: "FamilyServer")
+    ) throws {
+        precondition(socket.transport == .datagram, "DatagramServer needs a datagram socket")
+        try super.init(adopting: socket, handler: handler, model: model, logger: logger)
+    }
+
+    /// Receives one datagram, or returns `nil` if none is pending.
+    open override func getRequest() throws -> (Request, SocketAddress)? {
+        if receiveCredentials {
+            guard let (bytes, sender, credentials) = try socket.receiveDatagramWithCredentials(maxSize: maxPacketSize)
+            else { return nil }
+            return (.datagram(Datagram(payload: bytes, socket: socket, credentials: credentials)), sender)
+        }
+        guard let (bytes, sender) = try socket.receiveDatagram(maxSize: maxPacketSize) else { return nil }
+        return (.datagram(Datagram(payload: bytes, socket: socket)), sender)
+    }
+}
+
+/// A datagram server for UDP over IPv4 or IPv6 (Python's `UDPServer`).
+open class UDPServer: DatagramServer, @unchecked Sendable {}
+
+/// A datagram server on a Unix socket (Python's `UnixDatagramServer`).
+open class UnixDatagramServer: DatagramServer, @unchecked Sendable {}

@@ -1,0 +1,37 @@
+/// What a server hands to its request handler: an accepted connection or one received datagram.
+public enum Request: Sendable {
+    /// A connected stream socket, owned by the request (closed by ``BaseServer/closeRequest(_:)``).
+    case connection(Socket)
+    /// One datagram and the server socket to answer on.
+    case datagram(Datagram)
+
+    /// The connected socket of a stream request, else `nil`.
+    public var connection: Socket? {
+        if case .connection(let socket) = self { return socket }
+        return nil
+    }
+
+    /// The datagram of a datagram request, else `nil`.
+    public var datagram: Datagram? {
+        if case .datagram(let datagram) = self { return datagram }
+        return nil
+    }
+}
+
+/// One received datagram.
+public struct Datagram: Sendable {
+    /// The bytes received.
+    public var payload: [UInt8]
+    /// The server socket it arrived on, which replies are sent from.
+    public var socket: Socket
+    /// The sender's credentials, on a Unix datagram server that asked for them
+    /// (``DatagramServer/receiveCredentials``) and only when the kernel attached them.
+    public var credentials: PeerCredentials?
+
+    /// Creates a datagram request.
+    public init(payload: [UInt8], socket: Socket, credentials: PeerCredentials? = nil) {
+        self.payload = payload
+        self.socket = socket
+        self.credentials = credentials
+    }
+}

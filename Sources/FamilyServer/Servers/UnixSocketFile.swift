@@ -1,0 +1,76 @@
+import Glibc
+
+/// A Unix socket file this process created with `bind`, remembered by device and inode so that it
+/// is removed only while it is still the same file.
+struct UnixSocketFile: Sendable {
+    /// The path the socket was bound to.
+    let path: String
+    private let device: UInt
+    private let inode: UInt
+
+    /// Binds `socket` at `path` so that the file appears only with its final permission bits:
+    /// with a `mode`, the socket is bound under a temporary name in the same directory, chmod-ed,
+    /// then renamed over `path`, so no client can reach it before the mode is in place.
+    ///
+    /// A stale socket file at `path` (nothing accepts or receives on it) is replaced; a live one
+    /// is "address in use"; anything that is not a socket (a regular file, a directory, a symlink)
+    /// is never followed or deleted and is reported as in use.
+    static func bind(_ socket: Socket, at address: SocketAddress, path: String, mode: mode_t?) throws(SocketError) -> UnixSocketFile {
+        try clearStale(at: path, transport: socket.transport)
+        guard let mode else {
+            try socket.bind(to: address)
+            return try remember(path)
+        }
+        let temporary = "\(path).\(getpid()).new"
+        guard temporary.utf8.count <= SocketAddress.maxUnixPathBytes else {
+            // No room for a temporary name: bind in place; a stream socket is still unreachable until listen.
+            try socket.bind(to: address)
+            _ = try syscall("chmod", subject: path) { chmod(path, mode) }
+            return try remember(path)
+        }
+        unlink(temporary)
+        try socket.bind(to: SocketAddress(socket.transport, .unixPath(temporary)))
+        do {
+            _ = try syscall("chmod", subject: temporary) { chmod(temporary, mode) }
+            _ = try syscall("rename", subject: "\(temporary) -> \(path)") { rename(temporary, path) }
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+        return try remember(path)
+    }
+
+    private static func remember(_ path: String) throws(SocketError) -> UnixSocketFile {
+        var info = stat()
+        _ = try syscall("lstat", subject: path) { lstat(path, &info) }
+        return UnixSocketFile(path: path, device: UInt(info.st_dev), inode: UInt(info.st_ino))
+    }
+
+    /// Removes a socket file at `path` only if it is a socket that nothing serves.
+    static func clearStale(at path: String, transport: SocketAddress.Transport) throws(SocketError) {
+        var info = stat()
+        if lstat(path, &info) != 0 {
+            if errno == ENOENT { return }
+            throw SocketError("lstat", errno: errno, subject: path)
+        }
+        guard info.st_mode & S_IFMT == S_IFSOCK else {
+            throw SocketError("bind", errno: EADDRINUSE, subject: "\(path) (exists and is not a socket; left alone)")
+        }
+        let probe = try Socket(family: AF_UNIX, transport: transport)
+        defer { probe.close() }
+        do {
+            try probe.connect(to: SocketAddress(transport, .unixPath(path)))
+        } catch where error.errno == ECONNREFUSED {
+            unlink(path)
+            return
+        }
+        throw SocketError("bind", errno: EADDRINUSE, subject: "\(path) (another process serves it)")
+    }
+
+    /// Unlinks the file if it is still the one this process created.
+    func remove() {
+        var info = stat()
+        guard lstat(path, &info) == 0, UInt(info.st_dev) == device, UInt(info.st_ino) == inode else { return }
+        unlink(path)
+    }
+}
