@@ -14,7 +14,12 @@ public final class ForkingModel: ProcessingModel {
     /// Wait for every child on close (else they are reaped if already done and left to finish).
     public let blockOnClose: Bool
 
-    private let children = Mutex<Set<pid_t>>([])
+    private struct Child: Sendable {
+        var request: Request
+        var clientAddress: SocketAddress
+    }
+
+    private let children = Mutex<[pid_t: Child]>([:])
 
     /// Creates a forking model.
     public init(maxChildren: Int = 40, blockOnClose: Bool = true) {
@@ -26,7 +31,7 @@ public final class ForkingModel: ProcessingModel {
     public var capacity: Int? { maxChildren }
 
     /// The process ids of the children still running (or not yet reaped).
-    public var activeChildren: Set<pid_t> { children.withLock { $0 } }
+    public var activeChildren: Set<pid_t> { children.withLock { Set($0.keys) } }
 
     public func process(_ request: Request, clientAddress: SocketAddress, server: BaseServer) throws {
         let pid = cshims_fork()
@@ -41,7 +46,7 @@ public final class ForkingModel: ProcessingModel {
             server.wake()
             _exit(succeeded ? 0 : 1)
         }
-        children.withLock { _ = $0.insert(pid) }
+        children.withLock { $0[pid] = Child(request: request, clientAddress: clientAddress) }
         server.closeRequest(request)
     }
 
@@ -61,8 +66,9 @@ public final class ForkingModel: ProcessingModel {
                 result = waitpid(pid, &status, blocking ? 0 : WNOHANG)
             } while result < 0 && errno == EINTR
             guard result == pid || (result < 0 && errno == ECHILD) else { continue }
-            children.withLock { _ = $0.remove(pid) }
+            let child = children.withLock { $0.removeValue(forKey: pid) }
             if result == pid { report(pid: pid, status: status, server: server) }
+            if let child { server.requestEnded(child.request, clientAddress: child.clientAddress) }
         }
     }
 

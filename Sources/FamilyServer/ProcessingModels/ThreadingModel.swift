@@ -71,6 +71,7 @@ public final class ThreadingModel: ProcessingModel {
         var job = first
         while true {
             job.server.runRequest(job.request, clientAddress: job.clientAddress)
+            job.server.requestEnded(job.request, clientAddress: job.clientAddress)
             let wakeServer = state.withLock(notify: .all) { state -> Bool in
                 state.active -= 1
                 state.idle += 1

@@ -230,9 +230,13 @@ open class BaseServer: @unchecked Sendable {
     /// once and the loop ends after that request. Called while nothing serves, it makes the next
     /// ``serveForever(pollInterval:)`` return at once. It neither closes the socket nor waits
     /// for running requests; ``serverClose()`` does that.
-    public func shutdown() {
+    ///
+    /// - Parameter wait: `false` only asks the loop to stop and returns at once (a daemon's
+    ///   signal handling thread must not wait for a serial server's running request).
+    public func shutdown(wait: Bool = true) {
         shutdownRequested.store(true, ordering: .releasing)
         wakeup.signal()
+        guard wait else { return }
         let me = pthread_self()
         loop.wait(until: { state in
             guard state.serving, let thread = state.thread else { return true }
@@ -315,6 +319,11 @@ open class BaseServer: @unchecked Sendable {
     open func serviceActions() {
         processingModel.collect(server: self)
     }
+
+    /// Called in the serving process once a request is over and its worker is gone: right after
+    /// the handler in the serial and threading models, when the child is reaped in the forking
+    /// model. Does nothing by default; override to release per-client accounting.
+    open func requestEnded(_ request: Request, clientAddress: SocketAddress) {}
 
     /// Runs one request to its end in whatever worker the processing model chose: the handler,
     /// ``handleError(_:clientAddress:error:)`` if it throws, then ``shutdownRequest(_:)``.

@@ -1,0 +1,98 @@
+import FamilyServer
+import Glibc
+import Synchronization
+
+/// The listener's gate: source address rules (inet), peer credential rules (Unix) and the
+/// per-source connection limit. Every refusal is logged with the peer's address or credentials.
+final class Admission: Sendable {
+    private let context: ListenerContext
+    private let perSource = Mutex<[SourceKey: Int]>([:])
+    /// Which source each admitted connection counts against, until it ends.
+    private let counted = Mutex<[ObjectIdentifier: SourceKey]>([:])
+
+    /// One source for `max-per-source`: an IP address (inet) or a uid (Unix).
+    enum SourceKey: Hashable, Sendable {
+        case ip([UInt8])
+        case uid(uid_t)
+    }
+
+    init(context: ListenerContext) {
+        self.context = context
+    }
+
+    private var label: String { context.configuration.text }
+
+    /// Decides whether an accepted connection is served; counts it against its source if so.
+    func admits(connection: Socket, from client: SocketAddress) -> Bool {
+        let settings = context.settings
+        let key: SourceKey
+        if let ip = client.ip {
+            let bytes = (ip.mappedIPv4 ?? ip).bytes
+            guard settings.admits(address: bytes) else {
+                context.logger.notice("\(label): refused \(client): source address not allowed")
+                return false
+            }
+            key = .ip(bytes)
+        } else {
+            let credentials: PeerCredentials
+            do {
+                credentials = try connection.peerCredentials()
+            } catch {
+                context.logger.warning("\(label): refused a connection: \(error)")
+                return false
+            }
+            guard settings.admits(uid: credentials.uid, gid: credentials.gid) else {
+                context.logger.notice("\(label): refused peer \(credentials): uid and gid not allowed")
+                return false
+            }
+            key = .uid(credentials.uid)
+        }
+        guard let limit = settings.maxPerSource else { return true }
+        let admitted = perSource.withLock { counts -> Bool in
+            let current = counts[key, default: 0]
+            guard current < limit else { return false }
+            counts[key] = current + 1
+            return true
+        }
+        guard admitted else {
+            context.logger.notice("\(label): refused \(describe(key, client)): \(limit) connections from it already")
+            return false
+        }
+        counted.withLock { $0[ObjectIdentifier(connection)] = key }
+        return true
+    }
+
+    /// Decides whether a datagram is served (address rules, or the credentials it carries).
+    func admits(datagram: Datagram, from client: SocketAddress) -> Bool {
+        let settings = context.settings
+        if let ip = client.ip {
+            guard settings.admits(address: (ip.mappedIPv4 ?? ip).bytes) else {
+                context.logger.notice("\(label): dropped a datagram from \(client): source address not allowed")
+                return false
+            }
+            return true
+        }
+        guard settings.allowUIDs != nil || settings.allowGIDs != nil else { return true }
+        guard let credentials = datagram.credentials, settings.admits(uid: credentials.uid, gid: credentials.gid) else {
+            context.logger.notice("\(label): dropped a datagram from \(datagram.credentials.map { "peer \($0)" } ?? "an unknown peer"): uid and gid not allowed")
+            return false
+        }
+        return true
+    }
+
+    /// Releases the per-source count of a connection that ended.
+    func ended(connection: Socket) {
+        guard let key = counted.withLock({ $0.removeValue(forKey: ObjectIdentifier(connection)) }) else { return }
+        perSource.withLock { counts in
+            let left = counts[key, default: 1] - 1
+            counts[key] = left > 0 ? left : nil
+        }
+    }
+
+    private func describe(_ key: SourceKey, _ client: SocketAddress) -> String {
+        switch key {
+        case .ip: return client.description
+        case .uid(let uid): return "uid \(uid)"
+        }
+    }
+}

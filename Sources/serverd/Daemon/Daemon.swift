@@ -1,0 +1,192 @@
+import FamilyServer
+import Glibc
+import Logging
+
+/// The running daemon: its listeners, and the control loop that handles signals (stop, reload),
+/// systemd notifications (readiness, status, watchdog) and the graceful drain.
+final class Daemon {
+    private let command: ServerdCommand
+    private var configuration: DaemonConfiguration
+    private let logger: Logger
+    private let signals: SignalReceiver
+    private let systemd: SystemdSession
+    private var factory: ListenerFactory
+    private var listeners: [Listener] = []
+    /// Listeners a reload removed: no longer accepting, but still draining their connections.
+    private var retired: [Listener] = []
+    private var pidfile: Pidfile?
+    private var lastStatus = ""
+    private var lastStatusTime = 0.0
+
+    /// How often the serve loops run their service actions (reaping, heartbeat) while idle.
+    private var pollInterval: Double { min(0.5, systemd.watchdogInterval.map { $0 / 4 } ?? 0.5) }
+
+    init(
+        command: ServerdCommand, configuration: DaemonConfiguration, inherited: InheritedSocketPool,
+        signals: SignalReceiver, systemd: SystemdSession, logger: Logger
+    ) {
+        self.command = command
+        self.configuration = configuration
+        self.logger = logger
+        self.signals = signals
+        self.systemd = systemd
+        self.factory = ListenerFactory(model: configuration.model, logger: logger, inherited: inherited)
+        self.pidfile = configuration.pidfile.map(Pidfile.init(path:))
+    }
+
+    /// Binds or adopts every listener, drops privileges, starts serving, then reports readiness
+    /// (pidfile, `READY=1`, the `--daemon` parent).
+    func start() throws(DaemonError) {
+        try pidfile?.checkNotHeld()
+        factory.inherited.reserve(configuration.listeners)
+        for configuration in configuration.listeners {
+            listeners += try factory.make(configuration)
+        }
+        factory.inherited.warnAboutUnclaimed(logger: logger)
+        try Privileges.drop(user: configuration.user, group: configuration.group)
+        for listener in listeners {
+            try begin(listener)
+        }
+        try pidfile?.write()
+        systemd.ready(status: statusText())
+    }
+
+    private func begin(_ listener: Listener) throws(DaemonError) {
+        do {
+            try listener.start(pollInterval: pollInterval)
+        } catch {
+            throw DaemonError(.osError, "\(listener.configuration.text): cannot start its serve loop: \(error)")
+        }
+        logger.notice("listening on \(listener.listeningText)")
+    }
+
+    /// Runs the control loop until a stop signal; returns the exit status.
+    func run() -> Int32 {
+        while true {
+            _ = try? pollReadable([signals.fileDescriptor], timeout: controlInterval)
+            for signal in signals.pending() {
+                if signal == SIGHUP {
+                    reload()
+                } else {
+                    return stop(after: signal)
+                }
+            }
+            tick()
+        }
+    }
+
+    private var controlInterval: Double { min(1, systemd.watchdogInterval ?? 1) }
+
+    /// Watchdog and status, once per pass of the control loop.
+    private func tick() {
+        if servingLoopsAreAlive() { systemd.pingWatchdogIfDue() }
+        let now = monotonicSeconds()
+        if now - lastStatusTime >= 1 {
+            let status = statusText()
+            if status != lastStatus {
+                systemd.status(status)
+                lastStatus = status
+            }
+            lastStatusTime = now
+        }
+    }
+
+    /// The serve loops that should never block for long have all passed by recently.
+    private func servingLoopsAreAlive() -> Bool {
+        guard let interval = systemd.watchdogInterval else { return true }
+        let now = UInt64(monotonicSeconds() * 1e6)
+        let allowance = UInt64(interval * 1e6)
+        return listeners.allSatisfy { listener in
+            guard let beat = listener.heartbeat, beat > 0 else { return true }
+            return now &- beat < allowance
+        }
+    }
+
+    private func statusText() -> String {
+        let connections = (listeners + retired).reduce(0) { $0 + $1.activeRequests }
+        let noun = listeners.count == 1 ? "listener" : "listeners"
+        return "Serving \(listeners.count) \(noun), \(connections) active connection\(connections == 1 ? "" : "s")"
+    }
+
+    // MARK: - Stop
+
+    /// The graceful stop of SPEC section 3: `STOPPING=1`, listeners closed (their socket files
+    /// removed), in-flight connections given `--drain-timeout`, a second signal cutting it short.
+    private func stop(after signal: Int32) -> Int32 {
+        systemd.stopping()
+        logger.notice("received signal \(signal): stopping, draining connections for up to \(configuration.drainTimeout) s")
+        for listener in listeners { listener.stopListening() }
+        let all = listeners + retired
+        let deadline = monotonicSeconds() + configuration.drainTimeout
+        var drained = false
+        while true {
+            if all.allSatisfy(\.isIdle) {
+                drained = true
+                break
+            }
+            if monotonicSeconds() >= deadline {
+                logger.warning("drain timeout reached: closing the remaining connections")
+                break
+            }
+            _ = try? pollReadable([signals.fileDescriptor], timeout: 0.05)
+            if signals.pending().contains(where: { $0 != SIGHUP }) {
+                logger.notice("second stop signal: closing the remaining connections")
+                break
+            }
+            systemd.pingWatchdogIfDue()
+        }
+        if !drained {
+            for listener in all { listener.cutShort() }
+            let cutDeadline = monotonicSeconds() + 2
+            while !all.allSatisfy(\.isIdle) && monotonicSeconds() < cutDeadline {
+                _ = try? pollReadable([], timeout: 0.02)
+            }
+        }
+        pidfile?.remove()
+        logger.notice("stopped")
+        return 0
+    }
+
+    // MARK: - Reload
+
+    /// SIGHUP: re-reads `--config` and applies the difference. Unchanged listeners keep their
+    /// sockets and connections, removed ones stop accepting (their connections finish), new ones
+    /// start. An invalid configuration changes nothing.
+    private func reload() {
+        systemd.reloading()
+        logger.notice("received SIGHUP: reloading \(configuration.configFile ?? "the command line")")
+        defer { systemd.ready(status: statusText()) }
+        let updated: DaemonConfiguration
+        do {
+            updated = try DaemonConfiguration.load(from: command)
+        } catch {
+            logger.error("reload failed, keeping the running configuration: \(error.message)")
+            return
+        }
+        let wanted = updated.listeners
+        var kept: [Listener] = []
+        for listener in listeners {
+            if wanted.contains(where: { $0.isEquivalent(to: listener.configuration) }) {
+                kept.append(listener)
+            } else {
+                logger.notice("reload: closing \(listener.listeningText)")
+                listener.stopListening()
+                retired.append(listener)
+            }
+        }
+        listeners = kept
+        retired.removeAll { $0.isIdle }
+        factory.model = updated.model
+        for configuration in wanted where !kept.contains(where: { $0.configuration.isEquivalent(to: configuration) }) {
+            do {
+                for listener in try factory.make(configuration) {
+                    try begin(listener)
+                    listeners.append(listener)
+                }
+            } catch {
+                logger.error("reload: cannot start \(configuration.text): \(error.message)")
+            }
+        }
+        configuration = updated
+    }
+}

@@ -1,0 +1,70 @@
+import FamilyServer
+import Glibc
+import Logging
+import Synchronization
+
+/// One configured listener while it serves: its server and the thread running the serve loop.
+final class Listener: Sendable {
+    /// `SERVICE@ADDRESS` and its settings, as configured.
+    let configuration: ListenerConfiguration
+    /// The server (a ``ServiceStreamServer`` or ``ServiceDatagramServer``).
+    let server: BaseServer
+    /// Whether the socket was inherited (systemd, `fd:N`); such a socket's file is never removed.
+    let inherited: Bool
+    private let loopEnded = Atomic<Bool>(true)
+
+    init(configuration: ListenerConfiguration, server: BaseServer, inherited: Bool) {
+        self.configuration = configuration
+        self.server = server
+        self.inherited = inherited
+    }
+
+    /// The `listening on SERVICE@ADDRESS` text: the socket's real address in canonical form.
+    var listeningText: String { "\(configuration.service.rawValue)@\(server.serverAddress)" }
+
+    /// Starts the serve loop on a thread of its own.
+    func start(pollInterval: Double) throws {
+        loopEnded.store(false, ordering: .releasing)
+        try startDetachedThread { [self] in
+            server.serveForever(pollInterval: pollInterval)
+            loopEnded.store(true, ordering: .releasing)
+        }
+    }
+
+    /// Stops taking requests and closes the socket (removing a socket file serverd created);
+    /// requests in flight go on.
+    func stopListening() {
+        server.shutdown(wait: false)
+        server.serverClose()
+    }
+
+    /// Requests still being served (including, for a serial server, one its loop is busy with).
+    var isIdle: Bool {
+        server.processingModel.collect(server: server)
+        return loopEnded.load(ordering: .acquiring) && server.processingModel.activeRequests == 0
+    }
+
+    /// Connections in flight now.
+    var activeRequests: Int { server.processingModel.activeRequests }
+
+    /// Ends what is still in flight: shuts connections down, signals exec children and workers.
+    func cutShort() {
+        (server as? any ServesListener)?.context.inFlight.cutShort()
+        if let forking = server.processingModel as? ForkingModel {
+            for pid in forking.activeChildren { kill(pid, SIGTERM) }
+        }
+    }
+
+    /// Monotonic µs of the serve loop's last pass; `nil` where a busy loop is normal (a serial
+    /// stream server serving a long connection) or the loop has ended.
+    var heartbeat: UInt64? {
+        guard !loopEnded.load(ordering: .acquiring) else { return nil }
+        if let stream = server as? ServiceStreamServer, !(stream.processingModel is SerialModel) {
+            return stream.heartbeat.load(ordering: .relaxed)
+        }
+        if let datagram = server as? ServiceDatagramServer {
+            return datagram.heartbeat.load(ordering: .relaxed)
+        }
+        return nil
+    }
+}

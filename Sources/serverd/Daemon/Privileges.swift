@@ -1,0 +1,41 @@
+import Glibc
+
+/// `--user` and `--group`: drop to an unprivileged account once every socket is bound.
+enum Privileges {
+    /// Switches group (supplementary groups cleared) then user, and checks that root cannot be
+    /// regained.
+    static func drop(user: String?, group: String?) throws(DaemonError) {
+        guard user != nil || group != nil else { return }
+        var gid: gid_t?
+        var uid: uid_t?
+        if let user {
+            guard let entry = getpwnam(user) else {
+                throw DaemonError(.configuration, "--user \(user): no such user")
+            }
+            uid = entry.pointee.pw_uid
+            gid = entry.pointee.pw_gid
+        }
+        if let group {
+            guard let entry = getgrnam(group) else {
+                throw DaemonError(.configuration, "--group \(group): no such group")
+            }
+            gid = entry.pointee.gr_gid
+        }
+        if let gid {
+            var groups = [gid]
+            guard setgroups(1, &groups) == 0 else { throw failure("setgroups", user ?? group!) }
+            guard setgid(gid) == 0 else { throw failure("setgid(\(gid))", group ?? user!) }
+        }
+        if let uid {
+            guard setuid(uid) == 0 else { throw failure("setuid(\(uid))", user!) }
+            if uid != 0 && (setuid(0) == 0 || seteuid(0) == 0) {
+                throw DaemonError(.noPermission, "--user \(user!): root could be regained after setuid", errno: EPERM)
+            }
+        }
+    }
+
+    private static func failure(_ call: String, _ name: String) -> DaemonError {
+        let code = errno
+        return DaemonError(.cannotCreate(code), "dropping privileges to \(name): \(call): \(String(cString: strerror(code)))", errno: code)
+    }
+}

@@ -1,0 +1,132 @@
+import FamilyServer
+import Glibc
+import Logging
+import Synchronization
+
+/// The daemon's stream server: one listener's service over any family, behind its admission rules.
+final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendable {
+    let context: ListenerContext
+    private let admission: Admission
+    /// Monotonic time (µs) of the serve loop's last pass, for the watchdog.
+    let heartbeat = Atomic<UInt64>(0)
+
+    /// Serves an adopted listening socket (inherited or `fd:N`).
+    init(context: ListenerContext, adopting socket: Socket, model: ProcessingModel) throws {
+        self.context = context
+        self.admission = Admission(context: context)
+        try super.init(adopting: socket, handler: Self.handlerType(for: context.configuration.service), model: model, logger: context.logger)
+    }
+
+    /// Binds and listens on `address`, creating a Unix socket file with the listener's socket mode.
+    init(context: ListenerContext, binding address: SocketAddress, model: ProcessingModel) throws {
+        self.context = context
+        self.admission = Admission(context: context)
+        try super.init(
+            address: address, handler: Self.handlerType(for: context.configuration.service), model: model,
+            logger: context.logger, bindAndActivate: false)
+        socketMode = context.settings.socketMode.map { mode_t($0) }
+        do {
+            try serverBind()
+            try serverActivate()
+        } catch {
+            serverClose()
+            throw error
+        }
+    }
+
+    private static func handlerType(for service: ServiceName) -> BaseRequestHandler.Type {
+        switch service {
+        case .echo: return EchoHandler.self
+        case .discard: return DiscardHandler.self
+        case .daytime: return DaytimeHandler.self
+        case .stamp: return StampHandler.self
+        case .exec: return ExecHandler.self
+        }
+    }
+
+    override func verifyRequest(_ request: Request, clientAddress: SocketAddress) -> Bool {
+        guard let connection = request.connection else { return false }
+        guard admission.admits(connection: connection, from: clientAddress) else { return false }
+        context.logger.debug("\(context.configuration.text): connection from \(clientAddress)")
+        return true
+    }
+
+    override func finishRequest(_ request: Request, clientAddress: SocketAddress) throws {
+        guard let connection = request.connection else { return }
+        try context.inFlight.serving(connection) {
+            try super.finishRequest(request, clientAddress: clientAddress)
+        }
+    }
+
+    override func requestEnded(_ request: Request, clientAddress: SocketAddress) {
+        if let connection = request.connection { admission.ended(connection: connection) }
+    }
+
+    override func handleError(_ request: Request?, clientAddress: SocketAddress?, error: any Error) {
+        let client = clientAddress.map { " from \($0)" } ?? ""
+        logger.error("\(context.configuration.text): connection\(client): \(error)")
+    }
+
+    override func serviceActions() {
+        super.serviceActions()
+        heartbeat.store(UInt64(monotonicSeconds() * 1e6), ordering: .relaxed)
+    }
+}
+
+/// The daemon's datagram server: one listener's service, one datagram at a time (no thread or
+/// process per datagram), behind its admission rules.
+final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Sendable {
+    let context: ListenerContext
+    private let admission: Admission
+    /// Monotonic time (µs) of the serve loop's last pass, for the watchdog.
+    let heartbeat = Atomic<UInt64>(0)
+
+    /// Serves an adopted datagram socket (inherited or `fd:N`).
+    init(context: ListenerContext, adopting socket: Socket) throws {
+        self.context = context
+        self.admission = Admission(context: context)
+        try super.init(adopting: socket, handler: ServiceDatagramHandler.self, model: SerialModel(), logger: context.logger)
+        askForCredentialsIfNeeded()
+    }
+
+    /// Binds `address`, creating a Unix socket file with the listener's socket mode.
+    init(context: ListenerContext, binding address: SocketAddress) throws {
+        self.context = context
+        self.admission = Admission(context: context)
+        try super.init(
+            address: address, handler: ServiceDatagramHandler.self, model: SerialModel(), logger: context.logger,
+            bindAndActivate: false)
+        socketMode = context.settings.socketMode.map { mode_t($0) }
+        askForCredentialsIfNeeded()
+        do {
+            try serverBind()
+            try serverActivate()
+        } catch {
+            serverClose()
+            throw error
+        }
+    }
+
+    /// Unix datagrams carry the sender's credentials only when asked; uid/gid rules need them.
+    private func askForCredentialsIfNeeded() {
+        let settings = context.settings
+        if socket.family == AF_UNIX && (settings.allowUIDs != nil || settings.allowGIDs != nil) {
+            receiveCredentials = true
+        }
+    }
+
+    override func verifyRequest(_ request: Request, clientAddress: SocketAddress) -> Bool {
+        guard let datagram = request.datagram else { return false }
+        return admission.admits(datagram: datagram, from: clientAddress)
+    }
+
+    override func handleError(_ request: Request?, clientAddress: SocketAddress?, error: any Error) {
+        let client = clientAddress.map { " from \($0)" } ?? ""
+        logger.warning("\(context.configuration.text): datagram\(client): \(error)")
+    }
+
+    override func serviceActions() {
+        super.serviceActions()
+        heartbeat.store(UInt64(monotonicSeconds() * 1e6), ordering: .relaxed)
+    }
+}

@@ -1,0 +1,76 @@
+import FamilyServer
+import Glibc
+import Logging
+
+/// serverd from its command line to its exit status: parse, configure, adopt what systemd hands
+/// over, detach if asked, serve until stopped. Every failure ends with exactly one line on stderr
+/// starting `serverd: `, and `ERRNO=` to systemd before the exit.
+enum ServerdMain {
+    static func run(_ arguments: [String]) -> Int32 {
+        var report: ReadinessReport?
+        do {
+            return try serve(arguments, report: &report)
+        } catch {
+            SystemdSession.reportFailure(errno: error.errno)
+            if let report {
+                report.failed(error)
+            } else {
+                writeStandardError("\(error)\n")
+            }
+            return error.status.rawValue
+        }
+    }
+
+    private static func serve(_ arguments: [String], report: inout ReadinessReport?) throws(DaemonError) -> Int32 {
+        var command: ServerdCommand
+        switch try ServerdCommand.parseCommandLine(arguments) {
+        case .print(let text):
+            print(text)
+            return 0
+        case .run(let parsed):
+            command = parsed
+        }
+        var configuration = try DaemonConfiguration.load(from: command)
+        var inherited = try InheritedSocketPool.adopt()
+        if let connection = inherited.takeConnection() {
+            return try AcceptedConnection.serve(connection, configuration: configuration)
+        }
+        if configuration.listeners.isEmpty {
+            for text in try ImplicitListeners.specs(inherited: inherited) {
+                command.listen.append(try implicitSpec(text))
+            }
+            configuration = try DaemonConfiguration.load(from: command)
+        }
+        if configuration.checkConfig {
+            try CheckConfig.validate(configuration)
+            return 0
+        }
+        _ = try Log.bootstrap(level: configuration.logLevel, destination: LogDestination(for: configuration))
+        let logger = Logger(label: "serverd")
+        if configuration.daemonize {
+            report = try Daemonizer.detach()
+        }
+        let signals = try SignalReceiver()
+        let systemd = SystemdSession(detached: configuration.daemonize)
+        let daemon = Daemon(
+            command: command, configuration: configuration, inherited: inherited, signals: signals,
+            systemd: systemd, logger: logger)
+        do {
+            try daemon.start()
+        } catch {
+            logger.error("\(error.message)")
+            throw error
+        }
+        report?.ready()
+        report = nil
+        return daemon.run()
+    }
+
+    private static func implicitSpec(_ text: String) throws(DaemonError) -> ListenSpec {
+        do {
+            return try ListenSpec(parsing: text)
+        } catch {
+            throw DaemonError(.configuration, "'\(text)': \(error)")
+        }
+    }
+}

@@ -1,0 +1,57 @@
+import FamilyServer
+import Glibc
+
+/// The environment of an exec child: serverd's own, without what belongs to serverd alone
+/// (LISTEN_*, NOTIFY_SOCKET, WATCHDOG_*) or to another connection (the UCSPI variables), plus the
+/// UCSPI variables of this connection.
+enum ExecEnvironment {
+    /// Variable names never passed on: systemd's hand-over to serverd and stale UCSPI values.
+    private static let withheldPrefixes = [
+        "LISTEN_", "NOTIFY_SOCKET=", "WATCHDOG_", "PROTO=", "TCPLOCAL", "TCPREMOTE", "UNIXLOCAL", "UNIXREMOTE",
+    ]
+
+    /// `NAME=value` strings for execve.
+    static func variables(for connection: Socket, client: SocketAddress, listener: SocketAddress) -> [String] {
+        var result: [String] = []
+        var entry = environ
+        while let pointer = entry.pointee {
+            let text = String(cString: pointer)
+            if !withheldPrefixes.contains(where: { text.hasPrefix($0) }) { result.append(text) }
+            entry += 1
+        }
+        return result + ucspi(for: connection, client: client, listener: listener)
+    }
+
+    private static func ucspi(for connection: Socket, client: SocketAddress, listener: SocketAddress) -> [String] {
+        if connection.family == AF_UNIX {
+            var variables = ["PROTO=UNIX", "UNIXLOCALPATH=\(unixPath(listener))"]
+            if let credentials = try? connection.peerCredentials() {
+                variables += [
+                    "UNIXREMOTEEUID=\(credentials.uid)", "UNIXREMOTEEGID=\(credentials.gid)",
+                    "UNIXREMOTEPID=\(credentials.pid)",
+                ]
+            }
+            return variables
+        }
+        let local = (try? connection.localAddress()) ?? listener
+        return [
+            "PROTO=TCP",
+            "TCPLOCALIP=\(ipText(local))", "TCPLOCALPORT=\(local.port ?? 0)",
+            "TCPREMOTEIP=\(ipText(client))", "TCPREMOTEPORT=\(client.port ?? 0)",
+        ]
+    }
+
+    /// An IP address as UCSPI wants it: unbracketed, an IPv4-mapped IPv6 address as plain IPv4.
+    private static func ipText(_ address: SocketAddress) -> String {
+        guard let ip = address.ip else { return "" }
+        return (ip.mappedIPv4 ?? ip).description
+    }
+
+    private static func unixPath(_ address: SocketAddress) -> String {
+        switch address.endpoint {
+        case .unixPath(let path): return path
+        case .unixAbstract(let name): return "@" + String(decoding: name, as: UTF8.self)
+        default: return ""
+        }
+    }
+}

@@ -1,0 +1,3 @@
+import Glibc
+
+exit(ServerdMain.run(Array(CommandLine.arguments.dropFirst())))
