@@ -1,0 +1,272 @@
+/*
+ * epoll_echo: the benchmark's "limit" reference, an echo server written for the benchmark.
+ *
+ * One thread, level-triggered epoll, non-blocking sockets.  Stream connections (TCP and Unix) get
+ * every byte back: one read of up to 64 KiB, written straight back; what the socket does not take
+ * is kept and the connection stops reading until it is written.  UDP: recvmmsg/sendmmsg in batches
+ * of 32, each datagram back to its sender.
+ *
+ *   epoll_echo [--tcp HOST:PORT] [--unix PATH] [--udp HOST:PORT]
+ *
+ * Numeric hosts only.  For each listener it prints `listening on echo@tcp://HOST:PORT` (real
+ * port) to stderr, as serverd does.  Runs until SIGTERM or SIGINT, then removes its Unix socket
+ * file and exits 0.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+enum kind { L_TCP, L_UNIX, L_UDP, CONN, SIG };
+
+struct item {
+    enum kind kind;
+    int fd;
+    char *pend; /* bytes read but not yet written back */
+    size_t pend_off, pend_len;
+};
+
+static int ep;
+static char buf[65536];
+
+static void die(const char *what) {
+    fprintf(stderr, "epoll_echo: %s: %s\n", what, strerror(errno));
+    exit(71);
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: epoll_echo [--tcp HOST:PORT] [--unix PATH] [--udp HOST:PORT]\n");
+    exit(64);
+}
+
+static struct item *add(enum kind k, int fd) {
+    struct item *it = calloc(1, sizeof *it);
+    it->kind = k;
+    it->fd = fd;
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = it };
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) die("epoll_ctl");
+    return it;
+}
+
+static void drop(struct item *it) {
+    close(it->fd); /* also leaves the epoll set */
+    free(it->pend);
+    free(it);
+}
+
+static void parse_inet(const char *s, struct sockaddr_storage *ss, socklen_t *len) {
+    char host[256];
+    const char *colon = strrchr(s, ':');
+    if (!colon || (size_t)(colon - s) >= sizeof host) usage();
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = 0;
+    char *h = host;
+    size_t hl = strlen(h);
+    if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') { h[hl - 1] = 0; h++; }
+    int port = atoi(colon + 1);
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, h, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        *len = sizeof *a4;
+    } else if (inet_pton(AF_INET6, h, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        *len = sizeof *a6;
+    } else {
+        usage();
+    }
+}
+
+static void print_inet(const char *scheme, int fd) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char host[INET6_ADDRSTRLEN];
+    getsockname(fd, (struct sockaddr *)&ss, &len);
+    if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &a6->sin6_addr, host, sizeof host);
+        fprintf(stderr, "epoll_echo: listening on echo@%s://[%s]:%d\n", scheme, host, ntohs(a6->sin6_port));
+    } else {
+        struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &a4->sin_addr, host, sizeof host);
+        fprintf(stderr, "epoll_echo: listening on echo@%s://%s:%d\n", scheme, host, ntohs(a4->sin_port));
+    }
+}
+
+static void on_accept(struct item *l) {
+    for (;;) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            return; /* EAGAIN, or EMFILE and friends: try again on the next event */
+        }
+        if (l->kind == L_TCP) {
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        }
+        add(CONN, fd);
+    }
+}
+
+static void want(struct item *c, uint32_t events) {
+    struct epoll_event ev = { .events = events, .data.ptr = c };
+    epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static void on_conn(struct item *c, uint32_t events) {
+    if (c->pend) {
+        if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+        ssize_t w = write(c->fd, c->pend + c->pend_off, c->pend_len - c->pend_off);
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EINTR) return;
+            drop(c);
+            return;
+        }
+        c->pend_off += (size_t)w;
+        if (c->pend_off == c->pend_len) {
+            free(c->pend);
+            c->pend = NULL;
+            want(c, EPOLLIN);
+        }
+        return;
+    }
+    ssize_t r = read(c->fd, buf, sizeof buf);
+    if (r < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (r <= 0) { drop(c); return; }
+    ssize_t w = write(c->fd, buf, (size_t)r);
+    if (w < 0) {
+        if (errno != EAGAIN && errno != EINTR) { drop(c); return; }
+        w = 0;
+    }
+    if (w < r) {
+        c->pend_len = (size_t)(r - w);
+        c->pend_off = 0;
+        c->pend = malloc(c->pend_len);
+        memcpy(c->pend, buf + w, c->pend_len);
+        want(c, EPOLLOUT);
+    }
+}
+
+#define BATCH 32
+static void on_udp(struct item *u) {
+    static char data[BATCH][2048];
+    static struct sockaddr_storage from[BATCH];
+    struct mmsghdr m[BATCH];
+    struct iovec iov[BATCH];
+    for (int round = 0; round < 16; round++) {
+        for (int i = 0; i < BATCH; i++) {
+            iov[i].iov_base = data[i];
+            iov[i].iov_len = sizeof data[i];
+            memset(&m[i], 0, sizeof m[i]);
+            m[i].msg_hdr.msg_iov = &iov[i];
+            m[i].msg_hdr.msg_iovlen = 1;
+            m[i].msg_hdr.msg_name = &from[i];
+            m[i].msg_hdr.msg_namelen = sizeof from[i];
+        }
+        int n = recvmmsg(u->fd, m, BATCH, MSG_DONTWAIT, NULL);
+        if (n <= 0) return;
+        for (int i = 0; i < n; i++) iov[i].iov_len = m[i].msg_len;
+        int off = 0;
+        while (off < n) {
+            int s = sendmmsg(u->fd, m + off, (unsigned)(n - off), 0);
+            if (s <= 0) { off++; continue; } /* drop the one that failed */
+            off += s;
+        }
+        if (n < BATCH) return;
+    }
+}
+
+int main(int argc, char **argv) {
+    const char *unix_path = NULL;
+    int have = 0;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) { rl.rlim_cur = rl.rlim_max; setrlimit(RLIMIT_NOFILE, &rl); }
+    ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) die("epoll_create1");
+    for (int i = 1; i < argc; i++) {
+        if (i + 1 >= argc) usage();
+        const char *a = argv[i], *v = argv[++i];
+        if (!strcmp(a, "--tcp") || !strcmp(a, "--udp")) {
+            int tcp = !strcmp(a, "--tcp");
+            struct sockaddr_storage ss;
+            socklen_t len;
+            parse_inet(v, &ss, &len);
+            int fd = socket(ss.ss_family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            if (fd < 0) die("socket");
+            int one = 1;
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+            if (bind(fd, (struct sockaddr *)&ss, len) < 0) die("bind");
+            if (tcp && listen(fd, 4096) < 0) die("listen");
+            if (!tcp) {
+                int big = 1 << 20;
+                setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+            }
+            add(tcp ? L_TCP : L_UDP, fd);
+            print_inet(tcp ? "tcp" : "udp", fd);
+        } else if (!strcmp(a, "--unix")) {
+            struct sockaddr_un un = { .sun_family = AF_UNIX };
+            if (strlen(v) >= sizeof un.sun_path) usage();
+            strcpy(un.sun_path, v);
+            struct stat st;
+            if (lstat(v, &st) == 0 && S_ISSOCK(st.st_mode)) unlink(v);
+            int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            if (fd < 0) die("socket");
+            if (bind(fd, (struct sockaddr *)&un, sizeof un) < 0) die("bind");
+            if (listen(fd, 4096) < 0) die("listen");
+            add(L_UNIX, fd);
+            unix_path = v;
+            fprintf(stderr, "epoll_echo: listening on echo@unix:%s\n", v);
+        } else {
+            usage();
+        }
+        have++;
+    }
+    if (!have) usage();
+
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    add(SIG, sfd);
+
+    struct epoll_event evs[256];
+    for (;;) {
+        int n = epoll_wait(ep, evs, 256, -1);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            die("epoll_wait");
+        }
+        for (int i = 0; i < n; i++) {
+            struct item *it = evs[i].data.ptr;
+            switch (it->kind) {
+            case L_TCP:
+            case L_UNIX: on_accept(it); break;
+            case L_UDP: on_udp(it); break;
+            case CONN: on_conn(it, evs[i].events); break;
+            case SIG:
+                if (unix_path) unlink(unix_path);
+                return 0;
+            }
+        }
+    }
+}

@@ -1,0 +1,725 @@
+#!/usr/bin/env python3
+"""serverd benchmark driver (issue 6).  Python 3 standard library only.
+
+Starts each server, runs the workloads against it with Benchmarks/loadgen (one thread, epoll),
+repeats every workload three times, prints a table of medians with min-max and the ratio of
+serverd to each peer, and writes it to Benchmarks/RESULTS.md with the commit it was measured on.
+
+    python3 Benchmarks/run.py                        # everything; what `make bench` runs
+    python3 Benchmarks/run.py --smoke --serverd PATH --only serverd-threading
+                                                     # the smoke run the tests use (~10 s)
+
+Servers (names for --only/--skip): serverd-threading, serverd-forking, serverd-serial, epoll-c,
+swift-nio, py-threading, py-forking.  Workloads, 64-byte lines, all on loopback or Unix sockets:
+
+  a  TCP echo, 64 persistent connections, one line outstanding each      req/s
+  b  one TCP connection, ping-pong: p50 and p99 round-trip latency        us
+  c  connect + one line + close, 16 in flight                             conn/s
+  d  Unix stream echo, 64 persistent connections                         req/s
+  e  UDP echo, 32 datagrams outstanding                                   dgram/s
+  f  1,000 idle TCP connections held: server PSS growth per connection   KiB/conn
+  g  start-up: exec to first echo reply (Unix socket), median of 5        ms
+
+Every run is bounded in time (loadgen's --seconds plus a subprocess timeout) and in count.  The
+driver only signals processes it started, by PID: the servers, their descendants (forking
+models) and its loadgen runs.  With --smoke each workload runs once for half a second, f holds 50
+connections, g starts the server once, nothing is written to RESULTS.md unless --results is
+given, and the exit status is 1 when any workload failed (no timing is checked).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import resource
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+# ---------------------------------------------------------------------------------------------
+# Workloads and servers
+
+# key, title, unit, higher_is_better
+METRICS = [
+    ("a", "(a) TCP echo, 64 persistent connections", "req/s", True),
+    ("b50", "(b) one TCP connection, p50 latency", "us", False),
+    ("b99", "(b) one TCP connection, p99 latency", "us", False),
+    ("c", "(c) connect + one line + close, 16 in flight", "conn/s", True),
+    ("d", "(d) Unix stream echo, 64 persistent connections", "req/s", True),
+    ("e", "(e) UDP echo, 32 datagrams outstanding", "dgram/s", True),
+    ("f", "(f) 1,000 idle connections: server PSS growth per connection", "KiB/conn", False),
+    ("g", "(g) start-up to first reply", "ms", False),
+]
+METRIC = {m[0]: m for m in METRICS}
+
+SERVER_ORDER = ["serverd-threading", "serverd-forking", "serverd-serial",
+                "epoll-c", "swift-nio", "py-threading", "py-forking"]
+SERVERD_MODELS = {"serverd-threading": "threading", "serverd-forking": "forking",
+                  "serverd-serial": "serial"}
+DESCRIPTION = {
+    "serverd-threading": "serverd --model threading, echo service",
+    "serverd-forking": "serverd --model forking, echo service",
+    "serverd-serial": "serverd --model serial, echo service (one connection at a time: a, d, f not run)",
+    "epoll-c": "C, one thread, epoll (Benchmarks/peers/epoll_echo.c): the limit",
+    "swift-nio": "SwiftNIO 2 NIOEchoServer, one event loop per core (Benchmarks/Sources/nio-echo)",
+    "py-threading": "Python socketserver ThreadingTCPServer / ThreadingUnixStreamServer / ThreadingUDPServer, readline echo",
+    "py-forking": "Python socketserver ForkingTCPServer / ForkingUnixStreamServer / ForkingUDPServer, readline echo",
+}
+# The serial model serves one connection at a time: 64 persistent or 1,000 idle connections
+# would measure one connection and a queue.
+NOT_RUN = {"serverd-serial": {"a", "d", "f"}}
+
+# (what, model, metric, comparison peer or None for an absolute bound, factor, sense)
+# sense '>=': serverd >= factor * peer;  '<=': serverd <= factor * peer (or <= factor absolute)
+TARGETS = [
+    ("threading", "a", "swift-nio", 1.0, ">="),
+    ("threading", "c", "swift-nio", 1.0, ">="),
+    ("threading", "d", "swift-nio", 1.0, ">="),
+    ("threading", "e", "swift-nio", 0.9, ">="),
+    ("threading", "a", "epoll-c", 0.8, ">="),
+    ("threading", "d", "epoll-c", 0.8, ">="),
+    ("threading", "b50", "epoll-c", 1.2, "<="),
+    ("threading", "f", None, 16.0, "<="),
+    ("threading", "g", "swift-nio", 1.0, "<="),
+    ("forking", "c", "py-forking", 5.0, ">="),
+    ("forking", "f", None, 300.0, "<="),
+]
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes: only those this driver started, by PID
+
+def proc_table():
+    """{pid: (ppid, starttime)} for every process."""
+    table = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        rest = stat[stat.rfind(")") + 2:].split()
+        table[int(d)] = (int(rest[1]), int(rest[19]))
+    return table
+
+
+def tree(root):
+    """The root and all its descendants: [(pid, starttime)]."""
+    table = proc_table()
+    children = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        if p in table:
+            out.append((p, table[p][1]))
+        todo.extend(children.get(p, []))
+    return out
+
+
+def same_process(pid, starttime):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    rest = stat[stat.rfind(")") + 2:].split()
+    return int(rest[19]) == starttime and rest[0] != "Z"
+
+
+def tree_memory(root):
+    """Memory summed over root and its descendants, in KiB: {"pss", "rss", "pss_anon", "pte",
+    "procs"} from /proc/PID/smaps_rollup and status (pte: page tables, kernel memory)."""
+    m = {"pss": 0, "rss": 0, "pss_anon": 0, "pte": 0, "procs": 0}
+    keys = {"Pss:": "pss", "Rss:": "rss", "Pss_Anon:": "pss_anon"}
+    for pid, _ in tree(root):
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    k = keys.get(line.split(":", 1)[0] + ":")
+                    if k:
+                        m[k] += int(line.split()[1])
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmPTE:"):
+                        m["pte"] += int(line.split()[1])
+            m["procs"] += 1
+        except OSError:
+            pass
+    return m
+
+
+class Server:
+    """One running server: argv, its log file and the addresses read from it."""
+
+    LISTEN_RE = re.compile(r"listening on echo@(tcp://(\S+):(\d+)|udp://(\S+):(\d+)|unix:(\S+))")
+
+    def __init__(self, name, argv, logpath, unix_path, want):
+        self.name, self.argv, self.logpath, self.unix_path = name, argv, logpath, unix_path
+        self.want = want  # which of tcp/unix/udp must be announced
+        self.proc = None
+        self.tcp = self.udp = None
+
+    def start(self, timeout=20.0):
+        logf = open(self.logpath, "ab")
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                     cwd=ROOT)
+        logf.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(self.logpath, "rb") as f:
+                text = f.read().decode(errors="replace")
+            for m in self.LISTEN_RE.finditer(text):
+                if m.group(2):
+                    self.tcp = f"{m.group(2)}:{m.group(3)}"
+                elif m.group(4):
+                    self.udp = f"{m.group(4)}:{m.group(5)}"
+            have = {"tcp": self.tcp, "udp": self.udp,
+                    "unix": self.unix_path if os.path.exists(self.unix_path) else None}
+            if all(have[k] for k in self.want):
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.01)
+        tail = open(self.logpath, "rb").read().decode(errors="replace")[-2000:]
+        self.stop()
+        raise RuntimeError(f"{self.name} did not start (exit {self.proc.returncode}); log tail:\n{tail}")
+
+    def stop(self):
+        if not self.proc or self.proc.returncode is not None:
+            return
+        family = tree(self.proc.pid)
+        try:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=12)
+        except subprocess.TimeoutExpired:
+            log(f"  {self.name}: still running 12 s after SIGTERM, SIGKILL")
+            self.proc.kill()
+            self.proc.wait()
+        # Descendants of a forking server that outlive it (they should not): wait, then SIGKILL.
+        deadline = time.monotonic() + 3
+        for pid, st in family[1:]:
+            while same_process(pid, st) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if same_process(pid, st):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Builds of the C programs (the Makefile builds them too; this keeps the smoke self-contained)
+
+def build_c(build_dir):
+    out = {}
+    cc = os.environ.get("CC", "cc")
+    for name, src in (("loadgen", "loadgen/loadgen.c"), ("epoll_echo", "peers/epoll_echo.c")):
+        src = os.path.join(HERE, src)
+        dst = os.path.join(build_dir, "bin", name)
+        out[name] = dst
+        if os.path.exists(dst) and os.path.getmtime(dst) >= os.path.getmtime(src):
+            continue
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        tmp = f"{dst}.tmp{os.getpid()}"
+        subprocess.run([cc, "-O2", "-Wall", "-o", tmp, src], check=True)
+        os.replace(tmp, dst)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Running the workloads
+
+class Bench:
+    def __init__(self, args, bins):
+        self.args = args
+        self.bins = bins
+        self.results = {}  # server -> metric -> [values]
+        self.notes = {}  # server -> [text]
+        self.failures = []  # (server, metric, text)
+        self.extra = {}  # server -> metric -> [values] (rss, stop time, rate of b, ...)
+        self.tmp = tempfile.mkdtemp(prefix="serverd-bench-")
+        self.logdir = os.path.join(args.build_dir, "logs")
+        os.makedirs(self.logdir, exist_ok=True)
+        self.running = []
+
+    # -- servers --
+    def argv(self, name, unix_path):
+        tcp, udp = "127.0.0.1:0", "127.0.0.1:0"
+        if name in SERVERD_MODELS:
+            return ([self.args.serverd, "--model", SERVERD_MODELS[name]] + self.args.serverd_args.split() +
+                    ["--listen", f"echo@tcp://{tcp}", "--listen", f"echo@unix:{unix_path}",
+                     "--listen", f"echo@udp://{udp}"])
+        streams = ["--tcp", tcp, "--unix", unix_path, "--udp", udp]
+        if name == "epoll-c":
+            return [self.bins["epoll_echo"]] + streams
+        if name == "swift-nio":
+            return [self.args.nio] + streams
+        if name in ("py-threading", "py-forking"):
+            return [sys.executable, os.path.join(HERE, "peers", "py_servers.py"),
+                    "--model", name.split("-")[1]] + streams
+        raise KeyError(name)
+
+    def start(self, name, tag):
+        unix_path = os.path.join(self.tmp, f"{name}.sock")
+        if os.path.exists(unix_path):
+            os.unlink(unix_path)
+        logpath = os.path.join(self.logdir, f"{name}.log")
+        with open(logpath, "ab") as f:
+            f.write(f"==== {tag} {datetime.datetime.now().isoformat()} ====\n".encode())
+        s = Server(name, self.argv(name, unix_path), logpath, unix_path, ["tcp", "unix", "udp"])
+        self.running.append(s)
+        s.start()
+        return s
+
+    def stop(self, s):
+        s.stop()
+        if s in self.running:
+            self.running.remove(s)
+
+    def stop_all(self):
+        for s in list(self.running):
+            self.stop(s)
+
+    # -- recording --
+    def record(self, server, metric, value):
+        self.results.setdefault(server, {}).setdefault(metric, []).append(value)
+
+    def record_extra(self, server, key, value):
+        self.extra.setdefault(server, {}).setdefault(key, []).append(value)
+
+    def note(self, server, text):
+        lst = self.notes.setdefault(server, [])
+        if text not in lst:
+            lst.append(text)
+
+    def fail(self, server, metric, text):
+        self.failures.append((server, metric, text))
+        log(f"  FAILED {server} {metric}: {text}")
+
+    # -- loadgen --
+    def loadgen(self, mode, *opts, timeout_extra=30.0):
+        a = self.args
+        argv = [self.bins["loadgen"], mode, "--seconds", str(a.seconds), "--warmup", str(a.warmup)] + list(opts)
+        try:
+            p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               timeout=a.seconds + a.warmup + timeout_extra)
+        except subprocess.TimeoutExpired:
+            return None, "loadgen timed out"
+        line = p.stdout.decode().strip().splitlines()
+        if not line:
+            return None, f"loadgen printed nothing (exit {p.returncode}): {p.stderr.decode().strip()}"
+        return json.loads(line[-1]), None
+
+    def rate_run(self, server, metric, mode, *opts):
+        r, err = self.loadgen(mode, *opts)
+        if err or r.get("ops", 0) == 0:
+            self.fail(server, metric, err or f"no operation completed: {json.dumps(r)}")
+            return None
+        if r.get("errors") or r.get("live", 1) < r.get("conns", 1):
+            self.note(server, f"{metric}: {r['errors']} connection error(s), {r['live']}/{r['conns']} connections alive at the end")
+            if self.args.smoke:
+                self.fail(server, metric, f"errors: {json.dumps(r)}")
+        if r.get("lost"):
+            self.note(server, f"{metric}: datagrams unanswered after 500 ms and resent (lost {r['lost']} in one run)")
+        return r
+
+    def workload_abcde(self, name, s):
+        skip = NOT_RUN.get(name, set())
+        tcp, unix, udp = s.tcp, s.unix_path, s.udp
+        if "a" not in skip:
+            r = self.rate_run(name, "a", "stream", "--tcp", tcp, "--conns", "64")
+            if r:
+                self.record(name, "a", r["rate"])
+                self.record_extra(name, "a_p99_us", r["p99_us"])
+        r = self.rate_run(name, "b", "latency", "--tcp", tcp)
+        if r:
+            self.record(name, "b50", r["p50_us"])
+            self.record(name, "b99", r["p99_us"])
+            self.record_extra(name, "b_rate", r["rate"])
+        r = self.rate_run(name, "c", "connect", "--tcp", tcp, "--conns", "16")
+        if r:
+            self.record(name, "c", r["rate"])
+        if "d" not in skip:
+            r = self.rate_run(name, "d", "stream", "--unix", unix, "--conns", "64")
+            if r:
+                self.record(name, "d", r["rate"])
+        r = self.rate_run(name, "e", "udp", "--udp", udp, "--conns", "32")
+        if r:
+            self.record(name, "e", r["rate"])
+
+    def workload_f(self, name, s):
+        n = self.args.idle_conns
+        # One short exchange first, so one-time set-up (first thread, pools) is in the baseline.
+        self.loadgen("latency", "--tcp", s.tcp, "--max", "100", timeout_extra=10)
+        time.sleep(0.2)
+        m0 = tree_memory(s.proc.pid)
+        argv = [self.bins["loadgen"], "idle", "--tcp", s.tcp, "--conns", str(n), "--seconds", "40", "--hold", "60"]
+        p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            ready = None
+            if select.select([p.stdout], [], [], 50)[0]:
+                line = p.stdout.readline().decode()
+                if line:
+                    ready = json.loads(line)
+            if not ready or ready.get("ready", 0) == 0:
+                self.fail(name, "f", f"idle connections not established: {ready}")
+                return
+            time.sleep(0.5)  # let the server settle (threads started, children forked)
+            m1 = tree_memory(s.proc.pid)
+            p.stdin.write(b"go\n")
+            p.stdin.flush()
+            out, err = p.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.fail(name, "f", "loadgen idle timed out")
+            return
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        got = ready["ready"]
+        if got < n:
+            self.note(name, f"f: only {got} of {n} idle connections were served")
+            if self.args.smoke:
+                self.fail(name, "f", f"only {got} of {n} idle connections were served")
+        self.record(name, "f", (m1["pss"] - m0["pss"]) / got)
+        for k in ("rss", "pss_anon", "pte"):
+            self.record_extra(name, f"f_{k}_kib_per_conn", (m1[k] - m0[k]) / got)
+        self.record_extra(name, "f_processes", m1["procs"])
+        self.record_extra(name, "f_setup_seconds", ready.get("setup_seconds"))
+        try:
+            last = json.loads(out.decode().strip().splitlines()[-1])
+            if last.get("closed_by_server"):
+                self.note(name, f"f: the server closed {last['closed_by_server']} idle connections while held")
+        except (IndexError, ValueError):
+            pass
+        # Let a forking server's children exit before the next workload.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and tree_memory(s.proc.pid)["procs"] > m0["procs"]:
+            time.sleep(0.05)
+
+    def workload_g(self, name):
+        sock = os.path.join(self.tmp, f"{name}-g.sock")
+        argv = self.argv(name, sock)
+        logpath = os.path.join(self.logdir, f"{name}-startup.log")
+        runs = 1 if self.args.smoke else 5
+        r, err = self.loadgen("startup", "--unix", sock, "--max", str(runs), "--log", logpath,
+                              "--", *argv, timeout_extra=runs * 25.0)
+        if err or not r.get("ok"):
+            self.fail(name, "g", err or f"never answered: {json.dumps(r)} (log {logpath})")
+            return
+        if r.get("failures"):
+            self.note(name, f"g: {r['failures']} of {r['runs']} starts did not answer")
+            if self.args.smoke:
+                self.fail(name, "g", json.dumps(r))
+        self.record(name, "g", r["median_ms"])
+        stops = [x for x in r.get("stop_ms", []) if x >= 0]
+        if stops:
+            self.record_extra(name, "stop_ms", statistics.median(stops))
+
+    def run_server(self, name, rep):
+        try:
+            s = self.start(name, f"rep {rep}")
+        except (RuntimeError, OSError) as e:
+            for m in ("a", "b", "c", "d", "e", "f"):
+                if m not in NOT_RUN.get(name, set()):
+                    self.fail(name, m, str(e).splitlines()[0])
+            log(str(e))
+            return
+        try:
+            if "f" not in NOT_RUN.get(name, set()):
+                self.workload_f(name, s)
+            self.workload_abcde(name, s)
+        finally:
+            self.stop(s)
+        self.workload_g(name)
+
+    def summary_line(self, name):
+        parts = []
+        for key, _, unit, _ in METRICS:
+            v = self.results.get(name, {}).get(key)
+            if v:
+                parts.append(f"{key} {fmt(v[-1], unit)}")
+        return ", ".join(parts)
+
+    def run(self, servers):
+        t0 = time.monotonic()
+        for rep in range(1, self.args.reps + 1):
+            for name in servers:
+                log(f"[{rep}/{self.args.reps}] {name} ...")
+                t = time.monotonic()
+                self.run_server(name, rep)
+                log(f"[{rep}/{self.args.reps}] {name}: {self.summary_line(name)}  ({time.monotonic() - t:.1f} s)")
+        self.elapsed = time.monotonic() - t0
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+def fmt(v, unit):
+    if v is None:
+        return "-"
+    if unit in ("req/s", "conn/s", "dgram/s"):
+        return f"{v:,.0f}"
+    if unit == "us":
+        return f"{v:,.1f}"
+    if unit in ("KiB/conn", "ms"):
+        return f"{v:,.1f}" if abs(v) < 100 else f"{v:,.0f}"
+    return f"{v:g}"
+
+
+def med(vals):
+    return statistics.median(vals) if vals else None
+
+
+def ratio_text(x, y):
+    if x is None or y is None or y == 0:
+        return "-"
+    r = x / y
+    return f"{r:.2f}x" if r < 100 else f"{r:.0f}x"
+
+
+def render(bench, servers, meta):
+    serverd_rows = [s for s in servers if s in SERVERD_MODELS]
+    L = []
+    L.append("# serverd benchmark results")
+    L.append("")
+    L.append(f"Measured on commit `{meta['commit']}`{meta['dirty']} on {meta['date']} by `make bench` "
+             f"(Benchmarks/run.py{' --smoke' if bench.args.smoke else ''}); regenerate with `make bench`.")
+    L.append("")
+    L.append(f"Machine: {meta['machine']}.")
+    L.append(f"Each workload ran {bench.args.reps} time(s) per server, {bench.args.seconds:g} s measured after "
+             f"{bench.args.warmup:g} s of warm-up; the repetitions are interleaved across servers "
+             f"(round 1 of every server, then round 2, ...). A cell is the median, with min-max of the "
+             f"runs. Release builds; 64-byte lines; loopback and Unix sockets only; the load generator "
+             f"(Benchmarks/loadgen/loadgen.c) is one thread on epoll and shares the 2 cores with the server. "
+             f"Total time {bench.elapsed:.0f} s.")
+    L.append("")
+    L.append("Servers:")
+    L.append("")
+    for s in servers:
+        L.append(f"- `{s}`: {DESCRIPTION[s]}")
+    L.append("")
+    if serverd_rows:
+        L.append("Ratio columns: serverd in that model divided by the row's server. For rates above 1 "
+                 "means serverd is faster; for latency, memory and start-up below 1 means serverd is better.")
+        L.append("")
+    for key, title, unit, higher in METRICS:
+        if not any(bench.results.get(s, {}).get(key) for s in servers):
+            continue
+        L.append(f"### {title} - {unit}, {'higher' if higher else 'lower'} is better")
+        L.append("")
+        head = ["server", "median", "min-max"] + [f"{s.replace('serverd-', '')} / row" for s in serverd_rows]
+        L.append("| " + " | ".join(head) + " |")
+        L.append("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|")
+        for s in servers:
+            vals = bench.results.get(s, {}).get(key)
+            if key in NOT_RUN.get(s, set()):
+                cells = [s, "n/a", ""]
+            elif not vals:
+                cells = [s, "failed", ""]
+            else:
+                cells = [s, fmt(med(vals), unit), f"{fmt(min(vals), unit)}-{fmt(max(vals), unit)}"]
+            for d in serverd_rows:
+                dv = med(bench.results.get(d, {}).get(key, []))
+                cells.append("" if d == s else ratio_text(dv, med(vals or [])))
+            L.append("| " + " | ".join(cells) + " |")
+        L.append("")
+
+    if serverd_rows:
+        L.append("### Targets (issue 6), on the medians")
+        L.append("")
+        L.append("| target | serverd | reference | ratio | |")
+        L.append("|---|---:|---:|---:|---|")
+        for model, key, peer, factor, sense in TARGETS:
+            name = f"serverd-{model}"
+            if name not in servers:
+                continue
+            unit = METRIC[key][2]
+            sv = med(bench.results.get(name, {}).get(key, []))
+            if peer is None:
+                what = f"{model}: {key} {sense} {factor:g} {unit}"
+                ok = sv is not None and (sv <= factor if sense == "<=" else sv >= factor)
+                L.append(f"| {what} | {fmt(sv, unit)} | {factor:g} | | {verdict(sv, ok)} |")
+                continue
+            if peer not in servers:
+                continue
+            pv = med(bench.results.get(peer, {}).get(key, []))
+            what = f"{model}: {key} {sense} {factor:g}x {peer}"
+            ok = sv is not None and pv is not None and (sv >= factor * pv if sense == ">=" else sv <= factor * pv)
+            L.append(f"| {what} | {fmt(sv, unit)} | {fmt(pv, unit)} | {ratio_text(sv, pv)} | "
+                     f"{verdict(sv if pv is not None else None, ok)} |")
+        L.append("")
+
+    extra_rows = []
+    for s in servers:
+        ex = bench.extra.get(s, {})
+        bits = []
+        if ex.get("f_rss_kib_per_conn"):
+            bits.append(f"f per connection: RSS {fmt(med(ex['f_rss_kib_per_conn']), 'KiB/conn')} KiB, "
+                        f"anonymous PSS {fmt(med(ex['f_pss_anon_kib_per_conn']), 'KiB/conn')} KiB, "
+                        f"page tables {fmt(med(ex['f_pte_kib_per_conn']), 'KiB/conn')} KiB; "
+                        f"{int(med(ex['f_processes']))} processes while held")
+        if ex.get("a_p99_us"):
+            bits.append(f"a p99 {fmt(med(ex['a_p99_us']), 'us')} us")
+        if ex.get("b_rate"):
+            bits.append(f"b {fmt(med(ex['b_rate']), 'req/s')} round trips/s")
+        if ex.get("stop_ms"):
+            bits.append(f"SIGTERM to exit {fmt(med(ex['stop_ms']), 'ms')} ms")
+        if bits:
+            extra_rows.append(f"- `{s}`: " + "; ".join(bits))
+    if extra_rows:
+        L.append("### Other readings (medians)")
+        L.append("")
+        L.extend(extra_rows)
+        L.append("")
+    notes = [(s, n) for s in servers for n in bench.notes.get(s, [])]
+    if notes or bench.failures:
+        L.append("### Notes")
+        L.append("")
+        for s, n in notes:
+            L.append(f"- `{s}`: {n}")
+        for s, m, t in bench.failures:
+            L.append(f"- FAILED `{s}` {m}: {t.splitlines()[0] if t else ''}")
+        L.append("")
+    return "\n".join(L)
+
+
+def verdict(v, ok):
+    if v is None:
+        return "not measured"
+    return "met" if ok else "MISSED"
+
+
+def metadata():
+    def git(*a):
+        try:
+            return subprocess.run(["git", "-C", ROOT] + list(a), stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, timeout=10).stdout.decode().strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "Sources", "Package.swift")
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "commit": commit,
+        "dirty": " (with uncommitted changes in Sources/ or Package.swift)" if dirty else "",
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{os.cpu_count()} CPUs ({cpu or 'unknown CPU'}), Linux {platform.release()}, "
+                   f"Python {platform.python_version()}",
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--serverd", default=os.path.join(ROOT, ".build", "release", "serverd"),
+                    help="serverd binary (default .build/release/serverd)")
+    ap.add_argument("--serverd-args", default="--max-connections 4096 --log-level notice",
+                    help="extra serverd options (default: %(default)s)")
+    ap.add_argument("--nio", default=os.path.join(HERE, ".build-bench", "swift", "release", "nio-echo"),
+                    help="the SwiftNIO echo server binary")
+    ap.add_argument("--build-dir", default=os.path.join(HERE, ".build-bench"),
+                    help="where the C programs are compiled and logs go (default Benchmarks/.build-bench)")
+    ap.add_argument("--only", help="comma-separated servers to run: " + ", ".join(SERVER_ORDER))
+    ap.add_argument("--skip", default="", help="comma-separated servers to leave out")
+    ap.add_argument("--smoke", action="store_true", help="one short run of each workload; fail on any error")
+    ap.add_argument("--reps", type=int, help="repetitions (default 3, smoke 1)")
+    ap.add_argument("--seconds", type=float, help="measured seconds per run (default 1.0, smoke 0.5)")
+    ap.add_argument("--warmup", type=float, help="warm-up seconds per run (default 0.25, smoke 0.1)")
+    ap.add_argument("--idle-conns", type=int, help="connections held in f (default 1000, smoke 50)")
+    ap.add_argument("--results", help="markdown file to write (default Benchmarks/RESULTS.md; smoke: none)")
+    ap.add_argument("--json", help="raw results as JSON (default BUILD_DIR/results.json)")
+    args = ap.parse_args()
+
+    args.reps = args.reps or (1 if args.smoke else 3)
+    args.seconds = args.seconds or (0.5 if args.smoke else 1.0)
+    args.warmup = args.warmup if args.warmup is not None else (0.1 if args.smoke else 0.25)
+    args.idle_conns = args.idle_conns or (50 if args.smoke else 1000)
+    if args.results is None and not args.smoke:
+        args.results = os.path.join(HERE, "RESULTS.md")
+    args.build_dir = os.path.abspath(args.build_dir)
+    args.json = args.json or os.path.join(args.build_dir, "results.json")
+    args.serverd = os.path.abspath(args.serverd)
+
+    servers = SERVER_ORDER if not args.only else [s.strip() for s in args.only.split(",") if s.strip()]
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    for s in list(servers) + list(skip):
+        if s not in SERVER_ORDER:
+            ap.error(f"unknown server {s!r}; known: {', '.join(SERVER_ORDER)}")
+    servers = [s for s in SERVER_ORDER if s in servers and s not in skip]
+    missing = []
+    if any(s in SERVERD_MODELS for s in servers) and not os.access(args.serverd, os.X_OK):
+        missing.append(f"serverd binary {args.serverd} (build: swift build -c release --product serverd)")
+    if "swift-nio" in servers and not os.access(args.nio, os.X_OK):
+        if args.only:
+            missing.append(f"SwiftNIO echo server {args.nio} (build: make bench-build)")
+        else:
+            log(f"note: {args.nio} not built, leaving swift-nio out (make bench builds it)")
+            servers.remove("swift-nio")
+    if missing:
+        log("run.py: missing " + "; ".join(missing))
+        return 2
+
+    # 1,000 idle connections: client and server each need that many descriptors.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if hard < args.idle_conns + 200:
+        log(f"warning: RLIMIT_NOFILE hard limit {hard} is low for {args.idle_conns} idle connections")
+
+    bins = build_c(args.build_dir)
+    bench = Bench(args, bins)
+    log(f"run.py: servers {', '.join(servers)}; {args.reps} round(s), {args.seconds:g} s per run")
+    try:
+        bench.run(servers)
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    finally:
+        bench.stop_all()
+        shutil.rmtree(bench.tmp, ignore_errors=True)
+
+    meta = metadata()
+    text = render(bench, servers, meta)
+    print(text)
+    with open(args.json, "w") as f:
+        json.dump({"meta": meta, "args": vars(args), "results": bench.results, "extra": bench.extra,
+                   "notes": bench.notes, "failures": bench.failures}, f, indent=1)
+    if args.results:
+        with open(args.results, "w") as f:
+            f.write(text + "\n")
+        log(f"run.py: wrote {os.path.relpath(args.results, os.getcwd())}")
+    if bench.failures:
+        log(f"run.py: {len(bench.failures)} workload run(s) failed")
+        return 1 if args.smoke else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
