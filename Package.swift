@@ -40,7 +40,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "FamilyServerTests", dependencies: ["FamilyServer", "CShims"]),
-        .testTarget(name: "ServerdTests", dependencies: ["FamilyServer", "CShims"]),
+        .testTarget(name: "ServerdTests", dependencies: ["serverd", "FamilyServer", "CShims"]),
     ],
     swiftLanguageModes: [.v6]
 )
