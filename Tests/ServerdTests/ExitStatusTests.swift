@@ -45,4 +45,15 @@ final class ExitStatusTests: XCTestCase {
     func testExecWithoutProgramIsAConfigurationError() throws {
         try assertFails(["--listen", "exec@tcp://127.0.0.1:0"], status: 78, mentioning: "exec")
     }
+
+    func testFailedStartRemovesTheSocketFilesItCreated() throws {
+        let dir = try TemporaryDirectory()
+        let holder = try Socket(family: AF_INET, transport: .stream)
+        try holder.bind(to: SocketAddress(parsing: "tcp://127.0.0.1:0"))
+        try holder.listen(backlog: 1)
+        let busy = try holder.localAddress()
+        let path = dir.path("first.sock")
+        try assertFails(["--listen", "echo@unix:\(path)", "--listen", "echo@\(busy)"], status: 69, mentioning: "\(busy)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path), "a failed start leaves no socket file behind")
+    }
 }

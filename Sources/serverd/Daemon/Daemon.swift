@@ -36,18 +36,24 @@ final class Daemon {
 
     /// Binds or adopts every listener, drops privileges, starts serving, then reports readiness
     /// (pidfile, `READY=1`, the `--daemon` parent).
+    /// A failed start closes what it had opened (removing socket files it created) before throwing.
     func start() throws(DaemonError) {
-        try pidfile?.checkNotHeld()
-        factory.inherited.reserve(configuration.listeners)
-        for configuration in configuration.listeners {
-            listeners += try factory.make(configuration)
+        do {
+            try pidfile?.checkNotHeld()
+            factory.inherited.reserve(configuration.listeners)
+            for configuration in configuration.listeners {
+                listeners += try factory.make(configuration)
+            }
+            factory.inherited.warnAboutUnclaimed(logger: logger)
+            try Privileges.drop(user: configuration.user, group: configuration.group)
+            for listener in listeners {
+                try begin(listener)
+            }
+            try pidfile?.write()
+        } catch {
+            for listener in listeners { listener.stopListening() }
+            throw error
         }
-        factory.inherited.warnAboutUnclaimed(logger: logger)
-        try Privileges.drop(user: configuration.user, group: configuration.group)
-        for listener in listeners {
-            try begin(listener)
-        }
-        try pidfile?.write()
         systemd.ready(status: statusText())
     }
 
