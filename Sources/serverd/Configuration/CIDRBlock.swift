@@ -1,0 +1,96 @@
+import Glibc
+
+/// An IPv4 or IPv6 network in CIDR notation, used by `--allow` and `--deny`.
+///
+/// Parses `10.0.0.0/8`, `::1/128`, and a bare address (`192.168.1.7` is `/32`, `::1` is `/128`). Bits past the prefix
+/// are cleared, so `192.168.1.7/24` is the block `192.168.1.0/24`. An IPv4-mapped IPv6 block (`::ffff:10.0.0.0/104`)
+/// is stored as the IPv4 block it maps (`10.0.0.0/8`), and an IPv4-mapped client address (`::ffff:10.1.2.3`, as a
+/// dual-stack socket reports IPv4 clients) matches IPv4 blocks.
+struct CIDRBlock: Equatable, Sendable, CustomStringConvertible {
+    /// The network address in network byte order: 4 bytes for IPv4, 16 for IPv6, bits past the prefix zero.
+    let network: [UInt8]
+    /// How many leading bits an address must share with ``network`` to be in the block.
+    let prefixLength: Int
+
+    /// Parses a block.
+    /// - Parameter text: `ADDRESS/PREFIX` or a bare `ADDRESS`.
+    /// - Throws: ``OptionValueError`` naming the text when the address or the prefix length is malformed.
+    init(parsing text: String) throws(OptionValueError) {
+        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        let addressText = String(parts[0])
+        guard var bytes = CIDRBlock.addressBytes(addressText) else {
+            throw OptionValueError("'\(text)' is not a CIDR block: '\(addressText)' is not an IPv4 or IPv6 address")
+        }
+        let maximumLength = bytes.count * 8
+        var length = maximumLength
+        if parts.count == 2 {
+            let lengthText = parts[1]
+            guard !lengthText.isEmpty, lengthText.count <= 3, lengthText.allSatisfy({ $0.isASCII && $0.isNumber }),
+                let parsed = Int(lengthText), parsed <= maximumLength
+            else {
+                throw OptionValueError(
+                    "'\(text)' is not a CIDR block: the prefix length must be a number from 0 to \(maximumLength)")
+            }
+            length = parsed
+        }
+        if bytes.count == 16, CIDRBlock.isIPv4Mapped(bytes), length >= 96 {
+            bytes = Array(bytes[12...])
+            length -= 96
+        }
+        self.network = CIDRBlock.masked(bytes, prefixLength: length)
+        self.prefixLength = length
+    }
+
+    /// Whether an address is in the block.
+    /// - Parameter addressBytes: The address in network byte order: 4 bytes (IPv4) or 16 (IPv6). An IPv4-mapped IPv6
+    ///   address is compared as the IPv4 address it maps.
+    /// - Returns: `true` when the address shares the block's prefix; `false` for an address of the other family.
+    func contains(_ addressBytes: [UInt8]) -> Bool {
+        let address = CIDRBlock.unmapped(addressBytes)
+        guard address.count == network.count else { return false }
+        return CIDRBlock.masked(address, prefixLength: prefixLength) == network
+    }
+
+    /// The canonical form: the network as `inet_ntop` prints it, a slash and the prefix length (`10.0.0.0/8`).
+    var description: String {
+        let family = network.count == 4 ? AF_INET : AF_INET6
+        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        let printed = network.withUnsafeBytes { source in
+            buffer.withUnsafeMutableBufferPointer { target in
+                inet_ntop(family, source.baseAddress, target.baseAddress, socklen_t(target.count)) != nil
+            }
+        }
+        // inet_ntop cannot fail for 4 or 16 bytes and a buffer of INET6_ADDRSTRLEN.
+        precondition(printed, "inet_ntop failed for \(network)")
+        let end = buffer.firstIndex(of: 0) ?? buffer.endIndex
+        let address = String(decoding: buffer[..<end].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return "\(address)/\(prefixLength)"
+    }
+
+    /// The IPv4 address an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) maps; any other address unchanged.
+    /// - Parameter addressBytes: 4 or 16 bytes in network byte order.
+    static func unmapped(_ addressBytes: [UInt8]) -> [UInt8] {
+        addressBytes.count == 16 && isIPv4Mapped(addressBytes) ? Array(addressBytes[12...]) : addressBytes
+    }
+
+    /// Whether 16 address bytes have the IPv4-mapped prefix `::ffff:0:0/96`.
+    private static func isIPv4Mapped(_ bytes: [UInt8]) -> Bool {
+        bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xff && bytes[11] == 0xff
+    }
+
+    /// The bytes of a textual IPv4 (dotted quad) or IPv6 address, or `nil` when `inet_pton` rejects it.
+    private static func addressBytes(_ text: String) -> [UInt8]? {
+        let family = text.contains(":") ? AF_INET6 : AF_INET
+        var bytes = [UInt8](repeating: 0, count: family == AF_INET ? 4 : 16)
+        let result = bytes.withUnsafeMutableBytes { inet_pton(family, text, $0.baseAddress) }
+        return result == 1 ? bytes : nil
+    }
+
+    /// `bytes` with every bit past the first `prefixLength` cleared.
+    private static func masked(_ bytes: [UInt8], prefixLength: Int) -> [UInt8] {
+        bytes.indices.map { index in
+            let bitsKept = min(max(prefixLength - index * 8, 0), 8)
+            return bitsKept == 0 ? 0 : bytes[index] & ~(UInt8.max >> bitsKept)
+        }
+    }
+}

@@ -1,0 +1,39 @@
+import Glibc
+
+/// Reads a whole text file with open(2) and read(2).
+enum TextFile {
+    /// Reads a file.
+    /// - Parameter path: The file's path.
+    /// - Returns: The content, decoded as UTF-8 (invalid sequences become U+FFFD).
+    /// - Throws: ``DaemonError`` with status `.configuration` naming the path and the system's reason when the file
+    ///   cannot be opened or read, or contains a NUL byte (which TOMLKit would silently stop at).
+    static func read(_ path: String) throws(DaemonError) -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw failure(path, "cannot open", errno: errno)
+        }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count > 0 {
+                bytes.append(contentsOf: chunk[..<count])
+            } else if count == 0 {
+                break
+            } else if errno != EINTR {
+                throw failure(path, "cannot read", errno: errno)
+            }
+        }
+        guard !bytes.contains(0) else {
+            throw DaemonError(.configuration, "\(path): not a text file (it contains a NUL byte)")
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The error for a failed call: `PATH: cannot open: No such file or directory`. Like every configuration error it
+    /// reports EINVAL to systemd, not the call's errno (SPEC section 3, "systemd").
+    private static func failure(_ path: String, _ what: String, errno code: Int32) -> DaemonError {
+        DaemonError(.configuration, "\(path): \(what): \(String(cString: strerror(code)))")
+    }
+}
