@@ -1,0 +1,59 @@
+import Glibc
+import Logging
+
+/// Appends to a `--log-file`: `2026-11-26T13:55:52.123+0100 [4242] notice: listening on …`, with the local time and
+/// the writing process (forked children log too).
+///
+/// The file is opened once with O_APPEND, so each event's single write(2) lands whole at the end even when threads
+/// and processes write at once, and with O_CLOEXEC, so `exec` children do not inherit it. A reload keeps the file
+/// open; rotate logs with copytruncate or restart serverd.
+struct FileLogSink: LogSink {
+    /// The path, as configured.
+    let path: String
+    /// The open descriptor, kept for the life of the process.
+    let descriptor: Int32
+
+    /// Opens (creating with mode 0640 if needed) the log file.
+    /// - Parameter path: The file's path.
+    /// - Throws: ``DaemonError`` naming `--log-file` and the path: status `.noPermission` for EACCES, EPERM or EROFS,
+    ///   otherwise `.osError`, with the call's errno.
+    init(path: String) throws(DaemonError) {
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
+        guard fd >= 0 else {
+            let code = errno
+            let status: ExitStatus = [EACCES, EPERM, EROFS].contains(code) ? .noPermission : .osError
+            throw DaemonError(
+                status, "--log-file \(path): cannot open: \(String(cString: strerror(code)))", errno: code)
+        }
+        self.path = path
+        descriptor = fd
+    }
+
+    /// Appends the event's lines in one write(2).
+    func write(level: Logger.Level, lines: [String]) {
+        let prefix = "\(FileLogSink.timestamp()) [\(getpid())] \(level): "
+        FileDescriptorWriter.write(lines.map { prefix + $0 + "\n" }.joined(), to: descriptor)
+    }
+
+    /// The current local time as `YYYY-MM-DDTHH:MM:SS.mmm+ZZZZ`.
+    private static func timestamp() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var seconds = now.tv_sec
+        var local = tm()
+        localtime_r(&seconds, &local)
+        var date = [CChar](repeating: 0, count: 32)
+        var zone = [CChar](repeating: 0, count: 8)
+        let dateLength = strftime(&date, date.count, "%Y-%m-%dT%H:%M:%S", &local)
+        let zoneLength = strftime(&zone, zone.count, "%z", &local)
+        let millis = Int(now.tv_nsec) / 1_000_000
+        let millisText = String(millis)
+        return text(date, dateLength) + "." + String(repeating: "0", count: 3 - millisText.count) + millisText
+            + text(zone, zoneLength)
+    }
+
+    /// The first `count` bytes of a C character buffer as a string.
+    private static func text(_ buffer: [CChar], _ count: Int) -> String {
+        String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

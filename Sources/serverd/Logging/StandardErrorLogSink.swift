@@ -1,0 +1,36 @@
+import Glibc
+import Logging
+
+/// Logs to stderr: `notice: listening on echo@tcp://127.0.0.1:5000`, or, when stderr is connected to the systemd
+/// journal, `<5>listening on …` with the sd-daemon(3) priority prefix that journald turns into the entry's priority.
+struct StandardErrorLogSink: LogSink {
+    /// Whether stderr is the journal's stream, so lines carry `<N>` prefixes instead of level names.
+    let isJournal: Bool
+
+    /// Creates the sink, checking `JOURNAL_STREAM` against stderr.
+    init() {
+        let stream = getenv("JOURNAL_STREAM").map { String(cString: $0) }
+        isJournal = StandardErrorLogSink.isJournalStream(stream, descriptor: STDERR_FILENO)
+    }
+
+    /// Whether a descriptor is the stream systemd connected to the journal: `JOURNAL_STREAM` holds `DEV:INODE` of
+    /// that stream (systemd.exec(5)), and the descriptor's fstat(2) device and inode must match, since a child whose
+    /// stderr was redirected inherits the variable too.
+    /// - Parameters:
+    ///   - value: The value of `JOURNAL_STREAM`, `nil` when unset.
+    ///   - descriptor: The descriptor to check.
+    static func isJournalStream(_ value: String?, descriptor: Int32) -> Bool {
+        guard let value, let colon = value.firstIndex(of: ":"),
+            let device = UInt64(value[..<colon]), let inode = UInt64(value[value.index(after: colon)...])
+        else { return false }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else { return false }
+        return UInt64(status.st_dev) == device && UInt64(status.st_ino) == inode
+    }
+
+    /// Writes the event's lines to stderr in one write(2).
+    func write(level: Logger.Level, lines: [String]) {
+        let prefix = isJournal ? "<\(LogPriority.of(level))>" : "\(level.rawValue): "
+        FileDescriptorWriter.write(lines.map { prefix + $0 + "\n" }.joined(), to: STDERR_FILENO)
+    }
+}
