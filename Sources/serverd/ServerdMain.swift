@@ -45,7 +45,7 @@ enum ServerdMain {
             try CheckConfig.validate(configuration)
             return 0
         }
-        _ = try Log.bootstrap(level: configuration.logLevel, destination: LogDestination(for: configuration))
+        let logLevel = try Log.bootstrap(level: configuration.logLevel, destination: LogDestination(for: configuration))
         let logger = Logger(label: "serverd")
         if configuration.daemonize {
             report = try Daemonizer.detach()
@@ -54,7 +54,7 @@ enum ServerdMain {
         let systemd = SystemdSession(detached: configuration.daemonize)
         let daemon = Daemon(
             command: command, configuration: configuration, inherited: inherited, signals: signals,
-            systemd: systemd, logger: logger)
+            systemd: systemd, logger: logger, logLevel: logLevel)
         do {
             try daemon.start()
         } catch {

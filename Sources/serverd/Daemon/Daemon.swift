@@ -8,6 +8,7 @@ final class Daemon {
     private let command: ServerdCommand
     private var configuration: DaemonConfiguration
     private let logger: Logger
+    private let logLevel: LogLevelControl
     private let signals: SignalReceiver
     private let systemd: SystemdSession
     private var factory: ListenerFactory
@@ -23,8 +24,9 @@ final class Daemon {
 
     init(
         command: ServerdCommand, configuration: DaemonConfiguration, inherited: InheritedSocketPool,
-        signals: SignalReceiver, systemd: SystemdSession, logger: Logger
+        signals: SignalReceiver, systemd: SystemdSession, logger: Logger, logLevel: LogLevelControl
     ) {
+        self.logLevel = logLevel
         self.command = command
         self.configuration = configuration
         self.logger = logger
@@ -183,6 +185,7 @@ final class Daemon {
         listeners = kept
         retired.removeAll { $0.isIdle }
         factory.model = updated.model
+        logLevel.set(updated.logLevel.loggerLevel)
         for configuration in wanted where !kept.contains(where: { $0.configuration.isEquivalent(to: configuration) }) {
             do {
                 for listener in try factory.make(configuration) {
