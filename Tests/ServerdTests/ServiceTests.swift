@@ -34,6 +34,7 @@ final class ServiceTests: XCTestCase {
         let reply = try abstractStamp.receive(count: 30)
         XCTAssertEqual(Array(reply.suffix(3)), [0xc3, 0x28, 0x0a])
 
+        for client in [echo, stamp, unixEcho, abstractStamp] { client.socket.close() }
         serverd.send(SIGTERM)
         XCTAssertEqual(try serverd.waitForExit(), 0)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path("echo.sock")), "socket file removed on stop")
@@ -88,6 +89,7 @@ final class ServiceTests: XCTestCase {
             try long.send("\(word)\n")
             XCTAssertTrue(try long.receiveLine().hasSuffix("] \(word)\n"))
         }
+        long.socket.close()
         serverd.send(SIGTERM)
         XCTAssertEqual(try serverd.waitForExit(), 0)
     }
