@@ -257,6 +257,7 @@ class Bench:
         self.notes = {}  # server -> [text]
         self.failures = []  # (server, metric, text)
         self.extra = {}  # server -> metric -> [values] (rss, stop time, rate of b, ...)
+        self.counters = {}  # (server, template) -> [runs, total]
         self.tmp = tempfile.mkdtemp(prefix="serverd-bench-")
         self.logdir = os.path.join(args.build_dir, "logs")
         os.makedirs(self.logdir, exist_ok=True)
@@ -312,6 +313,12 @@ class Bench:
         if text not in lst:
             lst.append(text)
 
+    def count(self, server, template, n):
+        """A note that adds up over the runs: template has {runs} and {total}."""
+        c = self.counters.setdefault((server, template), [0, 0])
+        c[0] += 1
+        c[1] += n
+
     def fail(self, server, metric, text):
         self.failures.append((server, metric, text))
         log(f"  FAILED {server} {metric}: {text}")
@@ -336,11 +343,12 @@ class Bench:
             self.fail(server, metric, err or f"no operation completed: {json.dumps(r)}")
             return None
         if r.get("errors") or r.get("live", 1) < r.get("conns", 1):
-            self.note(server, f"{metric}: {r['errors']} connection error(s), {r['live']}/{r['conns']} connections alive at the end")
+            self.count(server, f"{metric}: connection or reply errors (runs with errors: {{runs}}, errors: {{total}})", r["errors"])
             if self.args.smoke:
                 self.fail(server, metric, f"errors: {json.dumps(r)}")
         if r.get("lost"):
-            self.note(server, f"{metric}: datagrams unanswered after 500 ms and resent (lost {r['lost']} in one run)")
+            self.count(server, f"{metric}: datagrams unanswered for 500 ms, counted lost and resent "
+                               f"(runs with losses: {{runs}}, lost: {{total}})", r["lost"])
         return r
 
     def workload_abcde(self, name, s):
@@ -596,6 +604,7 @@ def render(bench, servers, meta):
         L.extend(extra_rows)
         L.append("")
     notes = [(s, n) for s in servers for n in bench.notes.get(s, [])]
+    notes += [(s, t.format(runs=c[0], total=c[1])) for (s, t), c in bench.counters.items() if s in servers]
     if notes or bench.failures:
         L.append("### Notes")
         L.append("")
