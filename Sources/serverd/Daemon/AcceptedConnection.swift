@@ -17,15 +17,9 @@ enum AcceptedConnection {
         let socket = inherited.socket
         do {
             let server = try ServiceStreamServer(context: context, adopting: socket, model: SerialModel())
-            try socket.setNonBlocking(false)
             let client = inherited.peerAddress ?? SocketAddress(.stream, .unnamed)
             logger.notice("serving \(listener.service.rawValue) on \(what) from \(client)")
-            let request = Request.connection(socket)
-            if server.verifyRequest(request, clientAddress: client) {
-                server.runRequest(request, clientAddress: client)
-            } else {
-                server.shutdownRequest(request)
-            }
+            server.serve(connection: socket, clientAddress: client)
         } catch {
             throw DaemonError(.osError, "\(what): \(error)")
         }

@@ -5,21 +5,15 @@ import Glibc
 /// (LISTEN_*, NOTIFY_SOCKET, WATCHDOG_*) or to another connection (the UCSPI variables), plus the
 /// UCSPI variables of this connection.
 enum ExecEnvironment {
-    /// Variable names never passed on: systemd's hand-over to serverd and stale UCSPI values.
-    private static let withheldPrefixes = [
-        "LISTEN_", "NOTIFY_SOCKET=", "WATCHDOG_", "PROTO=", "TCPLOCAL", "TCPREMOTE", "UNIXLOCAL", "UNIXREMOTE",
-    ]
+    /// Variables of another connection, never passed on.
+    private static let ucspiPrefixes = ["PROTO=", "TCPLOCAL", "TCPREMOTE", "UNIXLOCAL", "UNIXREMOTE"]
 
     /// `NAME=value` strings for execve.
     static func variables(for connection: Socket, client: SocketAddress, listener: SocketAddress) -> [String] {
-        var result: [String] = []
-        var entry = environ
-        while let pointer = entry.pointee {
-            let text = String(cString: pointer)
-            if !withheldPrefixes.contains(where: { text.hasPrefix($0) }) { result.append(text) }
-            entry += 1
+        let inherited = SystemdEnvironment.environmentForChildren().filter { entry in
+            !ucspiPrefixes.contains(where: { entry.hasPrefix($0) })
         }
-        return result + ucspi(for: connection, client: client, listener: listener)
+        return inherited + ucspi(for: connection, client: client, listener: listener)
     }
 
     private static func ucspi(for connection: Socket, client: SocketAddress, listener: SocketAddress) -> [String] {
