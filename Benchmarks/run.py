@@ -514,10 +514,11 @@ def render(bench, servers, meta):
     L = []
     L.append("# serverd benchmark results")
     L.append("")
-    L.append(f"Measured on commit `{meta['commit']}`{meta['dirty']} on {meta['date']} by `make bench` "
-             f"(Benchmarks/run.py{' --smoke' if bench.args.smoke else ''}); regenerate with `make bench`.")
+    L.append(f"Measured on commit `{meta['commit']}`{meta['dirty']} on {meta['date']} by "
+             f"Benchmarks/run.py{' --smoke' if bench.args.smoke else ''}; `make bench` regenerates it.")
     L.append("")
-    L.append(f"Machine: {meta['machine']}.")
+    L.append(f"Machine: {meta['machine']}; load average {meta['load']} the run (other work on the "
+             f"machine makes the numbers noisier).")
     L.append(f"Each workload ran {bench.args.reps} time(s) per server, {bench.args.seconds:g} s measured after "
              f"{bench.args.warmup:g} s of warm-up; the repetitions are interleaved across servers "
              f"(round 1 of every server, then round 2, ...). A cell is the median, with min-max of the "
@@ -622,6 +623,14 @@ def verdict(v, ok):
     return "met" if ok else "MISSED"
 
 
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
 def metadata():
     def git(*a):
         try:
@@ -722,6 +731,7 @@ def main():
 
     bins = build_c(args.build_dir)
     bench = Bench(args, bins)
+    load_before = loadavg()
     log(f"run.py: servers {', '.join(servers)}; {args.reps} round(s), {args.seconds:g} s per run")
     try:
         bench.run(servers)
@@ -733,6 +743,7 @@ def main():
         shutil.rmtree(bench.tmp, ignore_errors=True)
 
     meta = metadata()
+    meta["load"] = f"{load_before} before, {loadavg()} after"
     text = render(bench, servers, meta)
     print(text)
     with open(args.json, "w") as f:
