@@ -30,7 +30,44 @@ enum Daemonizer {
             for fd: Int32 in 0...2 { dup2(null, fd) }
             if null > 2 { close(null) }
         }
+        closeInheritedDescriptors()
         return ReadinessReport(fileDescriptor: ends[1])
+    }
+
+    /// daemon(7), step 1: closes what the launcher left open beyond 0–2, so that the daemon holds
+    /// nothing its launcher or a supervisor waits on (a pipe or socket whose EOF means "done").
+    /// Kept: serverd's own descriptors, all close-on-exec (the log file, the readiness pipe,
+    /// adopted systemd sockets), and the sockets an `fd:N` listener may name (listening stream
+    /// sockets, datagram sockets), which are adopted only after detaching.
+    private static func closeInheritedDescriptors() {
+        var candidates: [Int32] = []
+        if let directory = opendir("/proc/self/fd") {
+            let own = dirfd(directory)
+            while let entry = readdir(directory) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { bytes in
+                    String(decoding: bytes.prefix(while: { $0 != 0 }), as: UTF8.self)
+                }
+                if let fd = Int32(name), fd > 2, fd != own { candidates.append(fd) }
+            }
+            closedir(directory)
+        } else {
+            candidates = Array(3..<Int32(max(3, min(sysconf(Int32(_SC_OPEN_MAX)), 65536))))
+        }
+        for fd in candidates {
+            let flags = fcntl(fd, F_GETFD)
+            guard flags >= 0, flags & FD_CLOEXEC == 0, !mayBeNamedByFdListener(fd) else { continue }
+            close(fd)
+        }
+    }
+
+    /// A socket that `fd:N` could serve: a listening stream socket or a datagram socket.
+    private static func mayBeNamedByFdListener(_ fd: Int32) -> Bool {
+        var value: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_TYPE, &value, &length) == 0 else { return false }
+        if value == Int32(SOCK_DGRAM.rawValue) { return true }
+        length = socklen_t(MemoryLayout<Int32>.size)
+        return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &value, &length) == 0 && value != 0
     }
 
     /// The original process: relays the daemon's report and exits with its status.
