@@ -383,9 +383,6 @@ class Bench:
             self.client_cpus = None
 
     def workload_abcde(self, name, s):
-        self._abcde(name, s)
-
-    def _abcde(self, name, s):
         skip = NOT_RUN.get(name, set())
         tcp, unix, udp = s.tcp, s.unix_path, s.udp
         if "a" not in skip:
