@@ -10,11 +10,14 @@ struct InheritedSocketPool: Sendable {
 
     /// Adopts what `LISTEN_PID`/`LISTEN_FDS`/`LISTEN_FDNAMES` describe (nothing when `LISTEN_PID`
     /// names another process); the variables are removed from the environment.
+    /// - Throws: exit 78 naming the variable or descriptor at fault. Like every configuration
+    ///   error it reports EINVAL to systemd (SPEC section 3), not the errno the library found
+    ///   (EBADF for a closed descriptor, ENOTSOCK for a file, …).
     static func adopt() throws(DaemonError) -> InheritedSocketPool {
         do {
             return InheritedSocketPool(available: Array(try InheritedSockets.adopt()))
         } catch {
-            throw DaemonError(.configuration, "\(error)", errno: error.errno)
+            throw DaemonError(.configuration, "\(error)")
         }
     }
 
