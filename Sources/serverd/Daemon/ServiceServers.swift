@@ -9,6 +9,8 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
     private let admission: Admission
     /// Monotonic time (µs) of the serve loop's last pass, for the watchdog.
     let heartbeat = Atomic<UInt64>(0)
+    /// The serving process; a handler running elsewhere runs in a forked worker.
+    private let daemonPID = getpid()
 
     /// Serves an adopted listening socket (inherited or `fd:N`).
     init(context: ListenerContext, adopting socket: Socket, model: ProcessingModel) throws {
@@ -53,6 +55,7 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
 
     override func finishRequest(_ request: Request, clientAddress: SocketAddress) throws {
         guard let connection = request.connection else { return }
+        if getpid() != daemonPID { ForkedWorker.closeInheritedListeners() }
         try context.inFlight.serving(connection) {
             try super.finishRequest(request, clientAddress: clientAddress)
         }

@@ -1,0 +1,227 @@
+import FamilyServer
+import Foundation
+import Glibc
+import XCTest
+
+/// SIGHUP re-reads `--config`: unchanged listeners keep their sockets and connections, new ones
+/// start (a new `listening on` line), removed ones close, an invalid file changes nothing.
+final class ReloadTests: XCTestCase {
+    func testReloadKeepsUnchangedListenersAndAddsNewOnes() throws {
+        let dir = try TemporaryDirectory()
+        let config = try writeConfig(dir, #"listen = ["stamp@tcp://127.0.0.1:0"]"#)
+        let serverd = try ServerdProcess(["--config", config], directory: dir)
+        try serverd.waitForListening(1)
+        let kept = serverd.address(0)
+        let open = try TestClient.connect(kept)
+        XCTAssertTrue(try open.roundTrip("before").hasSuffix("] before\n"))
+
+        try writeConfig(dir, """
+            listen = ["stamp@tcp://127.0.0.1:0", "echo@tcp://[::1]:0"]
+
+            [[listener]]
+            listen = "echo@unix:\(dir.path("added.sock"))"
+            """)
+        serverd.send(SIGHUP)
+        let lines = try serverd.waitForListening(3)
+        XCTAssertEqual(lines[0], "stamp@\(kept)")
+        XCTAssertTrue(lines[1...].contains { $0.hasPrefix("echo@tcp://[::1]:") }, "\(lines)")
+        XCTAssertTrue(lines[1...].contains("echo@unix:\(dir.path("added.sock"))"), "\(lines)")
+        XCTAssertTrue(try open.roundTrip("after").hasSuffix("] after\n"), "the open connection keeps working")
+        XCTAssertTrue(try TestClient.connect(kept).roundTrip("same port").hasSuffix("] same port\n"), "the kept socket still accepts")
+        let added = try XCTUnwrap(lines.first { $0.hasPrefix("echo@tcp://") }.map(addressPart))
+        XCTAssertTrue(try TestClient.connect(added).echoes("new"))
+        XCTAssertTrue(try TestClient.connect("unix:\(dir.path("added.sock"))").echoes("new unix"))
+        XCTAssertEqual(serverd.listeningLines.count, 3, "the kept listener is not started again:\n\(serverd.stderr)")
+        open.close()
+        try serverd.stop()
+    }
+
+    func testReloadRemovesListeners() throws {
+        let dir = try TemporaryDirectory()
+        let config = try writeConfig(dir, """
+            listen = ["stamp@tcp://127.0.0.1:0", "echo@tcp://127.0.0.1:0", "echo@unix:\(dir.path("gone.sock"))", "echo@udp://127.0.0.1:0"]
+            """)
+        let serverd = try ServerdProcess(["--config", config], directory: dir)
+        try serverd.waitForListening(4)
+        let stay = serverd.address(0)
+        let removed = serverd.address(1)
+        let removedUDP = serverd.address(3)
+        let open = try TestClient.connect(stay)
+        XCTAssertTrue(try open.roundTrip("1").hasSuffix("] 1\n"))
+        XCTAssertTrue(try TestClient.connect(removed).echoes("still here"))
+        XCTAssertEqual(try datagramRoundTrip(removedUDP, Array("u".utf8)), Array("u".utf8))
+
+        try writeConfig(dir, #"listen = ["stamp@tcp://127.0.0.1:0"]"#)
+        serverd.send(SIGHUP)
+        _ = try serverd.waitFor { connectionIsRefused(removed) ? true : nil }
+        _ = try serverd.waitFor { FileManager.default.fileExists(atPath: dir.path("gone.sock")) ? nil : true }
+        XCTAssertTrue(connectionIsRefused("unix:\(dir.path("gone.sock"))"))
+        XCTAssertNil(try datagramRoundTrip(removedUDP, Array("u".utf8), timeout: 0.5), "the removed UDP listener no longer answers")
+        XCTAssertTrue(try open.roundTrip("2").hasSuffix("] 2\n"))
+        XCTAssertTrue(try TestClient.connect(stay).roundTrip("3").hasSuffix("] 3\n"))
+        XCTAssertEqual(serverd.listeningLines.count, 4)
+        open.close()
+        try serverd.stop()
+    }
+
+    func testInvalidConfigChangesNothingAndIsLogged() throws {
+        let dir = try TemporaryDirectory()
+        let config = try writeConfig(dir, #"listen = ["echo@tcp://127.0.0.1:0", "stamp@tcp://[::1]:0"]"#)
+        let serverd = try ServerdProcess(["--config", config], directory: dir)
+        try serverd.waitForListening(2)
+        let open = try TestClient.connect(serverd.address(0))
+        XCTAssertTrue(try open.echoes("a"))
+        let linesBefore = serverd.stderr.split(separator: "\n").count
+
+        for broken in [
+            "listen = [\"echo@tcp://127.0.0.1:0\"\nmodel = \n",  // syntax
+            "listen = [\"echo@tcp://127.0.0.1:0\"]\nmax-connections = -3\n",  // bad value
+            "listen = [\"echo@tcp://127.0.0.1:0\"]\nno-such-key = 1\n",  // unknown key
+            "listen = [\"nosuch@tcp://127.0.0.1:0\"]\n",  // unknown service
+        ] {
+            let errorsBefore = serverd.stderr.split(separator: "\n").count
+            try writeConfig(dir, broken)
+            serverd.send(SIGHUP)
+            let log = try serverd.waitFor { () -> String? in
+                let lines = serverd.stderr.split(separator: "\n")
+                return lines.count > errorsBefore && lines.last!.contains(config) ? String(lines.last!) : nil
+            }
+            XCTAssertTrue(log.lowercased().contains("error") || log.lowercased().contains("fail"), log)
+            XCTAssertTrue(serverd.process.isRunning)
+        }
+        XCTAssertGreaterThan(serverd.stderr.split(separator: "\n").count, linesBefore)
+        XCTAssertEqual(serverd.listeningLines.count, 2, "nothing started:\n\(serverd.stderr)")
+        XCTAssertTrue(try open.echoes("b"), "the open connection keeps working")
+        XCTAssertTrue(try TestClient.connect(serverd.address(0)).echoes("c"))
+        XCTAssertTrue(try TestClient.connect(serverd.address(1)).roundTrip("d").hasSuffix("] d\n"), "the listener the broken file left out is kept")
+
+        // A valid file afterwards is applied.
+        try writeConfig(dir, #"listen = ["echo@tcp://127.0.0.1:0", "stamp@tcp://[::1]:0", "daytime@tcp://127.0.0.1:0"]"#)
+        serverd.send(SIGHUP)
+        let lines = try serverd.waitForListening(3)
+        XCTAssertTrue(lines[2].hasPrefix("daytime@tcp://127.0.0.1:"))
+        open.close()
+        try serverd.stop()
+    }
+
+    func testMissingConfigFileOnReloadChangesNothing() throws {
+        let dir = try TemporaryDirectory()
+        let config = try writeConfig(dir, #"listen = ["echo@tcp://127.0.0.1:0"]"#)
+        let serverd = try ServerdProcess(["--config", config], directory: dir)
+        try serverd.waitForListening(1)
+        unlink(config)
+        serverd.send(SIGHUP)
+        try serverd.waitForLog("reload failed")
+        XCTAssertTrue(try TestClient.connect(serverd.address(0)).echoes("kept"))
+        try serverd.stop()
+    }
+
+    /// A listener whose options change is the same text with other options: it is replaced.
+    func testChangedOptionsReplaceTheListener() throws {
+        let dir = try TemporaryDirectory()
+        let config = try writeConfig(dir, """
+            [[listener]]
+            listen = "stamp@tcp://127.0.0.1:0"
+            max-line = 4
+            """)
+        let serverd = try ServerdProcess(["--config", config], directory: dir)
+        try serverd.waitForListening(1)
+        let old = serverd.address(0)
+        let oldClient = try TestClient.connect(old)
+        try oldClient.send("123456\n")
+        XCTAssertTrue(oldClient.isClosedWithoutData())
+
+        try writeConfig(dir, """
+            [[listener]]
+            listen = "stamp@tcp://127.0.0.1:0"
+            max-line = 8
+            """)
+        serverd.send(SIGHUP)
+        let lines = try serverd.waitForListening(2)
+        XCTAssertTrue(try TestClient.connect(addressPart(lines[1])).roundTrip("123456").hasSuffix("] 123456\n"))
+        _ = try serverd.waitFor { connectionIsRefused(old) ? true : nil }
+        try serverd.stop()
+    }
+
+    /// Command-line listeners and top-level options that the file does not set survive a reload.
+    func testCommandLineListenersSurviveReload() throws {
+        let dir = try TemporaryDirectory()
+        let config = try writeConfig(dir, #"listen = ["echo@tcp://127.0.0.1:0"]"#)
+        let serverd = try ServerdProcess(["--config", config, "--listen", "stamp@tcp://127.0.0.1:0"], directory: dir)
+        let lines = try serverd.waitForListening(2)
+        let stamp = try XCTUnwrap(lines.first { $0.hasPrefix("stamp@") }.map(addressPart))
+        let open = try TestClient.connect(stamp)
+        XCTAssertTrue(try open.roundTrip("x").hasSuffix("] x\n"))
+        try writeConfig(dir, #"listen = ["echo@tcp://127.0.0.1:0", "daytime@tcp://127.0.0.1:0"]"#)
+        serverd.send(SIGHUP)
+        try serverd.waitForListening(3)
+        XCTAssertTrue(try open.roundTrip("y").hasSuffix("] y\n"))
+        XCTAssertTrue(try TestClient.connect(stamp).roundTrip("z").hasSuffix("] z\n"))
+        open.close()
+        try serverd.stop()
+    }
+
+    func testReloadWithoutConfigKeepsServing() throws {
+        let serverd = try ServerdProcess(["--listen", "echo@tcp://127.0.0.1:0"])
+        try serverd.waitForListening(1)
+        let open = try TestClient.connect(serverd.address(0))
+        XCTAssertTrue(try open.echoes("1"))
+        serverd.send(SIGHUP)
+        try serverd.waitForLog("SIGHUP")
+        serverd.send(SIGHUP)
+        try serverd.waitForLog("SIGHUP", count: 2)
+        XCTAssertTrue(try open.echoes("2"))
+        XCTAssertTrue(try TestClient.connect(serverd.address(0)).echoes("3"))
+        XCTAssertEqual(serverd.listeningLines.count, 1)
+        open.close()
+        try serverd.stop()
+    }
+
+    /// Under forking, a worker serving another listener's connection must not keep a removed
+    /// listener's socket open: its port refuses once the reload is done.
+    func testRemovedListenerRefusesWhileForkedWorkersRun() throws {
+        let dir = try TemporaryDirectory()
+        let config = try writeConfig(dir, """
+            model = "forking"
+            listen = ["stamp@tcp://127.0.0.1:0", "echo@tcp://127.0.0.1:0"]
+            """)
+        let serverd = try ServerdProcess(["--config", config], directory: dir)
+        try serverd.waitForListening(2)
+        let removed = serverd.address(1)
+        let open = try TestClient.connect(serverd.address(0))
+        XCTAssertTrue(try open.roundTrip("worker").hasSuffix("] worker\n"))
+        try writeConfig(dir, """
+            model = "forking"
+            listen = ["stamp@tcp://127.0.0.1:0"]
+            """)
+        serverd.send(SIGHUP)
+        try serverd.waitForLog("closing")
+        _ = try serverd.waitFor { connectionIsRefused(removed) ? true : nil }
+        XCTAssertTrue(try open.roundTrip("still").hasSuffix("] still\n"))
+        open.close()
+        try serverd.stop()
+    }
+
+    /// The model is daemon-wide; a reload that changes a listener's options under forking still serves it.
+    func testReloadUnderForkingModel() throws {
+        let dir = try TemporaryDirectory()
+        let config = try writeConfig(dir, """
+            model = "forking"
+            listen = ["echo@tcp://127.0.0.1:0"]
+            """)
+        let serverd = try ServerdProcess(["--config", config], directory: dir)
+        try serverd.waitForListening(1)
+        let open = try TestClient.connect(serverd.address(0))
+        XCTAssertTrue(try open.echoes("f"))
+        try writeConfig(dir, """
+            model = "forking"
+            listen = ["echo@tcp://127.0.0.1:0", "stamp@unix:\(dir.path("s.sock"))"]
+            """)
+        serverd.send(SIGHUP)
+        try serverd.waitForListening(2)
+        XCTAssertTrue(try open.echoes("g"))
+        XCTAssertTrue(try TestClient.connect("unix:\(dir.path("s.sock"))").roundTrip("h").hasSuffix("] h\n"))
+        open.close()
+        try serverd.stop()
+    }
+}
