@@ -51,7 +51,7 @@ final class Listener: Sendable {
     func cutShort() {
         (server as? any ServesListener)?.context.inFlight.cutShort()
         if let forking = server.processingModel as? ForkingModel {
-            for pid in forking.activeChildren { kill(pid, SIGTERM) }
+            for pid in forking.activeChildren { ForkedWorker.terminate(pid) }
         }
     }
 
