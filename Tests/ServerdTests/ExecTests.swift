@@ -1,0 +1,217 @@
+import FamilyServer
+import Foundation
+import Glibc
+import XCTest
+
+/// The exec service: the connection on the child's stdin and stdout, its stderr in serverd's log,
+/// the UCSPI environment (TCP, IPv6, Unix), nothing of systemd's and no other descriptor.
+final class ExecTests: XCTestCase {
+    /// Prints the environment, a separator, then the child's descriptors.
+    private let probe = ["/bin/sh", "-c", "env; echo ---; ls -l /proc/self/fd"]
+
+    /// Variables that serverd itself may be handed and that its children must not see.
+    private let systemdEnvironment = [
+        "LISTEN_PID": "1", "LISTEN_FDS": "1", "LISTEN_FDNAMES": "bogus",
+        "NOTIFY_SOCKET": "/nonexistent/serverd-test-notify", "WATCHDOG_USEC": "60000000", "WATCHDOG_PID": "1",
+        "SERVERD_TEST_MARKER": "inherited",
+    ]
+
+    private struct ProbeOutput {
+        var environment: [String: String] = [:]
+        /// Descriptor number to link target.
+        var descriptors: [Int: String] = [:]
+    }
+
+    private func runProbe(_ address: String) throws -> (ProbeOutput, TestClient) {
+        let client = try TestClient.connect(address)
+        let text = String(decoding: try client.receiveAll(), as: UTF8.self)
+        var output = ProbeOutput()
+        let parts = text.components(separatedBy: "---\n")
+        XCTAssertEqual(parts.count, 2, text)
+        for line in parts[0].split(separator: "\n") {
+            guard let equals = line.firstIndex(of: "=") else { continue }
+            output.environment[String(line[..<equals])] = String(line[line.index(after: equals)...])
+        }
+        for line in (parts.count > 1 ? parts[1] : "").split(separator: "\n") {
+            let sides = line.components(separatedBy: " -> ")
+            guard sides.count == 2, let fd = Int(sides[0].split(separator: " ").last ?? "") else { continue }
+            output.descriptors[fd] = sides[1]
+        }
+        return (output, client)
+    }
+
+    /// Only 0, 1 and 2 are open (besides the directory ls itself opens to list /proc/self/fd).
+    private func assertOnlyStandardDescriptors(_ output: ProbeOutput, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertTrue(output.descriptors[0]?.hasPrefix("socket:") == true, "stdin is the connection: \(output.descriptors)", file: file, line: line)
+        XCTAssertTrue(output.descriptors[1]?.hasPrefix("socket:") == true, "stdout is the connection: \(output.descriptors)", file: file, line: line)
+        XCTAssertEqual(output.descriptors[0], output.descriptors[1], file: file, line: line)
+        XCTAssertNotNil(output.descriptors[2], file: file, line: line)
+        let extra = output.descriptors.filter { fd, target in
+            fd > 2 && !(target.hasPrefix("/proc/") && target.hasSuffix("/fd"))
+        }
+        XCTAssertEqual(extra, [:], "no other descriptor is inherited", file: file, line: line)
+    }
+
+    private func assertNoSystemdVariables(_ output: ProbeOutput, file: StaticString = #filePath, line: UInt = #line) {
+        for name in output.environment.keys {
+            XCTAssertFalse(name.hasPrefix("LISTEN_") || name == "NOTIFY_SOCKET" || name.hasPrefix("WATCHDOG_"), "\(name) leaked", file: file, line: line)
+        }
+        XCTAssertEqual(output.environment["SERVERD_TEST_MARKER"], "inherited", "serverd's environment is inherited", file: file, line: line)
+    }
+
+    func testTCPEnvironmentAndDescriptors() throws {
+        let serverd = try ServerdProcess(["--listen", "exec@tcp://127.0.0.1:0", "--"] + probe, environment: systemdEnvironment)
+        try serverd.waitForListening(1)
+        let port = try serverd.port(0)
+        let (output, client) = try runProbe(serverd.address(0))
+        let local = try client.socket.localAddress()
+        XCTAssertEqual(output.environment["PROTO"], "TCP")
+        XCTAssertEqual(output.environment["TCPLOCALIP"], "127.0.0.1")
+        XCTAssertEqual(output.environment["TCPLOCALPORT"], "\(port)")
+        XCTAssertEqual(output.environment["TCPREMOTEIP"], "127.0.0.1")
+        XCTAssertEqual(output.environment["TCPREMOTEPORT"], "\(local.port!)")
+        XCTAssertNil(output.environment["UNIXLOCALPATH"])
+        assertNoSystemdVariables(output)
+        assertOnlyStandardDescriptors(output)
+        try serverd.stop()
+    }
+
+    func testIPv6EnvironmentIsUnbracketed() throws {
+        let serverd = try ServerdProcess(["--listen", "exec@tcp://[::1]:0", "--"] + probe, environment: systemdEnvironment)
+        try serverd.waitForListening(1)
+        let port = try serverd.port(0)
+        let (output, client) = try runProbe(serverd.address(0))
+        XCTAssertEqual(output.environment["PROTO"], "TCP")
+        XCTAssertEqual(output.environment["TCPLOCALIP"], "::1")
+        XCTAssertEqual(output.environment["TCPLOCALPORT"], "\(port)")
+        XCTAssertEqual(output.environment["TCPREMOTEIP"], "::1")
+        XCTAssertEqual(output.environment["TCPREMOTEPORT"], "\(try client.socket.localAddress().port!)")
+        assertNoSystemdVariables(output)
+        assertOnlyStandardDescriptors(output)
+        try serverd.stop()
+    }
+
+    /// An IPv4 client of a dual-stack wildcard listener is reported as plain IPv4.
+    func testIPv4ClientOfDualStackListener() throws {
+        let serverd = try ServerdProcess(["--allow", "127.0.0.0/8,::1", "--listen", "exec@tcp://[::]:0", "--"] + probe)
+        try serverd.waitForListening(1)
+        let (output, _) = try runProbe("tcp://127.0.0.1:\(try serverd.port(0))")
+        XCTAssertEqual(output.environment["TCPREMOTEIP"], "127.0.0.1")
+        XCTAssertEqual(output.environment["TCPLOCALIP"], "127.0.0.1")
+        try serverd.stop()
+    }
+
+    func testUnixEnvironmentAndDescriptors() throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.path("exec.sock")
+        let serverd = try ServerdProcess(["--listen", "exec@unix:\(path)", "--"] + probe, directory: dir, environment: systemdEnvironment)
+        try serverd.waitForListening(1)
+        let (output, _) = try runProbe("unix:\(path)")
+        XCTAssertEqual(output.environment["PROTO"], "UNIX")
+        XCTAssertEqual(output.environment["UNIXLOCALPATH"], path)
+        XCTAssertEqual(output.environment["UNIXREMOTEEUID"], "\(geteuid())")
+        XCTAssertEqual(output.environment["UNIXREMOTEEGID"], "\(getegid())")
+        XCTAssertEqual(output.environment["UNIXREMOTEPID"], "\(getpid())")
+        XCTAssertNil(output.environment["TCPREMOTEIP"])
+        assertNoSystemdVariables(output)
+        assertOnlyStandardDescriptors(output)
+        try serverd.stop()
+    }
+
+    func testAbstractUnixLocalPath() throws {
+        let name = "serverd-exec-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let serverd = try ServerdProcess(["--listen", "exec@unix:@\(name)", "--"] + probe)
+        try serverd.waitForListening(1)
+        let (output, _) = try runProbe("unix:@\(name)")
+        XCTAssertEqual(output.environment["PROTO"], "UNIX")
+        XCTAssertEqual(output.environment["UNIXLOCALPATH"], "@\(name)")
+        try serverd.stop()
+    }
+
+    func testConnectionIsStdinAndStdout() throws {
+        let serverd = try ServerdProcess([
+            "--listen", "exec@tcp://127.0.0.1:0", "--", "/bin/sh", "-c", "read line; echo \"got $line\"; cat",
+        ])
+        try serverd.waitForListening(1)
+        let client = try TestClient.connect(serverd.address(0))
+        XCTAssertEqual(try client.roundTrip("hello"), "got hello\n")
+        XCTAssertTrue(try client.echoes("and cat\n"))
+        try client.finishSending()
+        XCTAssertEqual(try client.receiveAll(), [], "the child ends at EOF and serverd closes the connection")
+        try serverd.stop()
+    }
+
+    func testChildStandardErrorGoesToTheLog() throws {
+        let marker = "stderr-marker-\(UInt32.random(in: 0...UInt32.max))"
+        let serverd = try ServerdProcess([
+            "--listen", "exec@tcp://127.0.0.1:0", "--", "/bin/sh", "-c", "echo \(marker) >&2; echo out",
+        ])
+        try serverd.waitForListening(1)
+        XCTAssertEqual(String(decoding: try TestClient.connect(serverd.address(0)).receiveAll(), as: UTF8.self), "out\n",
+            "stderr does not go to the client")
+        try serverd.waitForLog(marker)
+        try serverd.stop()
+    }
+
+    func testMissingProgramIsLoggedPerConnectionAndServingGoesOn() throws {
+        let missing = "/nonexistent/serverd-test-program"
+        let serverd = try ServerdProcess([
+            "--listen", "exec@tcp://127.0.0.1:0", "--listen", "echo@tcp://127.0.0.1:0", "--", missing, "arg",
+        ])
+        try serverd.waitForListening(2)
+        for attempt in 1...3 {
+            let client = try TestClient.connect(serverd.address(0))
+            XCTAssertTrue(client.isClosedWithoutData(), "connection \(attempt) is closed")
+            try serverd.waitForLog(missing, count: attempt)
+        }
+        XCTAssertTrue(serverd.process.isRunning)
+        XCTAssertTrue(try TestClient.connect(serverd.address(1)).echoes("alive"))
+        try serverd.stop()
+    }
+
+    func testPerListenerProgramsFromConfig() throws {
+        let dir = try TemporaryDirectory()
+        let config = try writeConfig(dir, """
+            exec = ["/bin/echo", "top-level"]
+
+            [[listener]]
+            listen = "exec@tcp://127.0.0.1:0"
+            exec = ["/bin/echo", "first"]
+
+            [[listener]]
+            listen = "exec@unix:\(dir.path("second.sock"))"
+            exec = ["/bin/sh", "-c", "echo second $PROTO"]
+
+            [[listener]]
+            listen = "exec@tcp://[::1]:0"
+            """)
+        let serverd = try ServerdProcess(["--config", config], directory: dir)
+        try serverd.waitForListening(3)
+        func output(_ address: String) throws -> String {
+            String(decoding: try TestClient.connect(address).receiveAll(), as: UTF8.self)
+        }
+        XCTAssertEqual(try output(serverd.address(0)), "first\n")
+        XCTAssertEqual(try output("unix:\(dir.path("second.sock"))"), "second UNIX\n")
+        XCTAssertEqual(try output(serverd.address(2)), "top-level\n", "the file's top-level exec fills in")
+        try serverd.stop()
+    }
+
+    func testExecOnDatagramListenerIsAConfigurationError() throws {
+        let result = try ServerdProcess.run(["--listen", "exec@udp://127.0.0.1:0", "--", "/bin/cat"])
+        XCTAssertEqual(result.status, 78, result.stderr)
+        XCTAssertTrue(result.stderr.split(separator: "\n").last?.hasPrefix("serverd: ") == true, result.stderr)
+    }
+
+    func testConcurrentExecChildren() throws {
+        let serverd = try ServerdProcess(["--listen", "exec@tcp://127.0.0.1:0", "--", "/bin/cat"])
+        try serverd.waitForListening(1)
+        let clients = try (0..<4).map { _ in try TestClient.connect(serverd.address(0)) }
+        for (index, client) in clients.enumerated() {
+            XCTAssertTrue(try client.echoes("child \(index)\n"))
+        }
+        for client in clients { try client.finishSending() }
+        for client in clients { XCTAssertEqual(try client.receiveAll(), []) }
+        _ = try serverd.waitFor { childProcesses(of: serverd.pid).isEmpty ? true : nil }
+        try serverd.stop()
+    }
+}
