@@ -71,7 +71,7 @@ final class Daemon {
     /// Runs the control loop until a stop signal; returns the exit status.
     func run() -> Int32 {
         while true {
-            _ = try? pollReadable([signals.fileDescriptor], timeout: controlInterval)
+            _ = try? pollReadable([signals.fileDescriptor], timeout: controlTimeout)
             for signal in signals.pending() {
                 if signal == SIGHUP {
                     reload()
@@ -83,7 +83,14 @@ final class Daemon {
         }
     }
 
-    private var controlInterval: Double { min(1, systemd.watchdogInterval ?? 1) }
+    /// How long the control loop waits for a signal: at most a second, and no longer than until
+    /// the next watchdog ping is due — a signal that woke the loop just before a ping must not
+    /// postpone it by a whole interval, to nearly WATCHDOG_USEC. At least 20 ms, so that serve
+    /// loops that stopped passing (no ping then) do not make it spin.
+    private var controlTimeout: Double {
+        guard let due = systemd.secondsUntilWatchdogDue else { return 1 }
+        return min(1, max(0.02, due))
+    }
 
     /// Watchdog and status, once per pass of the control loop.
     private func tick() {

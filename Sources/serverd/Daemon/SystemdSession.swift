@@ -15,8 +15,22 @@ final class SystemdSession {
         self.watchdog = try? Watchdog.fromEnvironment(notifier: notifier)
     }
 
+    /// The `now` (monotonic µs) of the last watchdog ping attempt, exactly as ``Watchdog`` counts it.
+    private var lastPing: UInt64?
+
     /// Seconds between watchdog pings (half of WATCHDOG_USEC), or `nil` when systemd wants none.
     var watchdogInterval: Double? { watchdog?.interval }
+
+    /// Seconds until the next watchdog ping is due (0 when it is due now, as before the first),
+    /// or `nil` when systemd wants none: the control loop sleeps no longer than this, so that a
+    /// signal waking it just before a ping does not postpone the ping by a whole interval.
+    var secondsUntilWatchdogDue: Double? {
+        guard let watchdog else { return nil }
+        guard let lastPing else { return 0 }
+        let due = lastPing + watchdog.intervalMicroseconds
+        let now = monotonicMicroseconds()
+        return due > now ? Double(due - now) / 1e6 : 0
+    }
 
     /// `READY=1` with a status line (and `MAINPID=` after `--daemon` detached).
     func ready(status: String) {
@@ -36,7 +50,13 @@ final class SystemdSession {
     func reloading() { _ = try? notifier.reloading() }
 
     /// `WATCHDOG=1` if half the watchdog interval passed since the last ping.
-    func pingWatchdogIfDue() { _ = try? watchdog?.pingIfDue() }
+    func pingWatchdogIfDue() {
+        guard let watchdog else { return }
+        let now = monotonicMicroseconds()
+        if let lastPing, now >= lastPing, now - lastPing < watchdog.intervalMicroseconds { return }
+        lastPing = now
+        _ = try? watchdog.pingIfDue(now: now)
+    }
 
     /// `ERRNO=` before a failed start exits.
     static func reportFailure(errno code: Int32) {
