@@ -456,6 +456,31 @@ final class SystemdTests: XCTestCase {
         XCTAssertEqual(try serverd.waitForExit(), 0, serverd.stderr)
     }
 
+    /// A reload keeps the inherited sockets (listeners named by fd name, none on the command
+    /// line): they cannot be bound again, so they must still serve afterwards.
+    func testReloadKeepsServingInheritedSockets() throws {
+        let directory = try TemporaryDirectory()
+        let sink = try NotifySink(abstractTag: "reload-inherited")
+        let path = directory.path("echo.sock")
+        let serverd = try ServerdProcess(
+            [], directory: directory, environment: sink.environment,
+            launcher: Activation.launcher(["echo=unix:\(path)", "stamp=tcp:127.0.0.1"]))
+        try sink.next("READY", "1")
+        let tcp = try XCTUnwrap(serverd.listeningLines.first { $0.hasPrefix("stamp@tcp://127.0.0.1:") }, serverd.stderr)
+        serverd.send(SIGHUP)
+        try sink.next("RELOADING", "1")
+        try sink.next("READY", "1")
+        let echo = try TestClient.connect("unix:" + path)
+        XCTAssertTrue(try echo.echoes("after the reload"))
+        echo.close()
+        let stamp = try TestClient.connect(addressPart(tcp))
+        XCTAssertTrue(try stamp.isStamped("after the reload"))
+        stamp.close()
+        XCTAssertEqual(serverd.listeningLines.count, 2, serverd.stderr)
+        XCTAssertFalse(serverd.stderr.contains("error"), serverd.stderr)
+        try serverd.stop()
+    }
+
     /// `STATUS=` follows the connections: it changes while a client is connected and returns
     /// once it left.
     func testStatusFollowsConnections() throws {
