@@ -1,0 +1,35 @@
+# Debian package: `make deb` builds .build/deb/serverd_VERSION_ARCH.deb and checks it
+# with lintian; `make test-system` installs it in a throw-away systemd-nspawn container
+# (systemd as PID 1) and checks socket activation, reload, watchdog, stop, upgrade and
+# removal. Both run as root on Debian 12; see packaging/debian/README.Debian.
+
+DEB_OUT ?= .build/deb
+DEB_APT_PACKAGES = debhelper dpkg-dev lintian pkgconf libsystemd-dev man-db
+TEST_SYSTEM_APT_PACKAGES = systemd systemd-container python3 iproute2 util-linux
+# Upper bound for the whole container test, in seconds.
+TEST_SYSTEM_TIMEOUT ?= 600
+
+# apt-get runs only when one of the packages is missing.
+define deb_apt_install
+	@missing=""; for p in $(1); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+endef
+
+.PHONY: deb deb-deps test-system test-system-deps
+
+deb-deps:
+	$(call deb_apt_install,$(DEB_APT_PACKAGES))
+
+test-system-deps:
+	$(call deb_apt_install,$(TEST_SYSTEM_APT_PACKAGES))
+
+deb: deb-deps
+	SWIFT=$(SWIFT) packaging/build-deb.sh $(DEB_OUT)
+
+test-system: deb test-system-deps
+	TEST_SYSTEM_TIMEOUT=$(TEST_SYSTEM_TIMEOUT) packaging/test-system.sh $(DEB_OUT)
