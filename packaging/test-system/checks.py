@@ -1,0 +1,470 @@
+#!/usr/bin/python3
+"""System checks of the serverd Debian package, run inside a throw-away container
+booted with systemd as PID 1 (packaging/test-system.sh starts it).
+
+    checks.py DEB UPGRADE_DEB
+
+Installs DEB, then checks socket activation for every socket kind, the exec
+service under the hardened unit, reload, the watchdog, a draining stop, an
+upgrade to UPGRADE_DEB, removal and purge. Prints one PASS or FAIL line per
+check and exits 1 if any check failed. Every wait is bounded.
+"""
+
+import os
+import re
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import time
+
+SERVICE = "serverd.service"
+SOCKETS = ["serverd.socket", "serverd-echo.socket"]
+UNITS = [SERVICE] + SOCKETS
+PORT = 21568
+EXEC_PORT = 21570
+CONFFILE = "/etc/serverd/serverd.toml"
+ECHO_SOCK = "/run/serverd/echo.sock"
+ECHO_DGRAM = "/run/serverd/echo.dgram"
+STAMP_RE = re.compile(r"^\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d \d{4}\] (.*)\n$")
+IO_TIMEOUT = 15          # seconds for one client exchange (includes a service start)
+EXPOSURE_LIMIT = 1.5
+
+results = []
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def log(msg):
+    print(f"  .. {msg}", flush=True)
+
+
+def run(cmd, timeout=60, ok=True, **kw):
+    """Runs cmd; raises CheckFailed if it fails (when ok) or times out."""
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                           stdin=subprocess.DEVNULL, **kw)
+    except subprocess.TimeoutExpired:
+        raise CheckFailed(f"{' '.join(cmd)}: no exit within {timeout} s")
+    if ok and p.returncode != 0:
+        raise CheckFailed(f"{' '.join(cmd)}: exit {p.returncode}: {(p.stderr or p.stdout).strip()}")
+    return p
+
+
+def prop(unit, name):
+    return run(["systemctl", "show", "-p", name, "--value", unit], timeout=15).stdout.strip()
+
+
+def wait_for(what, predicate, timeout):
+    """Polls predicate (systemd offers no event to block on here) until it holds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise CheckFailed(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def expect(cond, msg):
+    if not cond:
+        raise CheckFailed(msg)
+
+
+def check(name, fn, *args):
+    try:
+        detail = fn(*args)
+    except CheckFailed as e:
+        results.append((name, False))
+        print(f"FAIL {name}: {e}", flush=True)
+        return False
+    except Exception as e:  # a broken check is a failed check, never a crash
+        results.append((name, False))
+        print(f"FAIL {name}: {type(e).__name__}: {e}", flush=True)
+        return False
+    results.append((name, True))
+    print(f"PASS {name}" + (f": {detail}" if detail else ""), flush=True)
+    return True
+
+
+# --- clients -------------------------------------------------------------------------------------
+
+def recv_line(sock):
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise CheckFailed(f"connection closed after {data!r}")
+        data += chunk
+    return data.decode()
+
+
+def expect_stamp(reply, line):
+    m = STAMP_RE.match(reply)
+    expect(m and m.group(1) == line, f"stamp reply {reply!r} is not '[date] {line}'")
+
+
+class StampConnection:
+    """A TCP connection to the stamp service that stays open between exchanges."""
+
+    def __init__(self, family=socket.AF_INET, host="127.0.0.1"):
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.settimeout(IO_TIMEOUT)
+        self.sock.connect((host, PORT))
+
+    def exchange(self, line):
+        self.sock.sendall(line.encode() + b"\n")
+        reply = recv_line(self.sock)
+        expect_stamp(reply, line)
+        return reply
+
+    def close(self):
+        self.sock.close()
+
+
+def client_tcp(family, host):
+    c = StampConnection(family, host)
+    try:
+        return c.exchange(f"hello over tcp {host}").strip()
+    finally:
+        c.close()
+
+
+def client_udp(family, host):
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        s.settimeout(IO_TIMEOUT)
+        payload = f"hello over udp {host}".encode()
+        s.sendto(payload, (host, PORT))
+        data, _ = s.recvfrom(65536)
+        expect(data == payload, f"echo reply {data!r} != {payload!r}")
+        return data.decode()
+
+
+def client_unix_stream():
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(IO_TIMEOUT)
+        s.connect(ECHO_SOCK)
+        payload = b"hello over a unix stream\nsecond line\n"
+        s.sendall(payload)
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        expect(data == payload, f"echo reply {data!r} != {payload!r}")
+        return repr(data.decode())
+
+
+def client_unix_dgram():
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.settimeout(IO_TIMEOUT)
+        s.bind("")  # autobind in the abstract namespace, so the reply has somewhere to go
+        payload = b"hello over a unix datagram"
+        s.sendto(payload, ECHO_DGRAM)
+        data = s.recv(65536)
+        expect(data == payload, f"echo reply {data!r} != {payload!r}")
+        return data.decode()
+
+
+KINDS = [
+    ("tcp4 127.0.0.1 (stamp)", lambda: client_tcp(socket.AF_INET, "127.0.0.1")),
+    ("tcp6 [::1] (stamp)", lambda: client_tcp(socket.AF_INET6, "::1")),
+    ("udp4 127.0.0.1 (echo)", lambda: client_udp(socket.AF_INET, "127.0.0.1")),
+    ("udp6 [::1] (echo)", lambda: client_udp(socket.AF_INET6, "::1")),
+    ("unix stream /run/serverd/echo.sock (echo)", client_unix_stream),
+    ("unix datagram /run/serverd/echo.dgram (echo)", client_unix_dgram),
+]
+
+
+# --- helpers on the service ------------------------------------------------------------------------
+
+def stop_service():
+    run(["systemctl", "stop", SERVICE], timeout=40)
+    run(["systemctl", "reset-failed", SERVICE], timeout=15, ok=False)  # also resets the start limit
+    expect(prop(SERVICE, "ActiveState") == "inactive", f"{SERVICE} did not stop")
+
+
+def wait_active():
+    """serverd may serve a first client before systemd has processed its READY=1."""
+    wait_for(f"{SERVICE} active", lambda: prop(SERVICE, "ActiveState") == "active", 10)
+
+
+def ensure_running():
+    """Starts the service the way users do: with a connection."""
+    if prop(SERVICE, "ActiveState") != "active":
+        client_tcp(socket.AF_INET, "127.0.0.1")
+    wait_active()
+    return int(prop(SERVICE, "MainPID"))
+
+
+def now_for_journal():
+    return time.strftime("%Y-%m-%d %H:%M:%S")
+
+
+# --- checks ------------------------------------------------------------------------------------------
+
+def c_install(deb):
+    run(["dpkg", "-i", deb], timeout=120,
+        env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    status = run(["dpkg-query", "-W", "-f", "${Status} ${Version}", "serverd"]).stdout
+    expect(status.startswith("install ok installed"), f"dpkg status: {status}")
+    return status
+
+
+def c_only_sockets_started():
+    for unit in SOCKETS:
+        expect(prop(unit, "ActiveState") == "active", f"{unit} is not active")
+        expect(prop(unit, "UnitFileState") == "enabled", f"{unit} is not enabled")
+    expect(prop(SERVICE, "ActiveState") == "inactive",
+           f"{SERVICE} is {prop(SERVICE, 'ActiveState')}, not inactive: install must start only the sockets")
+    for path in (ECHO_SOCK, ECHO_DGRAM):
+        expect(stat.S_ISSOCK(os.stat(path).st_mode), f"{path} is not a socket")
+    return "serverd.socket and serverd-echo.socket listening, serverd.service inactive"
+
+
+def c_no_swift():
+    ldd = run(["ldd", "/usr/sbin/serverd"]).stdout
+    expect("swift" not in ldd.lower(), f"ldd shows a Swift library:\n{ldd}")
+    expect("not found" not in ldd, f"ldd: missing library:\n{ldd}")
+    expect(not os.listdir("/opt/swift") if os.path.isdir("/opt/swift") else True,
+           "the Swift toolchain is visible in the container")
+    version = run(["/usr/sbin/serverd", "--version"], timeout=15).stdout.strip()
+    libs = sorted(re.findall(r"^\s*(\S+\.so[.\d]*)", ldd, re.M))
+    return f"serverd --version: {version}; needs {' '.join(libs)}"
+
+
+def c_verify():
+    paths = [f"/lib/systemd/system/{u}" for u in UNITS]
+    p = run(["systemd-analyze", "verify"] + paths, timeout=60, ok=False)
+    expect(p.returncode == 0 and p.stderr.strip() == "",
+           f"exit {p.returncode}, stderr: {p.stderr.strip()!r}")
+    return "exit 0, empty stderr"
+
+
+def c_security():
+    p = run(["systemd-analyze", "security", "--offline=yes", f"/lib/systemd/system/{SERVICE}"],
+            timeout=60)
+    m = re.search(r"Overall exposure level for \S+: (\d+\.\d+) (\w+)", p.stdout)
+    expect(m, f"no exposure level in:\n{p.stdout[-500:]}")
+    level = float(m.group(1))
+    expect(level <= EXPOSURE_LIMIT, f"exposure {level} > {EXPOSURE_LIMIT}")
+    return f"{m.group(1)} {m.group(2)}"
+
+
+def c_first_connection(client):
+    stop_service()
+    before = int(prop(SERVICE, "ExecMainStartTimestampMonotonic") or 0)
+    reply = client()
+    wait_active()
+    started = int(prop(SERVICE, "ExecMainStartTimestampMonotonic") or 0)
+    expect(started > before, "the connection did not start the service")
+    return f"service started by it, reply {reply!r}"
+
+
+def c_exec():
+    """The exec service under the hardened unit, set up as README.Debian says."""
+    shutil.copy(CONFFILE, "/run/serverd-test.toml.orig")
+    shutil.copy("/usr/share/doc/serverd/examples/serverd-exec.socket", "/etc/systemd/system/")
+    try:
+        with open(CONFFILE, "a") as f:
+            f.write('\nexec = ["/usr/bin/env"]\n')
+        stop_service()
+        run(["systemctl", "daemon-reload"])
+        run(["systemctl", "enable", "--now", "serverd-exec.socket"], timeout=30)
+        with socket.create_connection(("127.0.0.1", EXEC_PORT), timeout=IO_TIMEOUT) as s:
+            s.shutdown(socket.SHUT_WR)
+            out = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+        env = dict(line.split("=", 1) for line in out.decode().splitlines() if "=" in line)
+        expect(env.get("PROTO") == "TCP", f"no PROTO=TCP in the child's environment: {out!r}")
+        expect(env.get("TCPREMOTEIP") == "127.0.0.1" and env.get("TCPLOCALPORT") == str(EXEC_PORT),
+               f"UCSPI variables wrong: {env}")
+        leaked = [k for k in env if k.startswith(("LISTEN_", "WATCHDOG_")) or k == "NOTIFY_SOCKET"]
+        expect(not leaked, f"the child inherited {leaked}")
+        return f"/usr/bin/env ran per connection: PROTO={env['PROTO']} TCPREMOTEPORT={env.get('TCPREMOTEPORT')}"
+    finally:
+        run(["systemctl", "stop", SERVICE], timeout=40, ok=False)
+        run(["systemctl", "disable", "--now", "serverd-exec.socket"], timeout=30, ok=False)
+        os.remove("/etc/systemd/system/serverd-exec.socket")
+        shutil.move("/run/serverd-test.toml.orig", CONFFILE)
+        run(["systemctl", "daemon-reload"], ok=False)
+        run(["systemctl", "reset-failed", SERVICE], ok=False)
+
+
+def c_reload():
+    pid = ensure_running()
+    c = StampConnection()
+    try:
+        c.exchange("before reload")
+        run(["systemctl", "reload", SERVICE], timeout=30)
+        c.exchange("after reload")
+    finally:
+        c.close()
+    client_tcp(socket.AF_INET, "127.0.0.1")
+    wait_active()  # RELOADING=1 may reach systemd after ExecReload= ended; READY=1 follows
+    expect(int(prop(SERVICE, "MainPID")) == pid, "serverd was restarted instead of reloaded")
+    return f"open connection served before and after, same PID {pid}"
+
+
+def c_watchdog():
+    dropin = "/run/systemd/system/serverd.service.d"
+    os.makedirs(dropin, exist_ok=True)
+    conf = os.path.join(dropin, "50-test-watchdog.conf")
+    with open(conf, "w") as f:
+        f.write("[Service]\nWatchdogSec=2s\n")
+    try:
+        run(["systemctl", "daemon-reload"])
+        stop_service()
+        pid = ensure_running()
+        restarts = int(prop(SERVICE, "NRestarts"))
+        time.sleep(5)  # 2.5 watchdog periods: the keep-alives must hold it up
+        expect(int(prop(SERVICE, "MainPID")) == pid and prop(SERVICE, "ActiveState") == "active",
+               "serverd did not survive 5 s with WatchdogSec=2s: no WATCHDOG=1 keep-alives?")
+        since = now_for_journal()
+        os.kill(pid, 19)  # SIGSTOP
+        t0 = time.monotonic()
+        wait_for("a new serverd after the watchdog timeout",
+                 lambda: prop(SERVICE, "ActiveState") == "active"
+                 and prop(SERVICE, "MainPID") not in ("0", str(pid)), 45)
+        elapsed = time.monotonic() - t0
+        expect(int(prop(SERVICE, "NRestarts")) == restarts + 1, "NRestarts did not grow by one")
+        expect("Watchdog timeout" in run(["journalctl", "--no-pager", "--since", since, "-u", SERVICE],
+                                         ok=False).stdout, "no 'Watchdog timeout' in the journal")
+        client_tcp(socket.AF_INET, "127.0.0.1")
+        return (f"with a WatchdogSec=2s drop-in, frozen PID {pid} replaced by "
+                f"{prop(SERVICE, 'MainPID')} after {elapsed:.1f} s")
+    finally:
+        os.remove(conf)
+        os.rmdir(dropin)
+        run(["systemctl", "daemon-reload"], ok=False)
+        run(["systemctl", "stop", SERVICE], timeout=40, ok=False)
+        run(["systemctl", "reset-failed", SERVICE], ok=False)
+
+
+def c_stop_drains():
+    ensure_running()
+    c = StampConnection()
+    try:
+        c.exchange("before stop")
+        run(["systemctl", "stop", "--no-block", SERVICE], timeout=15)
+        wait_for(f"{SERVICE} deactivating", lambda: prop(SERVICE, "ActiveState") == "deactivating", 5)
+        c.exchange("while stopping")
+        time.sleep(1)  # still draining: the connection is kept, not cut
+        c.exchange("still stopping")
+        expect(prop(SERVICE, "ActiveState") == "deactivating", "serverd did not wait for the connection")
+    finally:
+        c.close()
+    t0 = time.monotonic()
+    wait_for(f"{SERVICE} inactive", lambda: prop(SERVICE, "ActiveState") in ("inactive", "failed"), 15)
+    elapsed = time.monotonic() - t0
+    result, status = prop(SERVICE, "Result"), prop(SERVICE, "ExecMainStatus")
+    expect(result == "success" and status == "0", f"stop ended with Result={result} status={status}")
+    expect(elapsed < 5, f"serverd took {elapsed:.1f} s to exit after the last connection closed")
+    return f"in-flight connection served during the stop; exit 0 {elapsed:.1f} s after it closed"
+
+
+def c_upgrade(deb):
+    pid = ensure_running()
+    sockets_up = {u: prop(u, "ActiveEnterTimestampMonotonic") for u in SOCKETS}
+    since = now_for_journal()
+    run(["dpkg", "-i", deb], timeout=120, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    version = run(["dpkg-query", "-W", "-f", "${Version}", "serverd"]).stdout
+    expect(version.endswith("+systemtest1"), f"installed version is {version}")
+    for unit in UNITS:
+        expect(prop(unit, "ActiveState") == "active", f"{unit} not active after the upgrade")
+        expect(run(["systemctl", "is-failed", "--quiet", unit], ok=False).returncode != 0,
+               f"{unit} failed")
+    for unit, t in sockets_up.items():
+        expect(prop(unit, "ActiveEnterTimestampMonotonic") == t,
+               f"{unit} was restarted: its clients saw refused connections")
+    new_pid = int(prop(SERVICE, "MainPID"))
+    expect(new_pid != pid, "serverd was not restarted by the upgrade")
+    journal = run(["journalctl", "--no-pager", "-o", "cat", "--since", since,
+                   "-u", SERVICE, "-u", SOCKETS[0], "-u", SOCKETS[1]], ok=False).stdout
+    errors = [l for l in journal.splitlines() if re.search(r"[Ff]ailed|refusing|[Ee]rror", l)]
+    expect(not errors, f"journal during the upgrade: {errors}")
+    for name, client in KINDS:
+        client()
+    return f"{version}: serverd PID {pid} -> {new_pid}, sockets kept open, every socket kind served"
+
+
+def listeners_on(port):
+    out = run(["ss", "-H", "-a", "-n", "-t", "-u", f"sport = :{port}"], ok=False).stdout
+    return [l for l in out.splitlines() if l.strip()]
+
+
+def serverd_paths():
+    """Every path whose name mentions serverd where a package or systemd could leave one."""
+    found = []
+    for top in ("/etc", "/lib/systemd", "/usr/lib/systemd", "/usr/sbin", "/usr/share", "/var/lib/systemd",
+                "/run"):
+        for dirpath, dirnames, filenames in os.walk(top):
+            found += [os.path.join(dirpath, n) for n in dirnames + filenames if "serverd" in n]
+    return sorted(p for p in found if not p.startswith("/run/serverd-test"))
+
+
+# What dpkg -r keeps on purpose until the purge: the conffile, and the enable links with
+# deb-systemd-helper's record of them, so that a reinstall keeps the admin's choice.
+KEPT_UNTIL_PURGE = re.compile(r"^(/etc/serverd(/serverd\.toml)?"
+                              r"|/etc/systemd/system/sockets\.target\.wants/serverd(-echo)?\.socket"
+                              r"|/var/lib/systemd/deb-systemd-helper-enabled/.*serverd.*)$")
+
+
+def c_remove():
+    run(["dpkg", "-r", "serverd"], timeout=120)
+    for unit in UNITS:
+        expect(prop(unit, "ActiveState") == "inactive", f"{unit} still active")
+        expect(prop(unit, "LoadState") == "not-found", f"{unit} still loaded")
+    expect(not listeners_on(PORT), f"sockets left on port {PORT}: {listeners_on(PORT)}")
+    expect(run(["pgrep", "-x", "serverd"], ok=False).returncode != 0, "a serverd process is left")
+    left = serverd_paths()
+    unexpected = [p for p in left if not KEPT_UNTIL_PURGE.match(p)]
+    expect(not unexpected, f"left behind: {unexpected}")
+    expect(os.path.exists(CONFFILE), f"{CONFFILE} removed before the purge")
+    return (f"units stopped and gone, no socket, no /run/serverd, no binary; kept until purge: "
+            f"{len(left)} paths (conffile, enable links, deb-systemd-helper state)")
+
+
+def c_purge():
+    run(["dpkg", "-P", "serverd"], timeout=120)
+    expect(run(["dpkg-query", "-W", "serverd"], ok=False).returncode != 0, "dpkg still knows serverd")
+    left = serverd_paths()
+    expect(not left, f"left behind: {left}")
+    expect(not listeners_on(PORT), f"sockets left on port {PORT}")
+    return "no file, unit link or socket left"
+
+
+def main():
+    deb, upgrade_deb = sys.argv[1], sys.argv[2]
+    if not check("install: dpkg -i", c_install, deb):
+        return 1
+    check("install starts only the sockets", c_only_sockets_started)
+    check("installed binary needs no Swift", c_no_swift)
+    check("systemd-analyze verify", c_verify)
+    check(f"systemd-analyze security --offline=yes <= {EXPOSURE_LIMIT}", c_security)
+    for name, client in KINDS:
+        check(f"first connection starts serverd and is served: {name}", c_first_connection, client)
+    check("exec service runs children under the hardened unit", c_exec)
+    check("systemctl reload keeps an open connection working", c_reload)
+    check("watchdog restarts a serverd frozen with SIGSTOP", c_watchdog)
+    check("systemctl stop lets an in-flight connection finish", c_stop_drains)
+    check("upgrade to a newer build restarts cleanly", c_upgrade, upgrade_deb)
+    check("remove: dpkg -r", c_remove)
+    check("purge: dpkg -P", c_purge)
+    failed = [n for n, ok in results if not ok]
+    print(f"{len(results) - len(failed)} of {len(results)} checks passed", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
