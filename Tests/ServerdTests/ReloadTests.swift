@@ -56,7 +56,8 @@ final class ReloadTests: XCTestCase {
         _ = try serverd.waitFor { connectionIsRefused(removed) ? true : nil }
         _ = try serverd.waitFor { FileManager.default.fileExists(atPath: dir.path("gone.sock")) ? nil : true }
         XCTAssertTrue(connectionIsRefused("unix:\(dir.path("gone.sock"))"))
-        XCTAssertNil(try datagramRoundTrip(removedUDP, Array("u".utf8), timeout: 0.5), "the removed UDP listener no longer answers")
+        // The removed UDP listener stops answering (a closed port may also report ECONNREFUSED).
+        _ = try serverd.waitFor { ((try? datagramRoundTrip(removedUDP, Array("u".utf8), timeout: 0.3)) ?? nil) == nil ? true : nil }
         XCTAssertTrue(try open.roundTrip("2").hasSuffix("] 2\n"))
         XCTAssertTrue(try TestClient.connect(stay).roundTrip("3").hasSuffix("] 3\n"))
         XCTAssertEqual(serverd.listeningLines.count, 4)

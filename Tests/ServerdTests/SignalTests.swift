@@ -16,7 +16,8 @@ final class SignalTests: XCTestCase {
             "--listen", "stamp@unix:\(socketPath)", "--listen", "stamp@tcp://127.0.0.1:0",
         ], directory: dir)
         try serverd.waitForListening(2)
-        XCTAssertEqual(pidFromFile(pidfile), serverd.pid, file: file, line: line)
+        // The pidfile follows the `listening on` lines once every listener serves.
+        XCTAssertEqual(try serverd.waitFor(file: file, line: line) { pidFromFile(pidfile) }, serverd.pid, file: file, line: line)
         let tcpAddress = serverd.address(1)
         let inFlight = try TestClient.connect("unix:\(socketPath)")
         XCTAssertTrue(try inFlight.roundTrip("before").hasSuffix("] before\n"), file: file, line: line)
