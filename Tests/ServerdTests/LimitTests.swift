@@ -87,7 +87,15 @@ final class LimitTests: XCTestCase {
     // MARK: - --max-per-source
 
     func testMaxPerSourceClosesTheExtraConnectionFromOneAddress() throws {
-        let serverd = try ServerdProcess(["--max-per-source", "1", "--listen", "echo@tcp://127.0.0.1:0"])
+        try assertMaxPerSource(model: "threading")
+    }
+
+    func testMaxPerSourceUnderForking() throws {
+        try assertMaxPerSource(model: "forking")
+    }
+
+    private func assertMaxPerSource(model: String) throws {
+        let serverd = try ServerdProcess(["--model", model, "--max-per-source", "1", "--listen", "echo@tcp://127.0.0.1:0"])
         try serverd.waitForListening(1)
         let address = serverd.address(0)
         let first = try TestClient.connect(address)

@@ -78,6 +78,20 @@ final class ModelTests: XCTestCase {
         try serverd.stop()
     }
 
+    /// Under serial, the idle timeout frees the loop from a client that went quiet.
+    func testSerialIdleClientIsClosedAndTheNextIsServed() throws {
+        let serverd = try ServerdProcess(["--model", "serial", "--idle-timeout", "1", "--listen", "echo@tcp://127.0.0.1:0"])
+        try serverd.waitForListening(1)
+        let quiet = try TestClient.connect(serverd.address(0))
+        XCTAssertTrue(try quiet.echoes("then silence"))
+        let next = try TestClient.connect(serverd.address(0))
+        try next.send("next")
+        XCTAssertEqual(try next.receive(count: 4), Array("next".utf8), "served once the quiet one timed out")
+        XCTAssertTrue(quiet.isClosedByServer(timeout: 5))
+        next.close()
+        try serverd.stop()
+    }
+
     /// Serial serves each listener on its own loop: a busy TCP listener does not hold up the Unix one.
     func testSerialListenersAreIndependent() throws {
         let dir = try TemporaryDirectory()
