@@ -37,6 +37,25 @@ final class ConfigFileTests: XCTestCase {
         XCTAssertTrue(result.stdout.contains("echo@tcp://127.0.0.1:0"), result.stdout)
     }
 
+    /// What would make the daemon exit 78 at start makes `--check-config` exit 78 too, printing no listener.
+    func testCheckConfigRefusesWhatTheDaemonWouldRefuse() throws {
+        let cases: [([String], String)] = [
+            (["--listen", "echo@tcp://127.0.0.1:0", "--listen", "exec@udp://127.0.0.1:0", "--", "/bin/cat"], "exec@udp://127.0.0.1:0"),
+            (["--listen", "exec@unixgram:@serverd-check-\(getpid())", "--", "/bin/cat"], "exec@unixgram:"),
+            (["--listen", "echo@tcp://127.0.0.1:0", "--user", "no-such-user-\(getpid())"], "no-such-user-\(getpid())"),
+            (["--listen", "echo@tcp://127.0.0.1:0", "--group", "no-such-group-\(getpid())"], "no-such-group-\(getpid())"),
+        ]
+        for (arguments, needle) in cases {
+            let started = try ServerdProcess.run(arguments)
+            XCTAssertEqual(started.status, 78, "the daemon refuses \(arguments): \(started.stderr)")
+            let checked = try ServerdProcess.run(["--check-config"] + arguments)
+            XCTAssertEqual(checked.status, 78, "--check-config \(arguments): \(checked.stdout)\(checked.stderr)")
+            XCTAssertEqual(checked.stdout, "", "no listener printed for a configuration that cannot start")
+            let last = checked.stderr.split(separator: "\n").last ?? ""
+            XCTAssertTrue(last.hasPrefix("serverd: ") && last.contains(needle), "'\(last)' names \(needle)")
+        }
+    }
+
     private func assertConfigFailure(
         _ text: String, naming needles: [String], checkOnly: Bool = true, file: StaticString = #filePath, line: UInt = #line
     ) throws {
