@@ -203,6 +203,42 @@ final class ReloadTests: XCTestCase {
         try serverd.stop()
     }
 
+    /// A listener on a fixed port whose options change is closed and bound again on the same port,
+    /// even while a forked worker serves one of its connections.
+    func testChangedListenerRebindsItsPortUnderForking() throws {
+        let probe = try Socket(family: AF_INET, transport: .stream)
+        try probe.bind(to: SocketAddress(parsing: "tcp://127.0.0.1:0"))
+        let address = "\(try probe.localAddress())"
+        probe.close()
+        let dir = try TemporaryDirectory()
+        let config = try writeConfig(dir, """
+            model = "forking"
+
+            [[listener]]
+            listen = "stamp@\(address)"
+            max-line = 4
+            """)
+        let serverd = try ServerdProcess(["--config", config], directory: dir)
+        try serverd.waitForListening(1)
+        let open = try TestClient.connect(address)
+        XCTAssertTrue(try open.roundTrip("1234").hasSuffix("] 1234\n"))
+        try writeConfig(dir, """
+            model = "forking"
+
+            [[listener]]
+            listen = "stamp@\(address)"
+            max-line = 8
+            """)
+        serverd.send(SIGHUP)
+        let lines = try serverd.waitForListening(2)
+        XCTAssertEqual(lines[1], "stamp@\(address)", serverd.stderr)
+        XCTAssertFalse(serverd.stderr.contains("cannot start"), serverd.stderr)
+        XCTAssertTrue(try TestClient.connect(address).roundTrip("12345678").hasSuffix("] 12345678\n"), "the new options apply")
+        XCTAssertTrue(try open.roundTrip("5678").hasSuffix("] 5678\n"), "the old connection finishes under its old listener")
+        open.close()
+        try serverd.stop()
+    }
+
     /// The model is daemon-wide; a reload that changes a listener's options under forking still serves it.
     func testReloadUnderForkingModel() throws {
         let dir = try TemporaryDirectory()
