@@ -99,6 +99,16 @@ final class BufferedReaderTests: XCTestCase {
         XCTAssertTrue(writer.join())
     }
 
+    /// As in Python, a negative limit is no limit.
+    func testReadlineNegativeLimitIsNoLimit() throws {
+        let (socket, peer) = try makePair()
+        try peer.sendAll(bytes("abcdef\nxyz"))
+        try peer.shutdown(Int32(SHUT_WR))
+        let reader = BufferedReader(socket: socket)
+        XCTAssertEqual(try reader.readline(limit: -1), bytes("abcdef\n"))
+        XCTAssertEqual(try reader.readline(limit: -1), bytes("xyz"))
+    }
+
     // MARK: - read, readAvailable, readToEnd
 
     func testReadWaitsForCountBytes() throws {
@@ -156,6 +166,15 @@ final class BufferedReaderTests: XCTestCase {
         XCTAssertEqual(try reader.readToEnd(), payload)
         XCTAssertEqual(try reader.readToEnd(), [])
         XCTAssertTrue(writer.join())
+    }
+
+    /// As in Python, read(-1) reads to the end.
+    func testReadNegativeCountReadsToEnd() throws {
+        let (socket, peer) = try makePair()
+        try peer.sendAll(bytes("all of it"))
+        try peer.shutdown(Int32(SHUT_WR))
+        let reader = BufferedReader(socket: socket)
+        XCTAssertEqual(try reader.read(-1), bytes("all of it"))
     }
 
     func testReceiveTimeoutIsAnError() throws {

@@ -35,9 +35,11 @@ public final class BufferedReader {
     /// Bytes received and not yet consumed.
     public var bufferedCount: Int { end - start }
 
-    /// Reads up to `count` bytes, waiting until that many arrived or the input ended.
+    /// Reads up to `count` bytes, waiting until that many arrived or the input ended. A negative
+    /// `count` reads to the end, as Python's `read(-1)` does.
     /// - Returns: fewer than `count` bytes only at the end of the input; empty once it ended.
     public func read(_ count: Int) throws -> [UInt8] {
+        if count < 0 { return try readToEnd() }
         while bufferedCount < count, try fill() {}
         return take(min(count, bufferedCount))
     }
@@ -52,10 +54,12 @@ public final class BufferedReader {
     /// Reads one line, up to and including its LF.
     ///
     /// - Parameter limit: the most bytes to return; a longer line comes back cut at `limit`
-    ///   bytes without its LF (the rest stays for the next call), as in Python.
+    ///   bytes without its LF (the rest stays for the next call), as in Python. `nil` or a
+    ///   negative value: no limit (Python's `readline(-1)`).
     /// - Returns: the line with its LF; without one only at the end of the input or at `limit`;
     ///   empty once the input ended.
     public func readline(limit: Int? = nil) throws -> [UInt8] {
+        let limit = limit.flatMap { $0 < 0 ? nil : $0 }
         var scanned = 0
         while true {
             let available = bufferedCount
