@@ -66,6 +66,31 @@ final class DaemonModeTests: XCTestCase {
         XCTAssertTrue(readText(log).contains("stopp"), readText(log))
     }
 
+    /// Started from a terminal (script(1) gives the launcher a pseudo-terminal as its controlling
+    /// terminal), the daemon still has none and is in neither the launcher's session nor its own lead.
+    func testDaemonLaunchedFromATerminalHasNone() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/script") else { throw XCTSkip("needs script(1)") }
+        let dir = try TemporaryDirectory()
+        let pidfile = dir.path("serverd.pid")
+        killDaemonAtTeardown(self, pidfile: pidfile)
+        let parent = try ServerdProcess(
+            ["--daemon", "--pidfile", pidfile, "--log-file", dir.path("d.log"), "--listen", "echo@unix:\(dir.path("s.sock"))"],
+            directory: dir,
+            launcher: ["/bin/sh", "-c", "exec /usr/bin/script -qec \"$* && tty && ps -o sid= -p \\$\\$\" /dev/null", "sh"])
+        XCTAssertEqual(try parent.waitForExit(), 0, parent.stdout + parent.stderr)
+        let output = parent.stdout.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+        XCTAssertTrue(output.contains { $0.hasPrefix("/dev/pts/") }, "the launcher had a terminal: \(output)")
+        let launcherSession = output.last.flatMap { Int($0) }
+        let pid = try XCTUnwrap(pidFromFile(pidfile))
+        let (session, tty) = try XCTUnwrap(sessionAndTTY(pid))
+        XCTAssertEqual(tty, 0, "no controlling terminal")
+        XCTAssertNotEqual(session, Int(pid))
+        XCTAssertNotNil(launcherSession)
+        XCTAssertNotEqual(session, launcherSession, "not in the terminal's session")
+        XCTAssertTrue(try TestClient.connect("unix:\(dir.path("s.sock"))").echoes("tty"))
+        try stopDaemon(pid: pid, pidfile: pidfile)
+    }
+
     /// daemon(7) step 1: descriptors the launcher left open (here fd 9 on a file, not close-on-exec)
     /// are closed in the daemon, so it holds nothing its launcher or a supervisor waits on.
     func testDaemonClosesDescriptorsItInherited() throws {
