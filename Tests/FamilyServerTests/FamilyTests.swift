@@ -102,6 +102,15 @@ final class FamilyTests: FamilyServerTestCase {
         }
     }
 
+    /// SO_REUSEADDR lets two UDP sockets share a port on Linux; a second server must not.
+    func testSecondUDPServerOnTheSamePortIsAddressInUse() throws {
+        let first = try UDPServer(address: address(.ipv4, .datagram), handler: DatagramEchoHandler.self)
+        defer { first.serverClose() }
+        XCTAssertThrowsError(try UDPServer(address: first.serverAddress, handler: DatagramEchoHandler.self)) { error in
+            XCTAssertEqual((error as? SocketError)?.errno, EADDRINUSE)
+        }
+    }
+
     func testSecondAbstractServerIsAddressInUse() throws {
         for transport in [SocketAddress.Transport.stream, .datagram] {
             let first = try makeServer(.unixAbstract, transport, .serial)

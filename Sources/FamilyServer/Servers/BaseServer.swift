@@ -43,8 +43,10 @@ open class BaseServer: @unchecked Sendable {
 
     /// Seconds ``handleRequest()`` waits before calling ``handleTimeout()``; `nil` waits forever.
     public var timeout: Double?
-    /// Set SO_REUSEADDR before binding an inet socket (on by default, so a restarted server can
-    /// bind at once while old connections linger in TIME_WAIT; Linux still refuses two live listeners).
+    /// Set SO_REUSEADDR before binding a TCP socket (on by default, so a restarted server can
+    /// bind at once while old connections linger in TIME_WAIT; Linux still refuses two live
+    /// listeners). Never set on a UDP socket: there Linux lets every socket that sets it share the
+    /// port, so a second server would bind silently instead of failing with EADDRINUSE.
     public var allowReuseAddress = true
     /// Set SO_REUSEPORT before binding; inet only (Linux rejects it on Unix sockets).
     public var allowReusePort = false
@@ -129,7 +131,7 @@ open class BaseServer: @unchecked Sendable {
     open func serverBind() throws {
         let address = serverAddress
         if let ip = address.ip {
-            if allowReuseAddress {
+            if allowReuseAddress && address.transport == .stream {
                 try socket.setOption(level: SOL_SOCKET, name: SO_REUSEADDR, value: 1, label: "SO_REUSEADDR")
             }
             if allowReusePort {
