@@ -141,6 +141,52 @@ final class UnixSocketFileTests: FamilyServerTestCase {
         }
     }
 
+    /// A path served by a socket of the other type (stream vs datagram) is in use too.
+    func testLiveSocketOfTheOtherTypeIsNotReplaced() throws {
+        for transport in transports {
+            let requested = address(.unixPath, transport)
+            let live = try makeServer(at: SocketAddress(transport == .stream ? .datagram : .stream, requested.endpoint))
+            assertInUse(requested)
+            XCTAssertEqual(fileType(requested.path!), S_IFSOCK)
+            try echo(live)
+        }
+    }
+
+    /// A live stream socket whose backlog is full is in use; checking it must not wait for room.
+    func testLiveSocketWithAFullBacklogIsNotReplaced() throws {
+        let requested = address(.unixPath, .stream)
+        let listener = try Socket(family: AF_UNIX, transport: .stream)
+        defer { listener.close() }
+        try listener.bind(to: requested)
+        try listener.listen(backlog: 0)
+        var queued: [Socket] = []
+        defer { queued.forEach { $0.close() } }
+        while queued.count < 10 {
+            let client = try Socket(family: AF_UNIX, transport: .stream)
+            queued.append(client)
+            try client.setNonBlocking(true)
+            do {
+                try client.connect(to: requested)
+            } catch {
+                XCTAssertEqual(error.errno, EAGAIN)
+                break
+            }
+        }
+        let outcome = EventLog()
+        let attempt = try TestThread {
+            do {
+                let server = try StreamServer(address: requested, handler: StreamEchoHandler.self)
+                server.serverClose()
+                outcome.append("bound")
+            } catch {
+                outcome.append("\((error as? SocketError)?.errno ?? -1)")
+            }
+        }
+        XCTAssertTrue(attempt.join(), "creating the server waited for room in the live socket's backlog")
+        XCTAssertEqual(outcome.all, ["\(EADDRINUSE)"])
+        XCTAssertEqual(fileType(requested.path!), S_IFSOCK)
+    }
+
     func testRegularFileIsNeverDeleted() throws {
         for transport in transports {
             let requested = address(.unixPath, transport)

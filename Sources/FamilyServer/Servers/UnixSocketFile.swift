@@ -47,6 +47,11 @@ struct UnixSocketFile: Sendable {
     }
 
     /// Removes a socket file at `path` only if it is a socket that nothing serves.
+    ///
+    /// The probe connects without blocking, and only ECONNREFUSED means that nothing is bound
+    /// there. A live stream socket whose backlog is full answers EAGAIN at once (a blocking probe
+    /// would wait until it accepts, forever if it never does), and a live socket of the other type
+    /// (stream vs datagram) answers EPROTOTYPE: both are "address in use".
     static func clearStale(at path: String, transport: SocketAddress.Transport) throws(SocketError) {
         var info = stat()
         if lstat(path, &info) != 0 {
@@ -58,11 +63,19 @@ struct UnixSocketFile: Sendable {
         }
         let probe = try Socket(family: AF_UNIX, transport: transport)
         defer { probe.close() }
+        try probe.setNonBlocking(true)
         do {
             try probe.connect(to: SocketAddress(transport, .unixPath(path)))
-        } catch where error.errno == ECONNREFUSED {
-            unlink(path)
-            return
+        } catch {
+            switch error.errno {
+            case ECONNREFUSED:
+                unlink(path)
+                return
+            case EAGAIN, EPROTOTYPE:
+                break
+            default:
+                throw error
+            }
         }
         throw SocketError("bind", errno: EADDRINUSE, subject: "\(path) (another process serves it)")
     }
