@@ -12,8 +12,9 @@
  *   loadgen idle    --tcp H:P [--conns 1000]                 hold idle connections (see below)
  *   loadgen startup --unix PATH [--max 5] [--log F] -- CMD…  start CMD, time until first echo
  *
- * Common options: --seconds S (measured time, default 2), --warmup S (default 0.25, not
- * counted), --max N (stop after N operations), --size B (line length including the LF, default 64).
+ * Common options: --seconds S (measured time, counted from the end of the warm-up; default 2),
+ * --warmup S (default 0.25, not counted), --max N (stop after N operations), --size B (line length
+ * including the LF, default 64).
  *
  * Each request is a line of --size bytes ending in LF; a reply must be the same bytes.  Results
  * go to stdout as one JSON object on one line.  `idle` first prints {"ready":N,…} once N
@@ -327,7 +328,7 @@ static int mode_stream(void) {
                 epoll_ctl(ep, EPOLL_CTL_MOD, s->fd, &ev);
             }
         }
-        if (!measuring && t >= warm_end) { measuring = 1; ops = 0; hist_reset(); mstart = t; }
+        if (!measuring && t >= warm_end) { measuring = 1; ops = 0; hist_reset(); mstart = t; end = t + (uint64_t)(opt.seconds * 1e9); }
         if (t >= end || ops >= opt.max) break;
     }
     if (!measuring) mstart = t;
@@ -359,7 +360,7 @@ static int mode_latency(void) {
         if (got < 0 || memcmp(buf, payload, (size_t)opt.size) != 0) { errors++; break; }
         t = now_ns();
         if (measuring) { ops++; hist_add(t - t0); }
-        else if (t >= warm_end) { measuring = 1; mstart = t; }
+        else if (t >= warm_end) { measuring = 1; mstart = t; end = t + (uint64_t)(opt.seconds * 1e9); }
         if (t >= end || ops >= opt.max) break;
     }
     close(fd);
@@ -459,7 +460,7 @@ static int mode_connect(void) {
                 else if (measuring) { ops++; hist_add(t - s->t0); }
             }
         }
-        if (!measuring && t >= warm_end) { measuring = 1; ops = 0; errors = 0; addr_busy = 0; hist_reset(); mstart = t; }
+        if (!measuring && t >= warm_end) { measuring = 1; ops = 0; errors = 0; addr_busy = 0; hist_reset(); mstart = t; end = t + (uint64_t)(opt.seconds * 1e9); }
         if (t >= end || ops >= opt.max) break;
     }
     for (int i = 0; i < n; i++) if (c[i].fd >= 0) close(c[i].fd);
@@ -586,7 +587,7 @@ static int mode_udp(void) {
                 }
             }
         }
-        if (!measuring && t >= warm_end) { measuring = 1; ops = 0; lost = 0; stale = 0; errors = 0; hist_reset(); mstart = t; }
+        if (!measuring && t >= warm_end) { measuring = 1; ops = 0; lost = 0; stale = 0; errors = 0; hist_reset(); mstart = t; end = t + (uint64_t)(opt.seconds * 1e9); }
         if (t >= end || ops >= opt.max) break;
     }
     close(fd);
