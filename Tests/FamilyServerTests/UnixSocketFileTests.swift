@@ -242,6 +242,38 @@ final class UnixSocketFileTests: FamilyServerTestCase {
         }
     }
 
+    /// A longer path is an error that says "too long", whether it comes as text or as a value.
+    func testPathOf108BytesIsTooLong() throws {
+        for transport in transports {
+            let prefix = path("")
+            let longPath = prefix + String(repeating: "x", count: 108 - prefix.utf8.count)
+            let scheme = transport == .stream ? "unix" : "unixgram"
+            XCTAssertThrowsError(try SocketAddress(parsing: "\(scheme):\(longPath)")) { error in
+                XCTAssertTrue("\(error)".contains("too long"), "\(error)")
+            }
+            let before = Descriptors()
+            XCTAssertThrowsError(try makeServer(at: SocketAddress(transport, .unixPath(longPath)))) { error in
+                XCTAssertTrue("\(error)".contains("too long"), "\(error)")
+            }
+            XCTAssertThrowsError(try makeServer(at: SocketAddress(transport, .unixAbstract(Array(repeating: 0x61, count: 108))))) { error in
+                XCTAssertTrue("\(error)".contains("too long"), "\(error)")
+            }
+            XCTAssertTrue(Descriptors().isWithin(before), "\(Descriptors()), \(before) before: \(openDescriptors())")
+            XCTAssertEqual(procEntries(directory), [], "nothing was created under a truncated name")
+        }
+    }
+
+    /// A path with a NUL byte would bind the name cut at the NUL: it is an error instead.
+    func testPathWithANulByteIsAnError() throws {
+        for transport in transports {
+            XCTAssertThrowsError(try makeServer(at: SocketAddress(transport, .unixPath(path("cut\0rest"))))) { error in
+                XCTAssertEqual((error as? SocketError)?.errno, EINVAL, "\(error)")
+                XCTAssertTrue("\(error)".contains("NUL"), "\(error)")
+            }
+            XCTAssertEqual(procEntries(directory), [], "a socket was bound under the name cut at the NUL")
+        }
+    }
+
     // MARK: - Abstract namespace
 
     func testAbstractServerTouchesNoFile() throws {

@@ -80,7 +80,10 @@ public final class Socket: Sendable, CustomStringConvertible {
     // MARK: - Setup
 
     /// Binds to `address`. The corresponding C function is `bind`.
+    /// - Throws: ``SocketError``; for a Unix path or name of more than 107 bytes ENAMETOOLONG, for
+    ///   a path with a NUL byte EINVAL, before any system call.
     public func bind(to address: SocketAddress) throws(SocketError) {
+        try Socket.checkUnixName(address, call: "bind")
         let fd = fileDescriptor
         _ = try address.withSockAddr { (sa, len) throws(SocketError) in
             try syscall("bind", subject: address.description) { sysBind(fd, sa, len) }
@@ -95,6 +98,7 @@ public final class Socket: Sendable, CustomStringConvertible {
 
     /// Connects to `address`. The corresponding C function is `connect`.
     public func connect(to address: SocketAddress) throws(SocketError) {
+        try Socket.checkUnixName(address, call: "connect")
         let fd = fileDescriptor
         _ = try address.withSockAddr { (sa, len) throws(SocketError) in
             try syscall("connect", subject: address.description) { sysConnect(fd, sa, len) }
@@ -119,6 +123,33 @@ public final class Socket: Sendable, CustomStringConvertible {
         let peer = SocketAddress(storage: storage, length: length, transport: transport)
             ?? SocketAddress(transport, .unnamed)
         return (Socket(owning: accepted, family: family, transport: transport), peer)
+    }
+
+    /// Refuses a Unix address that a `sockaddr_un` cannot hold as given: a path or abstract name
+    /// of more than 107 bytes (ENAMETOOLONG, "too long") or a path with a NUL byte, which the
+    /// kernel would read cut at the NUL (EINVAL). The parser refuses both; this catches an address
+    /// built from its parts, which would otherwise trap in the sockaddr encoder or bind a
+    /// truncated name.
+    private static func checkUnixName(_ address: SocketAddress, call: String) throws(SocketError) {
+        let bytes: Int
+        let what: String
+        switch address.endpoint {
+        case .unixPath(let path):
+            guard !path.utf8.contains(0) else {
+                throw SocketError(call, errno: EINVAL, subject: "\(address) (the path contains a NUL byte)")
+            }
+            bytes = path.utf8.count
+            what = "path"
+        case .unixAbstract(let name):
+            bytes = name.count
+            what = "abstract name"
+        case .inet, .unnamed:
+            return
+        }
+        guard bytes <= SocketAddress.maxUnixPathBytes else {
+            throw SocketError(call, errno: ENAMETOOLONG, subject:
+                "\(address) (\(what) too long: \(bytes) bytes, at most \(SocketAddress.maxUnixPathBytes) fit in a Unix socket address)")
+        }
     }
 
     /// Shuts down one or both directions (`SHUT_RD`, `SHUT_WR`, `SHUT_RDWR`).
@@ -216,6 +247,7 @@ public final class Socket: Sendable, CustomStringConvertible {
 
     /// Sends one datagram to `address`.
     public func sendDatagram(_ bytes: [UInt8], to address: SocketAddress) throws(SocketError) {
+        try Socket.checkUnixName(address, call: "sendto")
         let fd = fileDescriptor
         _ = try bytes.withUnsafeBytes { raw in
             Result { () throws(SocketError) -> Int in
