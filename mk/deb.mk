@@ -5,7 +5,7 @@
 
 DEB_OUT ?= .build/deb
 DEB_APT_PACKAGES = debhelper dpkg-dev lintian pkgconf libsystemd-dev man-db
-TEST_SYSTEM_APT_PACKAGES = systemd systemd-container python3 iproute2 util-linux
+TEST_SYSTEM_APT_PACKAGES = systemd systemd-container python3 iproute2 procps util-linux
 # Upper bound for the whole container test, in seconds.
 TEST_SYSTEM_TIMEOUT ?= 600
 

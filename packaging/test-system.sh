@@ -34,6 +34,16 @@ upgrade_version="${version}+systemtest1"
 upgrade_deb="serverd_${upgrade_version}_${arch}.deb"
 [ -f "$out/$deb" ] || die "$out/$deb not found: run 'make deb' first"
 
+# The Swift toolchain that built the package is hidden in the container: the
+# installed serverd must run without it. (Nothing to hide if it lives in /usr.)
+swift_root=
+if swift_bin=$(command -v "${SWIFT:-swift}" 2>/dev/null); then
+    swift_root=$(realpath "$(dirname "$swift_bin")")   # e.g. /opt/swift/usr/bin
+    swift_root=${swift_root%/bin}
+    swift_root=${swift_root%/usr}
+    case $swift_root in /|/usr|/usr/local|"") swift_root= ;; esac
+fi
+
 work=$(mktemp -d /tmp/serverd-test-system.XXXXXX)
 machine="serverd-test-$$"
 logdir="$out/test-system"
@@ -85,7 +95,7 @@ start=$(date +%s)
 interrupted=
 timeout --kill-after=30 "$limit" \
     unshare --mount --propagation private \
-    "$here/test-system/container.sh" "$work" "$machine" "$logdir" "$deb" "$upgrade_deb" &
+    "$here/test-system/container.sh" "$work" "$machine" "$logdir" "$deb" "$upgrade_deb" "$swift_root" &
 runner=$!
 trap 'interrupted=1; kill -TERM "$runner" 2>/dev/null' INT TERM
 set +e

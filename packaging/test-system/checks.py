@@ -2,7 +2,7 @@
 """System checks of the serverd Debian package, run inside a throw-away container
 booted with systemd as PID 1 (packaging/test-system.sh starts it).
 
-    checks.py DEB UPGRADE_DEB
+    checks.py DEB UPGRADE_DEB [TOOLCHAIN]
 
 Installs DEB, then checks socket activation for every socket kind, the exec
 service under the hardened unit, reload, the watchdog, a draining stop, an
@@ -228,15 +228,17 @@ def c_only_sockets_started():
     return "serverd.socket and serverd-echo.socket listening, serverd.service inactive"
 
 
-def c_no_swift():
+def c_no_swift(toolchain):
     ldd = run(["ldd", "/usr/sbin/serverd"]).stdout
     expect("swift" not in ldd.lower(), f"ldd shows a Swift library:\n{ldd}")
     expect("not found" not in ldd, f"ldd: missing library:\n{ldd}")
-    expect(not os.listdir("/opt/swift") if os.path.isdir("/opt/swift") else True,
-           "the Swift toolchain is visible in the container")
+    if toolchain:
+        expect(not os.path.isdir(toolchain) or not os.listdir(toolchain),
+               f"the Swift toolchain {toolchain} is visible in the container")
     version = run(["/usr/sbin/serverd", "--version"], timeout=15).stdout.strip()
     libs = sorted(re.findall(r"^\s*(\S+\.so[.\d]*)", ldd, re.M))
-    return f"serverd --version: {version}; needs {' '.join(libs)}"
+    where = f" with {toolchain} hidden" if toolchain else ""
+    return f"serverd --version{where}: {version}; needs {' '.join(libs)}"
 
 
 def c_verify():
@@ -446,10 +448,11 @@ def c_purge():
 
 def main():
     deb, upgrade_deb = sys.argv[1], sys.argv[2]
+    toolchain = sys.argv[3] if len(sys.argv) > 3 else ""
     if not check("install: dpkg -i", c_install, deb):
         return 1
     check("install starts only the sockets", c_only_sockets_started)
-    check("installed binary needs no Swift", c_no_swift)
+    check("installed binary needs no Swift", c_no_swift, toolchain)
     check("systemd-analyze verify", c_verify)
     check(f"systemd-analyze security --offline=yes <= {EXPOSURE_LIMIT}", c_security)
     for name, client in KINDS:

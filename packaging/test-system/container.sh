@@ -2,10 +2,11 @@
 # Runs inside the private mount namespace that packaging/test-system.sh creates
 # with `unshare --mount`: every mount made here vanishes with the namespace.
 #
-#   container.sh WORKDIR MACHINE LOGDIR DEB UPGRADE_DEB
+#   container.sh WORKDIR MACHINE LOGDIR DEB UPGRADE_DEB [HIDE]
 #
 # WORKDIR/debs holds the packages DEB and UPGRADE_DEB (file names) and
-# checks.py. Boots systemd as PID 1 in a systemd-nspawn container over a tmpfs
+# checks.py; HIDE is a directory (the Swift toolchain) to hide under an
+# empty tmpfs in the container. Boots systemd as PID 1 in a systemd-nspawn container over a tmpfs
 # overlay of the host root, runs checks.py in it, saves the journal to LOGDIR
 # and powers the container off. Exits with the status of checks.py, or 2 when
 # the container does not boot.
@@ -14,7 +15,7 @@
 # that test-system.sh can kill what is left even if this script is killed.
 set -u
 
-work=$1 machine=$2 logdir=$3 deb=$4 upgrade_deb=$5
+work=$1 machine=$2 logdir=$3 deb=$4 upgrade_deb=$5 hide=${6:-}
 root="$work/root"
 boot_timeout=${BOOT_TIMEOUT:-90}
 checks_timeout=${CHECKS_TIMEOUT:-420}
@@ -92,12 +93,14 @@ for t in "$root"/etc/systemd/system/timers.target.wants/*.timer; do
 done
 : > "$root/etc/machine-id"
 
-say "booting $machine (systemd as PID 1, private network, /opt/swift hidden)"
+hide_opts=()
+[ -n "$hide" ] && hide_opts=(--tmpfs="$hide:mode=0755")
+say "booting $machine (systemd as PID 1, private network${hide:+, $hide hidden})"
 # PDEATHSIG: systemd-nspawn dies with this script even if it is SIGKILLed.
 setpriv --pdeathsig KILL -- \
     systemd-nspawn --quiet --directory="$root" --machine="$machine" --boot \
         --private-network --register=no --keep-unit --console=read-only \
-        --tmpfs=/opt/swift:mode=0755 --bind-ro="$work/debs:/srv/serverd-test" \
+        "${hide_opts[@]}" --bind-ro="$work/debs:/srv/serverd-test" \
         -- systemd.unit=basic.target \
     > "$logdir/console.log" 2>&1 < /dev/null &
 nspawn_pid=$!
@@ -136,7 +139,7 @@ if inside 20 dpkg-query -W serverd >/dev/null 2>&1; then
 fi
 
 inside "$checks_timeout" /usr/bin/python3 -u /srv/serverd-test/checks.py \
-    "/srv/serverd-test/$deb" "/srv/serverd-test/$upgrade_deb" > >(tee "$logdir/checks.log") 2>&1
+    "/srv/serverd-test/$deb" "/srv/serverd-test/$upgrade_deb" $hide > >(tee "$logdir/checks.log") 2>&1
 rc=$?
 case $rc in
     124|137) say "FAIL checks: no result within $checks_timeout s" ;;
