@@ -203,40 +203,49 @@ final class ReloadTests: XCTestCase {
         try serverd.stop()
     }
 
-    /// A listener on a fixed port whose options change is closed and bound again on the same port,
-    /// even while a forked worker serves one of its connections.
-    func testChangedListenerRebindsItsPortUnderForking() throws {
+    /// A listener on a fixed port whose options change is closed and bound again on the same port
+    /// (TCP and UDP), at once, under every model, even while a connection on it is being served.
+    private func assertChangedListenerRebindsItsPort(model: String, file: StaticString = #filePath, line: UInt = #line) throws {
         let probe = try Socket(family: AF_INET, transport: .stream)
         try probe.bind(to: SocketAddress(parsing: "tcp://127.0.0.1:0"))
-        let address = "\(try probe.localAddress())"
+        let port = try XCTUnwrap(try probe.localAddress().port)
         probe.close()
         let dir = try TemporaryDirectory()
-        let config = try writeConfig(dir, """
-            model = "forking"
-
-            [[listener]]
-            listen = "stamp@\(address)"
-            max-line = 4
-            """)
+        func configText(maxLine: Int) -> String {
+            """
+            model = "\(model)"
+            max-line = \(maxLine)
+            listen = ["stamp@tcp://127.0.0.1:\(port)", "stamp@udp://127.0.0.1:\(port)"]
+            """
+        }
+        let config = try writeConfig(dir, configText(maxLine: 4))
         let serverd = try ServerdProcess(["--config", config], directory: dir)
-        try serverd.waitForListening(1)
-        let open = try TestClient.connect(address)
-        XCTAssertTrue(try open.roundTrip("1234").hasSuffix("] 1234\n"))
-        try writeConfig(dir, """
-            model = "forking"
-
-            [[listener]]
-            listen = "stamp@\(address)"
-            max-line = 8
-            """)
+        try serverd.waitForListening(2, file: file, line: line)
+        let open = try TestClient.connect("tcp://127.0.0.1:\(port)")
+        XCTAssertTrue(try open.roundTrip("1234").hasSuffix("] 1234\n"), file: file, line: line)
+        try writeConfig(dir, configText(maxLine: 8))
         serverd.send(SIGHUP)
-        let lines = try serverd.waitForListening(2)
-        XCTAssertEqual(lines[1], "stamp@\(address)", serverd.stderr)
-        XCTAssertFalse(serverd.stderr.contains("cannot start"), serverd.stderr)
-        XCTAssertTrue(try TestClient.connect(address).roundTrip("12345678").hasSuffix("] 12345678\n"), "the new options apply")
-        XCTAssertTrue(try open.roundTrip("5678").hasSuffix("] 5678\n"), "the old connection finishes under its old listener")
+        let lines = try serverd.waitForListening(4, file: file, line: line)
+        XCTAssertEqual(Set(lines[2...]), ["stamp@tcp://127.0.0.1:\(port)", "stamp@udp://127.0.0.1:\(port)"], serverd.stderr, file: file, line: line)
+        XCTAssertFalse(serverd.stderr.contains("cannot start"), serverd.stderr, file: file, line: line)
+        XCTAssertTrue(try TestClient.connect("tcp://127.0.0.1:\(port)").roundTrip("12345678").hasSuffix("] 12345678\n"),
+            "the new options apply", file: file, line: line)
+        XCTAssertNotNil(try datagramRoundTrip("udp://127.0.0.1:\(port)", Array("u".utf8)), file: file, line: line)
+        XCTAssertTrue(try open.roundTrip("5678").hasSuffix("] 5678\n"), "the old connection goes on", file: file, line: line)
         open.close()
-        try serverd.stop()
+        try serverd.stop(file: file, line: line)
+    }
+
+    func testChangedListenerRebindsItsPortUnderThreading() throws {
+        try assertChangedListenerRebindsItsPort(model: "threading")
+    }
+
+    func testChangedListenerRebindsItsPortUnderForking() throws {
+        try assertChangedListenerRebindsItsPort(model: "forking")
+    }
+
+    func testChangedListenerRebindsItsPortUnderSerial() throws {
+        try assertChangedListenerRebindsItsPort(model: "serial")
     }
 
     /// The model is daemon-wide; a reload that changes a listener's options under forking still serves it.

@@ -35,7 +35,22 @@ final class Listener: Sendable {
     /// requests in flight go on.
     func stopListening() {
         server.shutdown(wait: false)
+        // A serve loop inside poll(2) holds a reference to the socket, which stays bound until
+        // poll returns: closing it under the loop's feet left the address in use for a moment, so
+        // that a reload binding it again (a listener whose options changed) failed with
+        // EADDRINUSE. The loop wakes at once; wait for it to end. A serial loop busy with a
+        // connection is in its handler, not in poll, and is not waited for.
+        let deadline = monotonicSeconds() + 2
+        while !loopEnded.load(ordering: .acquiring) && !isBusyServingSerially && monotonicSeconds() < deadline {
+            usleep(1_000)
+        }
         server.serverClose()
+    }
+
+    /// A serial stream server whose loop is running a handler.
+    private var isBusyServingSerially: Bool {
+        guard server.processingModel is SerialModel, let listener = server as? any ServesListener else { return false }
+        return listener.context.inFlight.isServing
     }
 
     /// Requests still being served (including, for a serial server, one its loop is busy with).

@@ -16,6 +16,9 @@ final class InFlightRegistry: Sendable {
         return try body()
     }
 
+    /// Whether a connection is being served now.
+    var isServing: Bool { connections.withLock { !$0.isEmpty } }
+
     /// Records an exec child until it is reaped.
     func started(child pid: pid_t) { _ = children.withLock { $0.insert(pid) } }
 
