@@ -13,8 +13,11 @@ public final class BufferedReader {
     /// Called before a read that has to wait for the peer.
     public var beforeBlocking: (() throws -> Void)?
 
-    /// How many bytes one receive asks the kernel for at most.
-    public static let chunkSize = 16 * 1024
+    /// How many bytes the first receive asks for; an idle connection costs no more than this.
+    public static let initialChunkSize = 2 * 1024
+    /// The most one receive asks for; each receive that fills its chunk doubles the next one.
+    public static let maxChunkSize = 64 * 1024
+    private var chunkSize = BufferedReader.initialChunkSize
 
     /// A reader over a connected socket.
     public init(socket: Socket) {
@@ -101,18 +104,19 @@ public final class BufferedReader {
             end -= start
             start = 0
         }
-        if storage.count - end < Self.chunkSize {
+        if storage.count - end < chunkSize {
             // Array(repeating:) rather than repeatElement: appending a Repeated element by element
             // through unspecialised generic code costs ~5 ms per 16 KiB in a debug build.
-            storage += [UInt8](repeating: 0, count: Self.chunkSize - (storage.count - end))
+            storage += [UInt8](repeating: 0, count: chunkSize - (storage.count - end))
         }
         let received = try storage.withUnsafeMutableBytes { raw in
-            try socket.receive(into: UnsafeMutableRawBufferPointer(rebasing: raw[end..<(end + Self.chunkSize)]))
+            try socket.receive(into: UnsafeMutableRawBufferPointer(rebasing: raw[end..<(end + chunkSize)]))
         }
         if received == 0 {
             atEnd = true
             return false
         }
+        if received == chunkSize && chunkSize < Self.maxChunkSize { chunkSize *= 2 }
         end += received
         return true
     }

@@ -72,11 +72,14 @@ public final class ThreadingModel: ProcessingModel {
         while true {
             job.server.runRequest(job.request, clientAddress: job.clientAddress)
             job.server.requestEnded(job.request, clientAddress: job.clientAddress)
-            let wakeServer = state.withLock(notify: .all) { state -> Bool in
+            // Only close() waits for a request to end; waking every parked worker on every
+            // request would cost a futex storm per connection.
+            let (wakeServer, lastOneOut) = state.withLock { state -> (Bool, Bool) in
                 state.active -= 1
                 state.idle += 1
-                return maxThreads.map { state.active == $0 - 1 } ?? false
+                return (maxThreads.map { state.active == $0 - 1 } ?? false, state.closing && state.active == 0)
             }
+            if lastOneOut { state.withLock(notify: .all) { _ in } }
             if wakeServer { job.server.wake() }
             let next = state.wait(until: { !$0.queue.isEmpty || $0.closing }, timeout: idleThreadTimeout) {
                 state, _ -> Job? in

@@ -143,7 +143,7 @@ final class Daemon {
                 logger.warning("drain timeout reached: closing the remaining connections")
                 break
             }
-            _ = try? pollReadable([signals.fileDescriptor], timeout: 0.05)
+            _ = try? pollReadable([signals.fileDescriptor], timeout: 0.01)
             if signals.pending().contains(where: { $0 != SIGHUP }) {
                 logger.notice("second stop signal: closing the remaining connections")
                 break

@@ -5,8 +5,10 @@ import Synchronization
 /// The connections being served and the exec children running, so that a drain that runs out of
 /// time can end them: connections are shut down (their blocked reads return), children signalled.
 final class InFlightRegistry: Sendable {
-    private let connections = Mutex<[ObjectIdentifier: Socket]>([:])
-    private let children = Mutex<Set<pid_t>>([])
+    // Created with capacity so that the dictionaries' runtime metadata exists before a forked
+    // worker first inserts: instantiating it in every child cost half the forking model's time.
+    private let connections = Mutex<[ObjectIdentifier: Socket]>(Dictionary(minimumCapacity: 16))
+    private let children = Mutex<Set<pid_t>>(Set(minimumCapacity: 4))
 
     /// Records a connection for the time its handler runs.
     func serving<R>(_ connection: Socket, _ body: () throws -> R) rethrows -> R {
