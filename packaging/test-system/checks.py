@@ -303,6 +303,31 @@ def c_exec():
         run(["systemctl", "reset-failed", SERVICE], ok=False)
 
 
+def c_config_error():
+    """A bad conffile makes serverd exit 78, which is not retried; README.Debian's recovery works."""
+    stop_service()
+    restarts = int(prop(SERVICE, "NRestarts"))
+    shutil.copy(CONFFILE, "/run/serverd-test.toml.orig")
+    try:
+        with open(CONFFILE, "a") as f:
+            f.write('\nmodel = "no-such-model"\n')
+        p = run(["systemctl", "start", SERVICE], timeout=30, ok=False)
+        expect(p.returncode != 0, "serverd started with a bad configuration")
+        expect(prop(SERVICE, "ActiveState") == "failed", f"{SERVICE} is {prop(SERVICE, 'ActiveState')}")
+        status = prop(SERVICE, "ExecMainStatus")
+        expect(status == "78", f"serverd exited with {status}, not 78")
+        time.sleep(1)  # RestartSec= is 100 ms: a restart would show by now
+        expect(int(prop(SERVICE, "NRestarts")) == restarts and prop(SERVICE, "ActiveState") == "failed",
+               "the configuration error was retried")
+    finally:
+        shutil.move("/run/serverd-test.toml.orig", CONFFILE)
+    run(["systemctl", "reset-failed", "serverd*"])
+    run(["systemctl", "start"] + SOCKETS, timeout=30)
+    client_tcp(socket.AF_INET, "127.0.0.1")
+    wait_active()
+    return "exit 78, no restart; served again after the fix and reset-failed"
+
+
 def c_reload():
     pid = ensure_running()
     c = StampConnection()
@@ -458,6 +483,7 @@ def main():
     for name, client in KINDS:
         check(f"first connection starts serverd and is served: {name}", c_first_connection, client)
     check("exec service runs children under the hardened unit", c_exec)
+    check("a configuration error stops serverd without retries", c_config_error)
     check("systemctl reload keeps an open connection working", c_reload)
     check("watchdog restarts a serverd frozen with SIGSTOP", c_watchdog)
     check("systemctl stop lets an in-flight connection finish", c_stop_drains)
