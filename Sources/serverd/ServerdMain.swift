@@ -47,6 +47,7 @@ enum ServerdMain {
         }
         let logLevel = try Log.bootstrap(level: configuration.logLevel, destination: LogDestination(for: configuration))
         let logger = Logger(label: "serverd")
+        let workingDirectory = currentDirectory()
         if configuration.daemonize {
             report = try Daemonizer.detach()
         }
@@ -54,7 +55,7 @@ enum ServerdMain {
         let systemd = SystemdSession(detached: configuration.daemonize)
         let daemon = Daemon(
             command: command, configuration: configuration, inherited: inherited, signals: signals,
-            systemd: systemd, logger: logger, logLevel: logLevel)
+            systemd: systemd, logger: logger, logLevel: logLevel, workingDirectory: workingDirectory)
         do {
             try daemon.start()
         } catch {
@@ -72,5 +73,12 @@ enum ServerdMain {
         } catch {
             throw DaemonError(.configuration, "'\(text)': \(error)")
         }
+    }
+
+    /// The working directory, which relative Unix socket paths are taken from even after `--daemon`.
+    private static func currentDirectory() -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard getcwd(&buffer, buffer.count) != nil else { return "." }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

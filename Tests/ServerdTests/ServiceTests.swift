@@ -93,4 +93,15 @@ final class ServiceTests: XCTestCase {
         serverd.send(SIGTERM)
         XCTAssertEqual(try serverd.waitForExit(), 0)
     }
+
+    /// A relative Unix socket path is taken from the working directory at start and printed
+    /// absolute, so that `--daemon` (which moves to `/`) binds where the user meant.
+    func testRelativeUnixPathIsMadeAbsolute() throws {
+        let dir = try TemporaryDirectory()
+        let serverd = try ServerdProcess(["--listen", "echo@unix:rel.sock"], directory: dir)
+        XCTAssertEqual(try serverd.waitForListening(1), ["echo@unix:\(dir.path("rel.sock"))"])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir.path("rel.sock")))
+        serverd.send(SIGTERM)
+        XCTAssertEqual(try serverd.waitForExit(), 0)
+    }
 }

@@ -257,9 +257,14 @@ open class BaseServer: @unchecked Sendable {
     open func serverClose() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         socket.close()
-        socketFile.withLock { file in
-            file?.remove()
-            file = nil
+        let file = socketFile.withLock { file in
+            defer { file = nil }
+            return file
+        }
+        do {
+            try file?.remove()
+        } catch {
+            logger.warning("\(serverAddress): cannot remove the socket file: \(error)")
         }
         processingModel.close(server: self)
     }

@@ -81,9 +81,10 @@ struct UnixSocketFile: Sendable {
     }
 
     /// Unlinks the file if it is still the one this process created.
-    func remove() {
+    /// - Throws: ``SocketError`` for `unlink` (e.g. EACCES after privileges were dropped).
+    func remove() throws(SocketError) {
         var info = stat()
         guard lstat(path, &info) == 0, UInt(info.st_dev) == device, UInt(info.st_ino) == inode else { return }
-        unlink(path)
+        _ = try syscall("unlink", subject: path) { unlink(path) }
     }
 }

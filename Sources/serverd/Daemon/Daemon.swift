@@ -24,7 +24,8 @@ final class Daemon {
 
     init(
         command: ServerdCommand, configuration: DaemonConfiguration, inherited: InheritedSocketPool,
-        signals: SignalReceiver, systemd: SystemdSession, logger: Logger, logLevel: LogLevelControl
+        signals: SignalReceiver, systemd: SystemdSession, logger: Logger, logLevel: LogLevelControl,
+        workingDirectory: String
     ) {
         self.logLevel = logLevel
         self.command = command
@@ -32,7 +33,8 @@ final class Daemon {
         self.logger = logger
         self.signals = signals
         self.systemd = systemd
-        self.factory = ListenerFactory(model: configuration.model, logger: logger, inherited: inherited)
+        self.factory = ListenerFactory(
+            model: configuration.model, logger: logger, inherited: inherited, baseDirectory: workingDirectory)
         self.pidfile = configuration.pidfile.map(Pidfile.init(path:))
     }
 

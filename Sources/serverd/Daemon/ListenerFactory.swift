@@ -12,6 +12,9 @@ struct ListenerFactory {
     var logger: Logger
     /// Sockets inherited from systemd, not yet claimed by a listener.
     var inherited: InheritedSocketPool
+    /// The directory relative Unix socket paths are taken from: serverd's working directory at
+    /// start, before `--daemon` moves to `/`.
+    var baseDirectory: String
 
     /// Creates the listener for `configuration`.
     mutating func make(_ configuration: ListenerConfiguration) throws(DaemonError) -> [Listener] {
@@ -23,7 +26,10 @@ struct ListenerFactory {
             throw DaemonError(status, "\(configuration.origin) '\(configuration.text)': \(error)")
         }
         switch address {
-        case .bind(let socketAddress):
+        case .bind(var socketAddress):
+            if let path = socketAddress.path, !path.hasPrefix("/") {
+                socketAddress.endpoint = .unixPath(baseDirectory + "/" + path)
+            }
             try checkTransport(socketAddress.transport, configuration)
             let context = ListenerContext(configuration: configuration, logger: logger)
             do {
