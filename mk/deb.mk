@@ -1,7 +1,7 @@
 # Debian package: `make deb` builds .build/deb/serverd_VERSION_ARCH.deb and checks it
 # with lintian; `make test-system` installs it in a throw-away systemd-nspawn container
-# (systemd as PID 1) and checks socket activation, reload, watchdog, stop, upgrade and
-# removal. Both run as root on Debian 12; see packaging/debian/README.Debian.
+# (systemd as PID 1) and checks socket activation, exec, reload, watchdog, stop, upgrade
+# and removal. Both run as root on Debian 12; see packaging/debian/README.Debian.
 
 DEB_OUT ?= .build/deb
 DEB_APT_PACKAGES = debhelper dpkg-dev lintian pkgconf libsystemd-dev man-db

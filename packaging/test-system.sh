@@ -7,12 +7,12 @@
 # root (private network: loopback only; the Swift toolchain hidden), installs
 # the package and runs packaging/test-system/checks.py in it: socket
 # activation over TCP on IPv4 and IPv6, UDP, Unix stream and Unix datagram,
-# exec children, reload, the watchdog, a draining stop, an upgrade to a newer
-# build, remove and purge. One PASS/FAIL line per check; exit status 0 only if
+# exec children, a configuration error, reload, the watchdog, a draining
+# stop, an upgrade to a newer build, remove and purge. One PASS/FAIL line per check; exit status 0 only if
 # all pass. The whole run is bounded by TEST_SYSTEM_TIMEOUT seconds (default
 # 600) and cleans up after itself whatever happens. Logs: DEBDIR/test-system/.
 #
-# Needs root, systemd-container, util-linux, iproute2 and python3.
+# Needs root, systemd-container, util-linux, iproute2, procps and python3.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
