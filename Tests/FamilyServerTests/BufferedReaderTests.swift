@@ -51,7 +51,7 @@ final class BufferedReaderTests: XCTestCase {
 
     func testReadlineOfALineLongerThanOneChunk() throws {
         let (socket, peer) = try makePair()
-        let long = [UInt8](repeating: UInt8(ascii: "x"), count: 3 * BufferedReader.chunkSize + 17) + [0x0A]
+        let long = [UInt8](repeating: UInt8(ascii: "x"), count: 3 * BufferedReader.maxChunkSize + 17) + [0x0A]
         let writer = try TestThread {
             try? peer.sendAll(long + Array("tail\n".utf8))
             try? peer.shutdown(Int32(SHUT_WR))
@@ -86,8 +86,8 @@ final class BufferedReaderTests: XCTestCase {
 
     func testReadlineLimitAcrossChunks() throws {
         let (socket, peer) = try makePair()
-        let limit = BufferedReader.chunkSize + 100
-        let long = [UInt8](repeating: UInt8(ascii: "y"), count: 2 * BufferedReader.chunkSize)
+        let limit = BufferedReader.maxChunkSize + 100
+        let long = [UInt8](repeating: UInt8(ascii: "y"), count: 2 * BufferedReader.maxChunkSize)
         let writer = try TestThread {
             try? peer.sendAll(long + [0x0A])
             try? peer.shutdown(Int32(SHUT_WR))
@@ -113,21 +113,21 @@ final class BufferedReaderTests: XCTestCase {
 
     func testReadWaitsForCountBytes() throws {
         let (socket, peer) = try makePair()
-        let payload = (0..<(2 * BufferedReader.chunkSize + 5)).map { UInt8(truncatingIfNeeded: $0) }
+        let payload = (0..<(2 * BufferedReader.maxChunkSize + 5)).map { UInt8(truncatingIfNeeded: $0) }
         let writer = try TestThread {
             // In three pieces with pauses, so that read(n) needs several receives.
             try? peer.sendAll(Array(payload[0..<10]))
             usleep(20_000)
-            try? peer.sendAll(Array(payload[10..<BufferedReader.chunkSize]))
+            try? peer.sendAll(Array(payload[10..<BufferedReader.maxChunkSize]))
             usleep(20_000)
-            try? peer.sendAll(Array(payload[BufferedReader.chunkSize...]))
+            try? peer.sendAll(Array(payload[BufferedReader.maxChunkSize...]))
             try? peer.shutdown(Int32(SHUT_WR))
         }
         let reader = BufferedReader(socket: socket)
         XCTAssertEqual(try reader.read(0), [])
         XCTAssertEqual(try reader.read(3), Array(payload[0..<3]))
-        XCTAssertEqual(try reader.read(2 * BufferedReader.chunkSize), Array(payload[3..<(2 * BufferedReader.chunkSize + 3)]))
-        XCTAssertEqual(try reader.read(100), Array(payload[(2 * BufferedReader.chunkSize + 3)...]), "short only at the end")
+        XCTAssertEqual(try reader.read(2 * BufferedReader.maxChunkSize), Array(payload[3..<(2 * BufferedReader.maxChunkSize + 3)]))
+        XCTAssertEqual(try reader.read(100), Array(payload[(2 * BufferedReader.maxChunkSize + 3)...]), "short only at the end")
         XCTAssertEqual(try reader.read(100), [])
         XCTAssertTrue(writer.join())
     }
