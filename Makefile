@@ -33,7 +33,9 @@ run: build
 
 test: build
 	$(SWIFT) build $(BUILD_FLAGS) --build-tests
-	$(SWIFT) test $(BUILD_FLAGS) --skip-build --parallel
+	@rm -f .build/test-results.xml
+	$(SWIFT) test $(BUILD_FLAGS) --skip-build --parallel --xunit-output .build/test-results.xml; \
+	    status=$$?; python3 scripts/test-summary.py .build/test-results.xml && exit $$status
 
 clean:
 	rm -rf .build
