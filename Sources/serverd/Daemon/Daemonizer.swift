@@ -40,19 +40,8 @@ enum Daemonizer {
     /// adopted systemd sockets), and the sockets an `fd:N` listener may name (listening stream
     /// sockets, datagram sockets), which are adopted only after detaching.
     private static func closeInheritedDescriptors() {
-        var candidates: [Int32] = []
-        if let directory = opendir("/proc/self/fd") {
-            let own = dirfd(directory)
-            while let entry = readdir(directory) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { bytes in
-                    String(decoding: bytes.prefix(while: { $0 != 0 }), as: UTF8.self)
-                }
-                if let fd = Int32(name), fd > 2, fd != own { candidates.append(fd) }
-            }
-            closedir(directory)
-        } else {
-            candidates = Array(3..<Int32(max(3, min(sysconf(Int32(_SC_OPEN_MAX)), 65536))))
-        }
+        let candidates = OpenDescriptors.aboveStandardStreams()
+            ?? Array(3..<Int32(max(3, min(sysconf(Int32(_SC_OPEN_MAX)), 65536))))
         for fd in candidates {
             let flags = fcntl(fd, F_GETFD)
             guard flags >= 0, flags & FD_CLOEXEC == 0, !mayBeNamedByFdListener(fd) else { continue }
@@ -62,12 +51,7 @@ enum Daemonizer {
 
     /// A socket that `fd:N` could serve: a listening stream socket or a datagram socket.
     private static func mayBeNamedByFdListener(_ fd: Int32) -> Bool {
-        var value: Int32 = 0
-        var length = socklen_t(MemoryLayout<Int32>.size)
-        guard getsockopt(fd, SOL_SOCKET, SO_TYPE, &value, &length) == 0 else { return false }
-        if value == Int32(SOCK_DGRAM.rawValue) { return true }
-        length = socklen_t(MemoryLayout<Int32>.size)
-        return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &value, &length) == 0 && value != 0
+        OpenDescriptors.socketType(fd) == Int32(SOCK_DGRAM.rawValue) || OpenDescriptors.isListening(fd)
     }
 
     /// The original process: relays the daemon's report and exits with its status.

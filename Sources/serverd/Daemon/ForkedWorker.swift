@@ -9,37 +9,26 @@ enum ForkedWorker {
     /// that removed a listener, the port still takes connections that nobody will serve.
     /// The connection the worker serves, a connected stream socket, is left alone.
     static func closeInheritedListeners() {
-        guard let directory = opendir("/proc/self/fd") else { return }
-        var candidates: [Int32] = []
-        let own = dirfd(directory)
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { bytes in
-                String(decoding: bytes.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if let fd = Int32(name), fd > 2, fd != own { candidates.append(fd) }
-        }
-        closedir(directory)
-        for fd in candidates where isListener(fd) {
+        for fd in OpenDescriptors.aboveStandardStreams() ?? [] where isListener(fd) {
             close(fd)
         }
     }
 
     private static func isListener(_ fd: Int32) -> Bool {
-        var value: Int32 = 0
-        var length = socklen_t(MemoryLayout<Int32>.size)
-        guard getsockopt(fd, SOL_SOCKET, SO_TYPE, &value, &length) == 0 else { return false }
-        if value == Int32(SOCK_STREAM.rawValue) || value == Int32(SOCK_SEQPACKET.rawValue) {
-            length = socklen_t(MemoryLayout<Int32>.size)
-            return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &value, &length) == 0 && value != 0
+        switch OpenDescriptors.socketType(fd) {
+        case Int32(SOCK_STREAM.rawValue), Int32(SOCK_SEQPACKET.rawValue):
+            return OpenDescriptors.isListening(fd)
+        case Int32(SOCK_DGRAM.rawValue):
+            // A datagram listener is bound and unconnected; a connected one (syslog's) is kept.
+            var storage = sockaddr_storage()
+            var size = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let peer = withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &size) }
+            }
+            return peer != 0 && errno == ENOTCONN
+        default:
+            return false
         }
-        guard value == Int32(SOCK_DGRAM.rawValue) else { return false }
-        // A datagram listener is bound and unconnected; a connected one (syslog's) is kept.
-        var storage = sockaddr_storage()
-        var size = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let peer = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &size) }
-        }
-        return peer != 0 && errno == ENOTCONN
     }
 
     /// From the daemon, when a drain is cut short: ends a worker and the programs it runs (an exec
