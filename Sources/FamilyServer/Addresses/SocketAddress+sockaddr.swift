@@ -78,7 +78,9 @@ extension SocketAddress {
         sun.sun_family = sa_family_t(AF_UNIX)
         let start = abstract ? 1 : 0
         withUnsafeMutableBytes(of: &sun.sun_path) { raw in
-            precondition(name.count + start < raw.count, "Unix socket name checked to fit at parse time")
+            // A path needs room for its NUL; an abstract name fills sun_path after the leading NUL
+            // (107 bytes fit exactly, as the parser allows).
+            precondition(start + name.count + (abstract ? 0 : 1) <= raw.count, "Unix socket name checked to fit at parse time")
             for (i, byte) in name.enumerated() { raw[start + i] = byte }
         }
         withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: sun, as: sockaddr_un.self) }

@@ -96,13 +96,7 @@ open class BaseServer: @unchecked Sendable {
             throw error
         }
         if bindAndActivate {
-            do {
-                try serverBind()
-                try serverActivate()
-            } catch {
-                serverClose()
-                throw error
-            }
+            try self.bindAndActivate()
         }
     }
 
@@ -152,6 +146,19 @@ open class BaseServer: @unchecked Sendable {
 
     /// Makes the bound socket ready for requests (`listen` for a stream server). May be overridden.
     open func serverActivate() throws {}
+
+    /// Calls ``serverBind()`` then ``serverActivate()``; if either fails, closes the server (no
+    /// descriptor or socket file is left behind) and rethrows. For a server created with
+    /// `bindAndActivate: false` once its options are set.
+    public func bindAndActivate() throws {
+        do {
+            try serverBind()
+            try serverActivate()
+        } catch {
+            serverClose()
+            throw error
+        }
+    }
 
     // MARK: - Serving
 

@@ -27,13 +27,7 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
             address: address, handler: Self.handlerType(for: context.configuration.service), model: model,
             logger: context.logger, bindAndActivate: false)
         socketMode = context.settings.socketMode.map { mode_t($0) }
-        do {
-            try serverBind()
-            try serverActivate()
-        } catch {
-            serverClose()
-            throw error
-        }
+        try bindAndActivate()
     }
 
     private static func handlerType(for service: ServiceName) -> BaseRequestHandler.Type {
@@ -101,13 +95,7 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
             bindAndActivate: false)
         socketMode = context.settings.socketMode.map { mode_t($0) }
         askForCredentialsIfNeeded()
-        do {
-            try serverBind()
-            try serverActivate()
-        } catch {
-            serverClose()
-            throw error
-        }
+        try bindAndActivate()
     }
 
     /// Unix datagrams carry the sender's credentials only when asked; uid/gid rules need them.
