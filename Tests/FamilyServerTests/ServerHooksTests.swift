@@ -213,6 +213,25 @@ final class ServerHooksTests: FamilyServerTestCase {
         XCTAssertEqual(server.events.all, ["serverBind", "serverActivate"])
     }
 
+    /// `bindAndActivate()` after configuring an unbound server: both hooks once, and on failure the
+    /// server is closed with no socket file left.
+    func testBindAndActivateMethod() throws {
+        let requested = address(.unixPath, .stream)
+        let server = try HookRecordingStreamServer(address: requested, handler: StreamEchoHandler.self, bindAndActivate: false)
+        server.socketMode = 0o600
+        try server.bindAndActivate()
+        XCTAssertEqual(server.events.all, ["serverBind", "serverActivate"])
+        var info = stat()
+        XCTAssertEqual(lstat(requested.path!, &info), 0)
+        XCTAssertEqual(info.st_mode & 0o777, 0o600)
+        try runServer(server, checkAddress: false) { try streamEchoClient($0) }
+
+        let failing = try FailingActivateServer(address: requested, handler: StreamEchoHandler.self, bindAndActivate: false)
+        XCTAssertThrowsError(try failing.bindAndActivate())
+        XCTAssertEqual(failing.fileno, -1)
+        XCTAssertNil(fileType(requested.path!))
+    }
+
     /// bpo-22435 for activation: the socket is closed, and a Unix socket file just created removed.
     func testFailedActivateClosesTheSocketAndRemovesItsFile() throws {
         let requested = address(.unixPath, .stream)

@@ -276,6 +276,17 @@ final class UnixSocketFileTests: FamilyServerTestCase {
 
     // MARK: - Abstract namespace
 
+    func testAbstractNameOf107BytesBinds() throws {
+        for transport in transports {
+            let stem = uniqueName("abstract")
+            let name = stem + String(repeating: "a", count: 107 - stem.utf8.count)
+            let server = try makeServer(at: SocketAddress(transport, .unixAbstract(Array(name.utf8))))
+            XCTAssertEqual(try server.socket.localAddress().endpoint, .unixAbstract(Array(name.utf8)))
+            XCTAssertEqual(server.serverAddress.description, "\(transport == .stream ? "unix" : "unixgram"):@\(name)")
+            try echo(server)
+        }
+    }
+
     func testAbstractServerTouchesNoFile() throws {
         for transport in transports {
             let name = uniqueName("abstract")
