@@ -62,6 +62,20 @@ final class ModelTests: XCTestCase {
         try serverd.stop()
     }
 
+    /// Under the forking model serverd forks only while it is single-threaded: a fork copies only
+    /// the forking thread, so a lock held by another thread would hang the child forever.
+    func testForkingDaemonIsSingleThreaded() throws {
+        let dir = try TemporaryDirectory()
+        let serverd = try ServerdProcess([
+            "--model", "forking", "--listen", "echo@tcp://127.0.0.1:0", "--listen", "echo@udp://127.0.0.1:0",
+            "--listen", "stamp@unix:\(dir.path("s.sock"))",
+        ], directory: dir)
+        try serverd.waitForListening(3)
+        XCTAssertTrue(try TestClient.connect(serverd.address(0)).echoes("one thread"))
+        XCTAssertEqual(procStatus(serverd.pid, "Threads"), ["1"])
+        try serverd.stop()
+    }
+
     func testSerialServesOneConnectionAtATime() throws {
         let serverd = try ServerdProcess(["--model", "serial", "--listen", "echo@tcp://127.0.0.1:0"])
         try serverd.waitForListening(1)

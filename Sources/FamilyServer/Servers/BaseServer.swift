@@ -194,14 +194,33 @@ open class BaseServer: @unchecked Sendable {
             }
             if ready[0] { wakeup.drain() }
             if shutdownRequested.load(ordering: .acquiring) { break }
-            if accepting && ready[1] {
-                // Take what is queued, a bounded batch per wake-up.
-                var taken = 0
-                while taken < 64, isAccepting, !shutdownRequested.load(ordering: .relaxed), handleRequestNoBlock() {
-                    taken += 1
-                }
-            }
+            if accepting && ready[1] { takeQueuedRequests() }
             serviceActions()
+        }
+    }
+
+    // MARK: - Serving from a loop of the caller's
+
+    /// What a caller's own poll loop (one thread serving several servers) should wait on for
+    /// this server: the wake-up descriptor, and the socket unless the processing model is at
+    /// capacity or accepting is paused.
+    public var readinessDescriptors: [Int32] {
+        isAccepting ? [wakeup.fileDescriptor, socket.fileDescriptor] : [wakeup.fileDescriptor]
+    }
+
+    /// For a caller's own poll loop, once one of ``readinessDescriptors`` is readable: takes and
+    /// serves what is queued on the socket, a bounded batch. Follow it with ``serviceActions()``
+    /// on every pass of that loop, as ``serveForever(pollInterval:)`` does.
+    public func serveReadyRequests() {
+        wakeup.drain()
+        if isAccepting { takeQueuedRequests() }
+    }
+
+    /// Takes what is queued on the socket, a bounded batch per wake-up.
+    private func takeQueuedRequests() {
+        var taken = 0
+        while taken < 64, isAccepting, !shutdownRequested.load(ordering: .relaxed), handleRequestNoBlock() {
+            taken += 1
         }
     }
 

@@ -73,7 +73,7 @@ final class Daemon {
     /// Runs the control loop until a stop signal; returns the exit status.
     func run() -> Int32 {
         while true {
-            _ = try? pollReadable([signals.fileDescriptor], timeout: controlTimeout)
+            waitForSignalsAndServe()
             for signal in signals.pending() {
                 if signal == SIGHUP {
                     reload()
@@ -83,6 +83,30 @@ final class Daemon {
             }
             tick()
         }
+    }
+
+    /// Waits for a signal, serving meanwhile the listeners the control loop serves (the forking
+    /// model's: see ``Listener/servedByControlLoop``).
+    private func waitForSignalsAndServe() {
+        let served = listeners.filter(\.servedByControlLoop)
+        var descriptors = [signals.fileDescriptor]
+        var owners: [Listener?] = [nil]
+        var atCapacity = false
+        for listener in served {
+            let own = listener.server.readinessDescriptors
+            atCapacity = atCapacity || own.count < 2
+            descriptors += own
+            owners += Array(repeating: listener, count: own.count)
+        }
+        // A forked worker that crashed wakes nobody: while one is needed, look again soon.
+        let timeout = atCapacity ? min(controlTimeout, 0.05) : controlTimeout
+        guard let ready = try? pollReadable(descriptors, timeout: timeout) else { return }
+        var servedNow = Set<ObjectIdentifier>()
+        for (index, isReady) in ready.enumerated() where isReady {
+            guard let listener = owners[index], servedNow.insert(ObjectIdentifier(listener)).inserted else { continue }
+            listener.server.serveReadyRequests()
+        }
+        for listener in served { listener.server.serviceActions() }
     }
 
     /// How long the control loop waits for a signal: at most a second, and no longer than until

@@ -13,17 +13,26 @@ final class Listener: Sendable {
     let inherited: Bool
     private let loopEnded = Atomic<Bool>(true)
 
-    init(configuration: ListenerConfiguration, server: BaseServer, inherited: Bool) {
+    /// Whether the daemon's control loop serves this listener instead of a thread of its own:
+    /// under the forking model, so that the process is single-threaded whenever it forks (a fork
+    /// copies only the forking thread, and a lock another thread held would stay locked forever
+    /// in the child).
+    let servedByControlLoop: Bool
+
+    init(configuration: ListenerConfiguration, server: BaseServer, inherited: Bool, servedByControlLoop: Bool) {
         self.configuration = configuration
         self.server = server
         self.inherited = inherited
+        self.servedByControlLoop = servedByControlLoop
     }
 
     /// The `listening on SERVICE@ADDRESS` text: the socket's real address in canonical form.
     var listeningText: String { "\(configuration.service.rawValue)@\(server.serverAddress)" }
 
-    /// Starts the serve loop on a thread of its own.
+    /// Starts the serve loop on a thread of its own, unless the daemon's control loop serves
+    /// this listener (``servedByControlLoop``).
     func start(pollInterval: Double) throws {
+        if servedByControlLoop { return }
         loopEnded.store(false, ordering: .releasing)
         try startDetachedThread { [self] in
             server.serveForever(pollInterval: pollInterval)

@@ -39,7 +39,7 @@ struct ListenerFactory {
                 } else {
                     server = try ServiceDatagramServer(context: context, binding: socketAddress)
                 }
-                return [Listener(configuration: configuration, server: server, inherited: false)]
+                return [Listener(configuration: configuration, server: server, inherited: false, servedByControlLoop: model == .forking)]
             } catch {
                 throw Self.cannotServe(configuration, error)
             }
@@ -74,7 +74,7 @@ struct ListenerFactory {
             } else {
                 server = try ServiceDatagramServer(context: context, adopting: socket)
             }
-            return Listener(configuration: configuration, server: server, inherited: true)
+            return Listener(configuration: configuration, server: server, inherited: true, servedByControlLoop: model == .forking)
         } catch {
             throw DaemonError(.configuration, "\(what): \(error)")
         }
