@@ -8,36 +8,32 @@ struct UnixSocketFile: Sendable {
     private let device: UInt
     private let inode: UInt
 
-    /// Binds `socket` at `path` so that the file appears only with its final permission bits:
-    /// with a `mode`, the socket is bound under a temporary name in the same directory, chmod-ed,
-    /// then renamed over `path`, so no client can reach it before the mode is in place.
+    /// Binds `socket` at `path` so that no client can reach it with more access than `mode` gives.
+    ///
+    /// With a `mode`, the socket's own inode gets the mode before `bind`, which creates the file
+    /// with that mode less the umask; a `chmod` then sets the exact bits. Until that `chmod` the
+    /// file is at most as open as `mode`, never more, and it never has another name.
     ///
     /// A stale socket file at `path` (nothing accepts or receives on it) is replaced; a live one
     /// is "address in use"; anything that is not a socket (a regular file, a directory, a symlink)
     /// is never followed or deleted and is reported as in use.
     static func bind(_ socket: Socket, at address: SocketAddress, path: String, mode: mode_t?) throws(SocketError) -> UnixSocketFile {
         try clearStale(at: path, transport: socket.transport)
-        guard let mode else {
-            try socket.bind(to: address)
-            return try remember(path)
+        if let mode {
+            let fd = socket.fileDescriptor
+            _ = try syscall("fchmod", subject: path) { fchmod(fd, mode) }
         }
-        let temporary = "\(path).\(getpid()).new"
-        guard temporary.utf8.count <= SocketAddress.maxUnixPathBytes else {
-            // No room for a temporary name: bind in place; a stream socket is still unreachable until listen.
-            try socket.bind(to: address)
-            _ = try syscall("chmod", subject: path) { chmod(path, mode) }
-            return try remember(path)
+        try socket.bind(to: address)
+        let file = try remember(path)
+        if let mode {
+            do {
+                _ = try syscall("chmod", subject: path) { chmod(path, mode) }
+            } catch {
+                try? file.remove()
+                throw error
+            }
         }
-        unlink(temporary)
-        try socket.bind(to: SocketAddress(socket.transport, .unixPath(temporary)))
-        do {
-            _ = try syscall("chmod", subject: temporary) { chmod(temporary, mode) }
-            _ = try syscall("rename", subject: "\(temporary) -> \(path)") { rename(temporary, path) }
-        } catch {
-            unlink(temporary)
-            throw error
-        }
-        return try remember(path)
+        return file
     }
 
     private static func remember(_ path: String) throws(SocketError) -> UnixSocketFile {
