@@ -26,9 +26,10 @@ $(BENCH_SCRATCH)/bin/epoll_echo: Benchmarks/peers/epoll_echo.c
 
 bench-c: $(BENCH_SCRATCH)/bin/loadgen $(BENCH_SCRATCH)/bin/epoll_echo
 
+# Both Swift servers link the Swift runtime statically, as the Debian package ships serverd.
 bench-build: deps bench-c
-	$(SWIFT) build -c release -j $(BENCH_JOBS) --product serverd $(BUILD_FLAGS)
-	$(SWIFT) build -c release -j $(BENCH_JOBS) --package-path Benchmarks \
+	$(SWIFT) build -c release --static-swift-stdlib -j $(BENCH_JOBS) --product serverd $(BUILD_FLAGS)
+	$(SWIFT) build -c release --static-swift-stdlib -j $(BENCH_JOBS) --package-path Benchmarks \
 	    --scratch-path $(BENCH_SCRATCH)/swift --product nio-echo
 
 bench: bench-build

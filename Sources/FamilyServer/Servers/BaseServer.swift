@@ -257,7 +257,8 @@ open class BaseServer: @unchecked Sendable {
     /// Safe from any thread: from a handler running on the serving thread itself it returns at
     /// once and the loop ends after that request. Called while nothing serves, it makes the next
     /// ``serveForever(pollInterval:)`` return at once. It neither closes the socket nor waits
-    /// for running requests; ``serverClose()`` does that.
+    /// for running requests; ``serverClose()`` does that. Called in a forked worker it returns at
+    /// once but cannot stop the parent's loop, which runs in another process.
     ///
     /// - Parameter wait: `false` only asks the loop to stop and returns at once (a daemon's
     ///   signal handling thread must not wait for a serial server's running request).
