@@ -1,4 +1,5 @@
 @testable import FamilyServer
+import CShims
 import Glibc
 import XCTest
 
@@ -375,7 +376,7 @@ final class SystemdActivationTests: SystemdEnvironmentTestCase {
     // in-process (InheritedSocket on a closed descriptor, and the EBADF diagnosis).
 
     func testUnsupportedSocketTypeIsNamed() throws {
-        let seqpacket = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let seqpacket = socket(AF_UNIX, cshims_sock_seqpacket | Int32(SOCK_CLOEXEC.rawValue), 0)
         XCTAssertGreaterThanOrEqual(seqpacket, 0)
         defer { close(seqpacket) }
         let report = try launch([seqpacket], environment: ["LISTEN_FDS=1", "LISTEN_FDNAMES=sp"])

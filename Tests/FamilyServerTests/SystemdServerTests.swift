@@ -1,4 +1,5 @@
 @testable import FamilyServer
+import CShims
 import Glibc
 import Synchronization
 import XCTest
@@ -174,11 +175,11 @@ final class SystemdServerTests: SystemdEnvironmentTestCase {
             XCTAssertEqual((error as? SocketActivationError)?.errno, EBADF)
         }
 
-        let seqpacket = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let seqpacket = socket(AF_UNIX, cshims_sock_seqpacket | Int32(SOCK_CLOEXEC.rawValue), 0)
         defer { close(seqpacket) }
         XCTAssertThrowsError(try InheritedSocket(adopting: seqpacket, name: "sp")) { error in
             XCTAssertEqual(error as? SocketActivationError,
-                           .unsupportedSocketType(fd: seqpacket, name: "sp", type: Int32(SOCK_SEQPACKET.rawValue)))
+                           .unsupportedSocketType(fd: seqpacket, name: "sp", type: cshims_sock_seqpacket))
             XCTAssertEqual((error as? SocketActivationError)?.errno, ESOCKTNOSUPPORT)
         }
     }

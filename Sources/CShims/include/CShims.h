@@ -5,6 +5,11 @@
 #include <sys/socket.h>
 #include <stdint.h>
 
+/// Socket types the Glibc module does not reliably export to Swift (seen missing in clean builds).
+static const int cshims_sock_seqpacket = SOCK_SEQPACKET;
+static const int cshims_sock_raw = SOCK_RAW;
+static const int cshims_sock_rdm = SOCK_RDM;
+
 /// Credentials of a Unix-socket peer (struct ucred, which needs _GNU_SOURCE).
 struct cshims_peercred {
     pid_t pid;

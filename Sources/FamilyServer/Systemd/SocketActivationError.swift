@@ -1,3 +1,4 @@
+import CShims
 import Glibc
 
 /// Why the sockets systemd passed (socket activation, `LISTEN_FDS`) could not be adopted.
@@ -73,9 +74,9 @@ public enum SocketActivationError: Error, Sendable, Equatable, CustomStringConve
 
     private static func typeName(_ type: Int32) -> String {
         switch type {
-        case Int32(SOCK_SEQPACKET.rawValue): return "SOCK_SEQPACKET"
-        case Int32(SOCK_RAW.rawValue): return "SOCK_RAW"
-        case Int32(SOCK_RDM.rawValue): return "SOCK_RDM"
+        case cshims_sock_seqpacket: return "SOCK_SEQPACKET"
+        case cshims_sock_raw: return "SOCK_RAW"
+        case cshims_sock_rdm: return "SOCK_RDM"
         default: return "type \(type)"
         }
     }

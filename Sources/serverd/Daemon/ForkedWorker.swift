@@ -1,3 +1,4 @@
+import CShims
 import Glibc
 
 /// What the forking model's worker processes need beyond the library's `ForkingModel`, which
@@ -16,7 +17,7 @@ enum ForkedWorker {
 
     private static func isListener(_ fd: Int32) -> Bool {
         switch OpenDescriptors.socketType(fd) {
-        case Int32(SOCK_STREAM.rawValue), Int32(SOCK_SEQPACKET.rawValue):
+        case Int32(SOCK_STREAM.rawValue), cshims_sock_seqpacket:
             return OpenDescriptors.isListening(fd)
         case Int32(SOCK_DGRAM.rawValue):
             // A datagram listener is bound and unconnected; a connected one (syslog's) is kept.
