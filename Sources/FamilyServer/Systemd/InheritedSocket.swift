@@ -222,11 +222,13 @@ struct ActivationEnvironment {
         getenv(name).map { String(cString: $0) }
     }
 
-    /// The names as libsystemd splits them: on every `:`, an empty value giving no names.
+    /// The names as libsystemd splits them: on every `:` byte, an empty value giving no names.
+    /// (Bytes, not Characters: a `:` followed by a combining mark is one Character.)
     var nameList: [String]? {
         guard let names else { return nil }
         if names.isEmpty { return [] }
-        return names.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        return names.utf8.split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false)
+            .map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// Turns `sd_listen_fds_with_names`'s bare `-errno` into an error that names the culprit.
