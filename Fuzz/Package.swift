@@ -1,0 +1,62 @@
+// swift-tools-version:6.0
+// libFuzzer targets for serverd's parsers (issue 7). A package of its own so that the main build
+// and `make test` never see `-sanitize=fuzzer`; `make fuzz-smoke` / `make fuzz` build it with
+//
+//     swift build -c release --package-path Fuzz --scratch-path .build-fuzz \
+//         -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing \
+//         -Xcc -fsanitize=fuzzer-no-link,address -Xcxx -fsanitize=fuzzer-no-link,address
+//
+// (`-enable-testing` lets fuzz-fdnames reach the library's internal, uncached adoption path
+// through `@testable import FamilyServer`.)
+//
+// The configuration parser lives in the `serverd` executable target, which no other package can
+// import. The ServerdConfiguration target compiles those very files: its Configuration and
+// ExitStatus.swift are symbolic links into ../Sources/serverd, so fuzz-config always runs the
+// daemon's current parser, not a copy. Only the file that needs the command line
+// (DaemonConfiguration+Loading.swift) is left out. 
+//
+// Each fuzzer's main code hands its `LLVMFuzzerTestOneInput` to `LLVMFuzzerRunDriver`, libFuzzer's
+// entry for programs with a main of their own: SwiftPM gives every Swift executable a main, which
+// would otherwise shadow libFuzzer's.
+import Foundation
+import PackageDescription
+
+// A path dependency's identity is its directory's name, which depends on where the repository
+// was cloned; compute it rather than assume it.
+let mainPackage = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .lastPathComponent.lowercased()
+
+let package = Package(
+    name: "serverd-fuzz",
+    dependencies: [
+        .package(path: ".."),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        // Declares libFuzzer's LLVMFuzzerRunDriver for the fuzzers' main code.
+        .target(name: "FuzzDriver"),
+        .executableTarget(
+            name: "fuzz-address",
+            dependencies: ["FuzzDriver", .product(name: "FamilyServer", package: mainPackage)]
+        ),
+        .executableTarget(
+            name: "fuzz-fdnames",
+            dependencies: ["FuzzDriver", .product(name: "FamilyServer", package: mainPackage)]
+        ),
+        .executableTarget(
+            name: "fuzz-linereader",
+            dependencies: ["FuzzDriver", .product(name: "FamilyServer", package: mainPackage)]
+        ),
+        // The daemon's configuration parser, compiled from its own files (symbolic links).
+        .target(
+            name: "ServerdConfiguration",
+            dependencies: [.product(name: "TOMLKit", package: "TOMLKit")],
+            exclude: ["Configuration/DaemonConfiguration+Loading.swift"]
+        ),
+        .executableTarget(
+            name: "fuzz-config",
+            dependencies: ["FuzzDriver", "ServerdConfiguration"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
