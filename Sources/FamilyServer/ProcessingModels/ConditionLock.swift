@@ -2,6 +2,11 @@ import Glibc
 
 /// A mutex with a condition variable, guarding a value: `Synchronization.Mutex` has no way to
 /// wait for a change, which shutdown and `blockOnClose` need.
+///
+/// It is also the lock for plain mutual exclusion here, instead of `Synchronization.Mutex`:
+/// ThreadSanitizer sees a pthread mutex, but not the contended path of `Mutex` on Linux (a
+/// FUTEX_LOCK_PI handoff inside the uninstrumented runtime), and so reports races on data that
+/// `Mutex` correctly protects (`make test-tsan`).
 public final class ConditionLock<Value: Sendable>: @unchecked Sendable {
     // @unchecked: `value` is only touched with `mutex` held.
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)

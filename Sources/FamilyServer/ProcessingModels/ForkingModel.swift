@@ -19,7 +19,7 @@ public final class ForkingModel: ProcessingModel {
         var clientAddress: SocketAddress
     }
 
-    private let children = Mutex<[pid_t: Child]>([:])
+    private let children = ConditionLock<[pid_t: Child]>([:])
 
     /// Creates a forking model.
     public init(maxChildren: Int = 40, blockOnClose: Bool = true) {

@@ -59,10 +59,10 @@ open class BaseServer: @unchecked Sendable {
     private let shutdownRequested = Atomic<Bool>(false)
     private let loop = ConditionLock(LoopState())
     private let closed = Atomic<Bool>(false)
-    private let socketFile = Mutex<UnixSocketFile?>(nil)
-    private let acceptPausedUntil = Mutex<Double>(0)
+    private let socketFile = ConditionLock<UnixSocketFile?>(nil)
+    private let acceptPausedUntil = ConditionLock<Double>(0)
     /// When the last accept pause was logged, and how many pauses went unlogged since.
-    private let acceptPauseLog = Mutex<(lastLogged: Double, unlogged: Int)>((-.infinity, 0))
+    private let acceptPauseLog = ConditionLock<(lastLogged: Double, unlogged: Int)>((-.infinity, 0))
 
     private struct LoopState: Sendable {
         var serving = false

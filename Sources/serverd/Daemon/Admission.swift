@@ -6,9 +6,9 @@ import Synchronization
 /// per-source connection limit. Every refusal is logged with the peer's address or credentials.
 final class Admission: Sendable {
     private let context: ListenerContext
-    private let perSource = Mutex<[SourceKey: Int]>([:])
+    private let perSource = ConditionLock<[SourceKey: Int]>([:])
     /// Which source each admitted connection counts against, until it ends.
-    private let counted = Mutex<[ObjectIdentifier: SourceKey]>([:])
+    private let counted = ConditionLock<[ObjectIdentifier: SourceKey]>([:])
 
     /// One source for `max-per-source`: an IP address (inet) or a uid (Unix).
     enum SourceKey: Hashable, Sendable {

@@ -7,8 +7,8 @@ import Synchronization
 final class InFlightRegistry: Sendable {
     // Created with capacity so that the dictionaries' runtime metadata exists before a forked
     // worker first inserts: instantiating it in every child cost half the forking model's time.
-    private let connections = Mutex<[ObjectIdentifier: Socket]>(Dictionary(minimumCapacity: 16))
-    private let children = Mutex<Set<pid_t>>(Set(minimumCapacity: 4))
+    private let connections = ConditionLock<[ObjectIdentifier: Socket]>(Dictionary(minimumCapacity: 16))
+    private let children = ConditionLock<Set<pid_t>>(Set(minimumCapacity: 4))
 
     /// Records a connection for the time its handler runs.
     func serving<R>(_ connection: Socket, _ body: () throws -> R) rethrows -> R {
