@@ -219,6 +219,11 @@ final class SystemdActivationTests: SystemdEnvironmentTestCase {
     private func probeEnvironment(result: String, serve: Bool) -> [String] {
         var environment = ["PATH=/usr/bin:/bin", "\(probeResultVariable)=\(result)"]
         if serve { environment.append("\(probeServeVariable)=1") }
+        // Under `make test-asan`/`test-tsan` the probe is instrumented too: it needs the same
+        // sanitizer settings (report folder, suppressions) as the test process.
+        for name in ["ASAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS", "SWIFT_BACKTRACE"] {
+            if let value = getenv(name) { environment.append("\(name)=\(String(cString: value))") }
+        }
         return environment
     }
 
