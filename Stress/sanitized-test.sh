@@ -9,6 +9,20 @@
 # from an XCTest process or from a serverd the tests started — fails the run, even when the test
 # that provoked it passed. Suppressions are in Stress/tsan.supp and Stress/lsan.supp, each with its
 # reason. The last line is "sanitizer <kind>: N reports, tests exit S".
+#
+# Processes exit with their usual status (exitcode=0): a report fails the run through the
+# report folder, not by changing an exit status a test checks.
+#
+# Not run under ThreadSanitizer (SANITIZER_SKIP_THREAD below), each for its reason:
+#   FamilyServerTests …Fork… : the library's forking model forks the multi-threaded XCTest
+#       process; TSan does not support fork() in a multi-threaded program (its runtime state in
+#       the child can be held by a thread that does not exist there: a forked child spun at 100%
+#       CPU for 13 minutes in ResourceGrowthTests.testForkingModelUnix). Covered by test-asan and
+#       by the ordinary run.
+#   ServerdTests.DaemonModeTests : --daemon forks twice, and a TSan process always has TSan's own
+#       background thread, so the same applies (testDaemonWithoutLogFile timed out).
+# The daemon's own forking model is tested under TSan: serverd forks from its control loop, the
+# only thread besides TSan's.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 kind=${1:?usage: sanitized-test.sh thread|address [swift test args...]}
@@ -20,6 +34,10 @@ case "$kind" in
     *) echo "unknown sanitizer '$kind' (thread or address)" >&2; exit 2 ;;
 esac
 reports="$PWD/$scratch/sanitizer-reports"
+skips=()
+if [ "$kind" = thread ]; then
+    skips=(--skip 'FamilyServerTests\..*/test.*Fork' --skip 'ServerdTests\.DaemonModeTests')
+fi
 rm -rf "$reports"
 mkdir -p "$reports"
 
@@ -27,10 +45,10 @@ mkdir -p "$reports"
 export SWIFT_BACKTRACE=enable=no
 case "$kind" in
     thread)
-        export TSAN_OPTIONS="log_path=$reports/tsan suppressions=$PWD/Stress/tsan.supp halt_on_error=0 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
+        export TSAN_OPTIONS="log_path=$reports/tsan suppressions=$PWD/Stress/tsan.supp halt_on_error=0 exitcode=0 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
         ;;
     address)
-        export ASAN_OPTIONS="log_path=$reports/asan detect_leaks=1 detect_stack_use_after_return=0 ${ASAN_OPTIONS:-}"
+        export ASAN_OPTIONS="log_path=$reports/asan detect_leaks=1 exitcode=0 ${ASAN_OPTIONS:-}"
         export LSAN_OPTIONS="suppressions=$PWD/Stress/lsan.supp print_suppressions=0 ${LSAN_OPTIONS:-}"
         ;;
 esac
@@ -38,7 +56,9 @@ esac
 started=$(date +%s)
 "$SWIFT" build --scratch-path "$scratch" --sanitize="$kind" --build-tests || exit $?
 built=$(date +%s)
-"$SWIFT" test --scratch-path "$scratch" --sanitize="$kind" --skip-build --parallel "$@"
+# A hang fails the run instead of blocking CI (SANITIZER_TIMEOUT seconds, default 30 minutes).
+timeout --kill-after=30 "${SANITIZER_TIMEOUT:-1800}" \
+    "$SWIFT" test --scratch-path "$scratch" --sanitize="$kind" --skip-build --parallel "${skips[@]}" "$@"
 status=$?
 finished=$(date +%s)
 

@@ -239,7 +239,7 @@ class Serverd:
     """One serverd started by this script. Logs go to a file in the fault's directory."""
     counter = 0
 
-    def __init__(self, context, args, nofile=None, env=None, expect_listening=None):
+    def __init__(self, context, args, nofile=None, env=None, expect_listening=None, umask=None):
         Serverd.counter += 1
         self.context = context
         self.log_path = os.path.join(context.directory, "serverd-%d.log" % Serverd.counter)
@@ -252,6 +252,8 @@ class Serverd:
         def limit():
             if nofile:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+            if umask is not None:
+                os.umask(umask)
 
         self.log_file = open(self.log_path, "wb")
         self.args = args
@@ -580,7 +582,9 @@ def fault_churn(ctx):
 
 @fault("trickle", ["threading", "forking"],
        "500 clients trickling one byte a second to stamp for 10 s (each must still get its two "
-       "replies) while well-behaved clients are served without delay")
+       "replies) while well-behaved clients are served without delay. (Not serial: there one "
+       "connection is served at a time by design, so a slow client holds up the rest until "
+       "--idle-timeout.)")
 def fault_trickle(ctx):
     daemon = ctx.serverd(["--listen", "stamp@tcp://127.0.0.1:0", "--listen", "echo@unix:" + ctx.path("e.sock"),
                           "--idle-timeout", "5"], expect_listening=2)
@@ -621,7 +625,7 @@ def fault_trickle(ctx):
 
 @fault("never-read", ["threading", "forking"],
        "20 clients send 8 MiB to echo and 50,000 lines to stamp without ever reading the replies: "
-       "each ends at the idle timeout (2 s) while others are served")
+       "each ends at the idle timeout (2 s) while others are served. (Not serial, as for trickle.)")
 def fault_never_read(ctx):
     daemon = ctx.serverd(["--listen", "stamp@tcp://127.0.0.1:0", "--listen", "echo@tcp://127.0.0.1:0",
                           "--idle-timeout", "2"], expect_listening=2)
@@ -1250,44 +1254,54 @@ SPIN_CONNECT = r"""
 import socket, sys, time
 path, seconds = sys.argv[1], float(sys.argv[2])
 deadline = time.monotonic() + seconds
-attempts = successes = 0
+attempts = connected = served = 0
 while time.monotonic() < deadline:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(2)
     try:
         s.connect(path)
-        successes += 1
+        connected += 1
+        s.sendall(b"x\n")
+        if s.recv(100):
+            served += 1
     except OSError:
         pass
     attempts += 1
     s.close()
-print(attempts, successes)
+print(attempts, connected, served)
 """
 
 
 @fault("unix-mode-race", ["threading"],
-       "a client running as nobody spins on connect() while serverd starts (5 times) with "
-       "--socket-mode 0600: it never connects, not even for an instant (control: with 0666 it does)")
+       "a client running as nobody spins on connect-send-receive while serverd starts under umask 0: "
+       "with --socket-mode 0600 (5 starts) it never connects, not even for an instant; with 0666 and "
+       "--allow-uid 0 (3 starts) it connects but is never served, from the first connection on; "
+       "control: with 0666 alone it is served")
 def fault_unix_mode_race(ctx):
     require_root()
     os.chmod(ctx.directory, 0o755)
     attempts = 0
-    for mode, expect_success in (("0600", False),) * 5 + (("0666", True),):
+    runs = [(["--socket-mode", "0600"], "none")] * 5 + [(["--socket-mode", "0666", "--allow-uid", "0"], "unserved")] * 3
+    runs += [(["--socket-mode", "0666"], "served")]
+    for options, expected in runs:
         path = ctx.path("race.sock")
         spinner = subprocess.Popen([NOBODY_PYTHON, "-c", SPIN_CONNECT, path, "1.5"], preexec_fn=as_user(NOBODY, NOBODY),
                                    stdout=subprocess.PIPE, cwd="/")
         time.sleep(0.1)
-        daemon = ctx.serverd(["--listen", "echo@unix:" + path, "--socket-mode", mode], expect_listening=1)
+        daemon = ctx.serverd(["--listen", "stamp@unix:" + path] + options, expect_listening=1, umask=0)
         out, _ = spinner.communicate(timeout=20)
-        tries, successes = (int(x) for x in out.split())
+        tries, connected, served = (int(x) for x in out.split())
         attempts += tries
-        if expect_success:
-            check(successes > 0, "control: nobody could not connect to a 0666 socket")
-        else:
-            check(successes == 0, "nobody connected %d times to a socket created with mode 0600" % successes)
+        if expected == "none":
+            check(connected == 0, "nobody connected %d times to a socket created with mode 0600" % connected)
             check(stat.S_IMODE(os.stat(path).st_mode) == 0o600, "socket mode is not 0600")
+        elif expected == "unserved":
+            check(connected > 0 and served == 0, "with --allow-uid 0, nobody connected %d and was served %d times" % (connected, served))
+        else:
+            check(served > 0, "control: nobody was not served on a 0666 socket")
         check(daemon.stop() == 0, "serverd did not stop cleanly")
-    FIGURES.add("faults injected", 6)
-    return {"connect attempts as nobody": attempts}
+    FIGURES.add("faults injected", len(runs))
+    return {"connect attempts as nobody": attempts, "daemon starts": len(runs)}
 
 
 PEER_CLIENT = r"""
