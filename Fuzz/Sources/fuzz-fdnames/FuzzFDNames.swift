@@ -108,8 +108,9 @@ public func fuzzFDNames(_ bytes: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         defer { for socket in sockets { _ = socket.socket.takeDescriptor() } }  // they are ours, not adoption's
         if sockets.isEmpty { break }
         // libsystemd splits on ':' and also takes a backslash as an escape (`a\:b` is one name,
-        // `a:b`); model only the plain split and, with a backslash, check just the count.
-        let escaped = names?.contains("\\") ?? false
+        // `a:b`); model only the plain split and, with a backslash, check just the count. (Bytes,
+        // not Characters: a backslash or ':' followed by a combining mark is one Character.)
+        let escaped = names?.utf8.contains(UInt8(ascii: "\\")) ?? false
         let list = escaped ? nil : names.map {
             $0.utf8.split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
         }
@@ -139,7 +140,7 @@ public func fuzzFDNames(_ bytes: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         }
         // libsystemd refuses a name count that differs from LISTEN_FDS; the diagnosis must say so
         // (it splits the names as libsystemd does) rather than fall back to a bare EINVAL.
-        if case .systemdFailed(let cause) = error, cause.errno == EINVAL, let names, !names.contains("\\"),
+        if case .systemdFailed(let cause) = error, cause.errno == EINVAL, let names, !names.utf8.contains(UInt8(ascii: "\\")),
            let count = Int(fds), count > 0, pid == String(getpid()) {
             let parts = names.isEmpty ? 0 : names.utf8.split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false).count
             if parts != count { fail("name count mismatch (\(parts) names, \(count) fds) diagnosed as: \(message)") }
