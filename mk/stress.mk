@@ -20,7 +20,8 @@ FUZZ_ARGS         ?=
 # can reach an internal parser with @testable import.
 FUZZ_BUILD_FLAGS   = -c release --package-path Fuzz --scratch-path $(FUZZ_SCRATCH) \
                      -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing \
-                     -Xcc -fsanitize=fuzzer-no-link,address -Xcxx -fsanitize=fuzzer-no-link,address
+                     -Xcc -fsanitize=fuzzer-no-link,address -Xcxx -fsanitize=fuzzer-no-link,address \
+                     -Xcxx -DNDEBUG
 SANITIZER_TEST_ARGS ?=
 
 .PHONY: test-stress fuzz-build fuzz-smoke fuzz test-tsan test-asan

@@ -56,4 +56,30 @@ final class ExitStatusTests: XCTestCase {
         try assertFails(["--listen", "echo@unix:\(path)", "--listen", "echo@\(busy)"], status: 69, mentioning: "\(busy)")
         XCTAssertFalse(FileManager.default.fileExists(atPath: path), "a failed start leaves no socket file behind")
     }
+
+    /// toml++ (inside TOMLKit) aborted on these instead of reporting a syntax error, killing serverd
+    /// at start and on reload; every build now defines NDEBUG (Makefile, debian/rules).
+    func testMalformedTOMLIsASyntaxErrorNotACrash() throws {
+        let dir = try TemporaryDirectory()
+        for (index, text) in ["[)x]\n", "[\n", "m=[}\n"].enumerated() {
+            let file = try dir.write("bad\(index).toml", text)
+            try assertFails(["--check-config", "--config", file], status: 78, mentioning: "\(file):1")
+        }
+    }
+
+    func testReloadWithMalformedTOMLKeepsServing() throws {
+        let dir = try TemporaryDirectory()
+        let config = try dir.write("serverd.toml", "listen = [\"echo@tcp://127.0.0.1:0\"]\n")
+        let serverd = try ServerdProcess(["--config", config], directory: dir)
+        try serverd.waitForListening(1)
+        try dir.write("serverd.toml", "[)x]\n")
+        serverd.send(SIGHUP)
+        _ = try serverd.waitFor { serverd.stderr.contains("reload failed") ? true : nil }
+        let client = try TestClient.connect("tcp://127.0.0.1:\(try serverd.port(0))")
+        try client.send("still here")
+        XCTAssertEqual(try client.receive(count: 10), Array("still here".utf8))
+        client.socket.close()
+        serverd.send(SIGTERM)
+        XCTAssertEqual(try serverd.waitForExit(), 0)
+    }
 }
