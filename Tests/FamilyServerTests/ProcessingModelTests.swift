@@ -102,13 +102,12 @@ final class ProcessingModelTests: FamilyServerTestCase {
         XCTAssertEqual(server.events.all, ["pid=\(getpid()) uid=\(getuid()) gid=\(getgid())"])
     }
 
-    /// With `receiveCredentials`, every datagram carries its sender's credentials, from a bound
-    /// sender (which gets its reply) and from an unbound one (which cannot be answered).
+    /// On a Unix socket every datagram carries its sender's credentials, from a bound sender
+    /// (which gets its reply) and from an unbound one (which cannot be answered).
     func testDatagramCredentials() throws {
         for family in [TestFamily.unixPath, .unixAbstract] {
             let server = try RecordingDatagramServer(address: address(family, .datagram), handler: DatagramCredentialsHandler.self)
             defer { server.serverClose() }
-            server.receiveCredentials = true
             let bound = try Client.datagramSocket(for: server.serverAddress, bindingTo: clientAddress(for: server.serverAddress))
             defer { bound.close() }
             try bound.sendDatagram(Array("who".utf8), to: server.serverAddress)

@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 #include <stdint.h>
 
+#include "cshims_unix_reply.h"
+
 /// Socket types the Glibc module does not reliably export to Swift (seen missing in clean builds).
 static const int cshims_sock_seqpacket = SOCK_SEQPACKET;
 static const int cshims_sock_raw = SOCK_RAW;

@@ -1,8 +1,9 @@
 /// A handler for one datagram (Python's `DatagramRequestHandler`): ``rfile`` holds the datagram,
 /// and what the handler writes to ``wfile`` is sent back to the sender as one datagram on finish.
 ///
-/// Unlike Python, nothing is sent when nothing was written, and a sender without an address (an
-/// unbound Unix datagram client) gets no reply instead of an error.
+/// Unlike Python, nothing is sent when nothing was written, a sender without an address (an
+/// unbound Unix datagram client) gets no reply instead of an error, and a Unix sender gets the
+/// reply only at the socket that sent the request (``Datagram/sendReply(_:to:)``).
 open class DatagramRequestHandler: BaseRequestHandler {
     /// The datagram's bytes.
     public private(set) var rfile: BufferedReader!
@@ -22,9 +23,10 @@ open class DatagramRequestHandler: BaseRequestHandler {
     }
 
     /// Sends what ``wfile`` collected back to the sender, if anything and if it has an address.
+    /// - Throws: ``ReplyRefusal`` when the reply could reach another socket than the sender's.
     open override func finish() throws {
         let reply = wfile.collected
-        guard !reply.isEmpty, clientAddress.endpoint != .unnamed else { return }
-        try datagram.socket.sendDatagram(reply, to: clientAddress)
+        guard !reply.isEmpty else { return }
+        try datagram.sendReply(reply, to: clientAddress)
     }
 }

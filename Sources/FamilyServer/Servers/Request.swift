@@ -24,8 +24,8 @@ public struct Datagram: Sendable {
     public var payload: [UInt8]
     /// The server socket it arrived on, which replies are sent from.
     public var socket: Socket
-    /// The sender's credentials, on a Unix datagram server that asked for them
-    /// (``DatagramServer/receiveCredentials``) and only when the kernel attached them.
+    /// The sender's credentials (SCM_CREDENTIALS), which a ``DatagramServer`` on a Unix socket
+    /// always asks the kernel for; `nil` on inet sockets.
     public var credentials: PeerCredentials?
 
     /// Creates a datagram request.

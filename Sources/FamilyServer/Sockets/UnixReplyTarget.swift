@@ -1,0 +1,165 @@
+import CShims
+import Glibc
+
+/// The socket a reply to a Unix datagram may go to: the very socket that sent the request, or
+/// none.
+///
+/// A reply sent with `sendto(path)` resolves the path again at send time, so a sender can swap
+/// its bound path for a symlink to another socket (journald's, a notify socket, any root
+/// service's) between its request and the reply, and a daemon running as root would then deliver
+/// bytes there with root's credentials. ``resolve(sender:credentials:)`` therefore checks, with
+/// the credentials the kernel attached to the request (SO_PASSCRED):
+///
+/// - a filesystem sender: the path is absolute; it is walked one component at a time with
+///   `O_PATH|O_NOFOLLOW`, and a symlink is followed only where the sender could not have placed
+///   it: only a symlink owned by root in a directory that only root may write to (`/var/run` →
+///   `/run`); the last component is a socket, not a symlink, owned by the sender's uid. The reply
+///   then goes through `/proc/self/fd/N` of that very inode, so nothing can be swapped after the
+///   check.
+/// - an abstract sender: the name is still held by a datagram socket of the sender's uid (asked
+///   of the kernel through NETLINK_SOCK_DIAG).
+///
+/// The rules hold for a root sender too: its request names a socket, not a licence to reach
+/// whatever its path resolves to later. A sender that changed its uid after binding gets no reply.
+public final class UnixReplyTarget {
+    /// Where to send the reply: `/proc/self/fd/N` for a filesystem sender, the name itself for an
+    /// abstract one.
+    public let address: SocketAddress
+    /// The `O_PATH` descriptor of the sender's socket file, held until the reply is sent.
+    private let pinned: Int32
+
+    private init(address: SocketAddress, pinned: Int32) {
+        self.address = address
+        self.pinned = pinned
+    }
+
+    deinit {
+        if pinned >= 0 { close(pinned) }
+    }
+
+    /// Checks that a reply to `sender` reaches the socket that sent the request.
+    /// - Parameters:
+    ///   - sender: The request's source address (a Unix path or abstract name).
+    ///   - credentials: The SCM_CREDENTIALS that came with the request.
+    /// - Throws: ``ReplyRefusal`` saying why the reply must be dropped.
+    public static func resolve(sender: SocketAddress, credentials: PeerCredentials?) throws(ReplyRefusal) -> UnixReplyTarget {
+        guard let credentials else {
+            throw ReplyRefusal("the kernel attached no sender credentials (SO_PASSCRED is off)")
+        }
+        switch sender.endpoint {
+        case .unixPath(let path):
+            let fd = try openSenderSocket(path, credentials: credentials)
+            return UnixReplyTarget(address: SocketAddress(sender.transport, .unixPath("/proc/self/fd/\(fd)")), pinned: fd)
+        case .unixAbstract(let name):
+            try checkAbstractOwner(name, transport: sender.transport, credentials: credentials)
+            return UnixReplyTarget(address: sender, pinned: -1)
+        case .inet, .unnamed:
+            throw ReplyRefusal("\(sender) is not a Unix socket name")
+        }
+    }
+
+    // MARK: - Filesystem senders
+
+    /// Walks `path` and returns an `O_PATH` descriptor of the sender's socket file.
+    private static func openSenderSocket(_ path: String, credentials: PeerCredentials) throws(ReplyRefusal) -> Int32 {
+        guard path.hasPrefix("/") else {
+            throw ReplyRefusal("the sender's path '\(path)' is relative (to the sender's working directory, not ours)")
+        }
+        let components = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        guard let last = components.last, last != ".", last != ".." else {
+            throw ReplyRefusal("'\(path)' does not name a socket file")
+        }
+        var directory = try openPath(AT_FDCWD, "/", flags: O_DIRECTORY, path: path)
+        defer { close(directory) }
+        for component in components.dropLast() {
+            let next = try openPath(directory, component, flags: O_NOFOLLOW, path: path)
+            var info = stat()
+            fstat(next, &info)
+            switch info.st_mode & S_IFMT {
+            case S_IFDIR:
+                close(directory)
+                directory = next
+            case S_IFLNK:
+                defer { close(next) }
+                var parent = stat()
+                fstat(directory, &parent)
+                guard onlyRootControls(directory: parent, link: info) else {
+                    throw ReplyRefusal("'\(path)': '\(component)' is a symlink that someone other than root could have placed")
+                }
+                let followed = try openPath(directory, component, flags: O_DIRECTORY, path: path)
+                close(directory)
+                directory = followed
+            default:
+                close(next)
+                throw ReplyRefusal("'\(path)': '\(component)' is not a directory")
+            }
+        }
+        let socketFile = try openPath(directory, last, flags: O_NOFOLLOW, path: path)
+        var info = stat()
+        fstat(socketFile, &info)
+        let type = info.st_mode & S_IFMT
+        guard type == S_IFSOCK else {
+            close(socketFile)
+            throw ReplyRefusal("'\(path)' is \(type == S_IFLNK ? "a symlink" : "not a socket") now")
+        }
+        guard info.st_uid == credentials.uid else {
+            close(socketFile)
+            throw ReplyRefusal("'\(path)' belongs to uid \(info.st_uid), not to the sender (uid \(credentials.uid))")
+        }
+        return socketFile
+    }
+
+    /// Whether only root can have placed `link`: root owns it and the directory holding it, and
+    /// nobody else may write to that directory (a group or others write bit counts even with the
+    /// sticky bit, which lets others add entries of their own).
+    private static func onlyRootControls(directory: stat, link: stat) -> Bool {
+        link.st_uid == 0 && directory.st_uid == 0 && directory.st_mode & (S_IWGRP | S_IWOTH) == 0
+    }
+
+    /// `openat(directory, name, O_PATH | O_CLOEXEC | flags)`.
+    private static func openPath(_ directory: Int32, _ name: String, flags: Int32, path: String) throws(ReplyRefusal) -> Int32 {
+        let fd = openat(directory, name, cshims_o_path | O_CLOEXEC | flags)
+        guard fd >= 0 else {
+            let code = errno
+            throw ReplyRefusal("'\(path)': openat('\(name)'): \(String(cString: strerror(code)))", errno: code)
+        }
+        return fd
+    }
+
+    // MARK: - Abstract senders
+
+    private static func checkAbstractOwner(
+        _ name: [UInt8], transport: SocketAddress.Transport, credentials: PeerCredentials
+    ) throws(ReplyRefusal) {
+        var owner: UInt32 = 0
+        let found = name.withUnsafeBufferPointer { bytes in
+            cshims_unix_abstract_owner(bytes.baseAddress, bytes.count, transport.socketType, &owner)
+        }
+        let shown = String(decoding: name, as: UTF8.self)
+        guard found == 0 else {
+            let code = errno
+            if code == ENOENT { throw ReplyRefusal("no socket holds the abstract name @\(shown) any more", errno: code) }
+            throw ReplyRefusal("cannot tell who holds @\(shown): sock_diag: \(String(cString: strerror(code)))", errno: code)
+        }
+        guard owner == credentials.uid else {
+            throw ReplyRefusal("@\(shown) is held by uid \(owner) now, not by the sender (uid \(credentials.uid))")
+        }
+    }
+}
+
+/// Why a reply was dropped instead of sent: it could have reached another socket than the one
+/// that sent the request.
+public struct ReplyRefusal: Error, CustomStringConvertible, Sendable {
+    /// What the check found.
+    public let reason: String
+    /// The errno of a failed call behind the refusal, if any.
+    public let errno: Int32?
+
+    /// Creates a refusal.
+    public init(_ reason: String, errno: Int32? = nil) {
+        self.reason = reason
+        self.errno = errno
+    }
+
+    public var description: String { "reply dropped: \(reason)" }
+}
