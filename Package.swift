@@ -42,7 +42,8 @@ let package = Package(
         .testTarget(name: "FamilyServerTests", dependencies: ["FamilyServer", "CShims"]),
         .testTarget(
             name: "ServerdTests", dependencies: ["serverd", "FamilyServer", "CShims"],
-            exclude: ["Support/launch.py"]  // the suite's own socket-activation launcher, run with python3
+            // The suite's own socket-activation launcher and local attacker, run with python3.
+            exclude: ["Support/launch.py", "Support/attacker.py"]
         ),
     ],
     swiftLanguageModes: [.v6]

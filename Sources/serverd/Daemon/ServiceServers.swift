@@ -71,47 +71,77 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
 }
 
 /// The daemon's datagram server: one listener's service, one datagram at a time (no thread or
-/// process per datagram), behind its admission rules.
+/// process per datagram), behind its admission rules and, on UDP, the ``ReflectionGuard``.
 final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Sendable {
     let context: ListenerContext
     private let admission: Admission
+    private let reflectionGuard: ReflectionGuard
     /// Monotonic time (µs) of the serve loop's last pass, for the watchdog.
     let heartbeat = Atomic<UInt64>(0)
+    /// The UDP port registered in ``OwnDatagramPorts`` while this listener serves.
+    private var ownPort: UInt16?
 
     /// Serves an adopted datagram socket (inherited or `fd:N`).
     init(context: ListenerContext, adopting socket: Socket) throws {
         self.context = context
         self.admission = Admission(context: context)
+        self.reflectionGuard = ReflectionGuard(replyRatePerSource: Self.replyRatePerSource)
         try super.init(adopting: socket, handler: ServiceDatagramHandler.self, model: SerialModel(), logger: context.logger)
-        askForCredentialsIfNeeded()
+        registerOwnPort()
     }
 
     /// Binds `address`, creating a Unix socket file with the listener's socket mode.
     init(context: ListenerContext, binding address: SocketAddress) throws {
         self.context = context
         self.admission = Admission(context: context)
+        self.reflectionGuard = ReflectionGuard(replyRatePerSource: Self.replyRatePerSource)
         try super.init(
             address: address, handler: ServiceDatagramHandler.self, model: SerialModel(), logger: context.logger,
             bindAndActivate: false)
         socketMode = context.settings.socketMode.map { mode_t($0) }
-        askForCredentialsIfNeeded()
         try bindAndActivate()
+        registerOwnPort()
     }
 
-    /// Unix datagrams carry the sender's credentials only when asked; uid/gid rules need them.
-    private func askForCredentialsIfNeeded() {
-        let settings = context.settings
-        if socket.family == AF_UNIX && (settings.allowUIDs != nil || settings.allowGIDs != nil) {
-            receiveCredentials = true
+    private static let replyRatePerSource = 50
+
+    private func registerOwnPort() {
+        guard let port = serverAddress.port else { return }
+        ownPort = port
+        OwnDatagramPorts.add(port)
+    }
+
+    override func serverClose() {
+        super.serverClose()
+        if let port = ownPort {
+            ownPort = nil
+            OwnDatagramPorts.remove(port)
         }
     }
 
     override func verifyRequest(_ request: Request, clientAddress: SocketAddress) -> Bool {
         guard let datagram = request.datagram else { return false }
+        if let ip = clientAddress.ip, context.configuration.service != .discard,
+            let refusal = reflectionGuard.refusal(for: clientAddress, sourceKey: sourceKey(ip))
+        {
+            let listener = "\(context.configuration.service.rawValue)@\(serverAddress)"
+            reflectionGuard.record(refusal.rule, logger: logger, "\(listener): dropped a datagram from \(clientAddress): \(refusal.reason)")
+            return false
+        }
         return admission.admits(datagram: datagram, from: clientAddress)
     }
 
+    /// The source prefix a reply budget counts against: an IPv4 address, or an IPv6 /64.
+    private func sourceKey(_ ip: IPAddress) -> [UInt8] {
+        let bytes = (ip.mappedIPv4 ?? ip).bytes
+        return bytes.count == 16 ? Array(bytes.prefix(8)) : bytes
+    }
+
     override func handleError(_ request: Request?, clientAddress: SocketAddress?, error: any Error) {
+        if error is ReplyRefusal {
+            super.handleError(request, clientAddress: clientAddress, error: error)
+            return
+        }
         let client = clientAddress.map { " from \($0)" } ?? ""
         logger.warning("\(context.configuration.text): datagram\(client): \(error)")
     }
