@@ -38,9 +38,33 @@ static int matches(const struct unix_diag_msg *msg, size_t msg_len, const uint8_
     return named;
 }
 
-int cshims_unix_abstract_owner(const uint8_t *name, size_t length, int type, uint32_t *uid) {
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+/// Whether two sockets live in the same network namespace; 1 also when the kernel cannot tell
+/// (before Linux 5.14), where both are ours anyway.
+static int same_namespace(int a, int b) {
+    uint64_t first = 0, second = 0;
+    socklen_t length = sizeof first;
+    if (getsockopt(a, SOL_SOCKET, SO_NETNS_COOKIE, &first, &length) != 0) {
+        return 1;
+    }
+    length = sizeof second;
+    if (getsockopt(b, SOL_SOCKET, SO_NETNS_COOKIE, &second, &length) != 0) {
+        return 1;
+    }
+    return first == second;
+}
+
+int cshims_unix_abstract_owner(int via, const uint8_t *name, size_t length, int type, uint32_t *uid) {
     int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
     if (fd < 0) {
+        return -1;
+    }
+    if (!same_namespace(fd, via)) {
+        close(fd);
+        errno = EXDEV;
         return -1;
     }
     struct {

@@ -113,12 +113,15 @@ final class UnixReplyTargetTests: FamilyServerTestCase {
     }
 
     func testARelativeSenderPathGetsNoReply() throws {
+        let socket = try Socket(family: AF_UNIX, transport: .datagram)
+        defer { socket.close() }
         XCTAssertThrowsError(try UnixReplyTarget.resolve(
-            sender: SocketAddress(.datagram, .unixPath("client.sock")), credentials: PeerCredentials(pid: 1, uid: 0, gid: 0))
+            sender: SocketAddress(.datagram, .unixPath("client.sock")), credentials: PeerCredentials(pid: 1, uid: 0, gid: 0),
+            from: socket)
         ) { error in
             XCTAssertTrue("\(error)".contains("relative"), "\(error)")
         }
-        XCTAssertThrowsError(try UnixReplyTarget.resolve(sender: SocketAddress(.datagram, .unixPath("/x")), credentials: nil))
+        XCTAssertThrowsError(try UnixReplyTarget.resolve(sender: SocketAddress(.datagram, .unixPath("/x")), credentials: nil, from: socket))
     }
 }
 

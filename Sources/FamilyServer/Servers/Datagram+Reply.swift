@@ -15,7 +15,7 @@ extension Datagram {
         case .inet:
             try socket.sendDatagram(bytes, to: sender)
         case .unixPath, .unixAbstract:
-            let target = try UnixReplyTarget.resolve(sender: sender, credentials: credentials)
+            let target = try UnixReplyTarget.resolve(sender: sender, credentials: credentials, from: socket)
             do {
                 try withExtendedLifetime(target) { () throws(SocketError) in
                     try socket.sendDatagram(bytes, to: target.address)

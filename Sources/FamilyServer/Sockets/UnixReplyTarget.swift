@@ -17,7 +17,10 @@ import Glibc
 ///   then goes through `/proc/self/fd/N` of that very inode, so nothing can be swapped after the
 ///   check.
 /// - an abstract sender: the name is still held by a datagram socket of the sender's uid (asked
-///   of the kernel through NETLINK_SOCK_DIAG).
+///   of the kernel through NETLINK_SOCK_DIAG). Where the kernel cannot be asked — a sandbox
+///   without netlink sockets, or a socket inherited from another network namespace (systemd's
+///   `PrivateNetwork=`) — the reply is sent only by a process without root's uid, whose reply
+///   carries no more authority than the sender's own datagrams; as root it is dropped.
 ///
 /// The rules hold for a root sender too: its request names a socket, not a licence to reach
 /// whatever its path resolves to later. A sender that changed its uid after binding gets no reply.
@@ -42,7 +45,10 @@ public final class UnixReplyTarget {
     ///   - sender: The request's source address (a Unix path or abstract name).
     ///   - credentials: The SCM_CREDENTIALS that came with the request.
     /// - Throws: ``ReplyRefusal`` saying why the reply must be dropped.
-    public static func resolve(sender: SocketAddress, credentials: PeerCredentials?) throws(ReplyRefusal) -> UnixReplyTarget {
+    ///   - socket: The socket the reply will be sent from.
+    public static func resolve(
+        sender: SocketAddress, credentials: PeerCredentials?, from socket: Socket
+    ) throws(ReplyRefusal) -> UnixReplyTarget {
         guard let credentials else {
             throw ReplyRefusal("the kernel attached no sender credentials (SO_PASSCRED is off)")
         }
@@ -51,7 +57,7 @@ public final class UnixReplyTarget {
             let fd = try openSenderSocket(path, credentials: credentials)
             return UnixReplyTarget(address: SocketAddress(sender.transport, .unixPath("/proc/self/fd/\(fd)")), pinned: fd)
         case .unixAbstract(let name):
-            try checkAbstractOwner(name, transport: sender.transport, credentials: credentials)
+            try checkAbstractOwner(name, transport: sender.transport, credentials: credentials, via: socket)
             return UnixReplyTarget(address: sender, pinned: -1)
         case .inet, .unnamed:
             throw ReplyRefusal("\(sender) is not a Unix socket name")
@@ -129,17 +135,25 @@ public final class UnixReplyTarget {
     // MARK: - Abstract senders
 
     private static func checkAbstractOwner(
-        _ name: [UInt8], transport: SocketAddress.Transport, credentials: PeerCredentials
+        _ name: [UInt8], transport: SocketAddress.Transport, credentials: PeerCredentials, via socket: Socket
     ) throws(ReplyRefusal) {
         var owner: UInt32 = 0
         let found = name.withUnsafeBufferPointer { bytes in
-            cshims_unix_abstract_owner(bytes.baseAddress, bytes.count, transport.socketType, &owner)
+            cshims_unix_abstract_owner(socket.fileDescriptor, bytes.baseAddress, bytes.count, transport.socketType, &owner)
         }
         let shown = String(decoding: name, as: UTF8.self)
         guard found == 0 else {
             let code = errno
-            if code == ENOENT { throw ReplyRefusal("no socket holds the abstract name @\(shown) any more", errno: code) }
-            throw ReplyRefusal("cannot tell who holds @\(shown): sock_diag: \(String(cString: strerror(code)))", errno: code)
+            switch code {
+            case ENOENT:
+                throw ReplyRefusal("no socket holds the abstract name @\(shown) any more", errno: code)
+            case EXDEV, EAFNOSUPPORT, EPERM, EACCES, EOPNOTSUPP:
+                // Unverifiable here; a reply without root's uid is no better than the sender's own datagrams.
+                guard geteuid() == 0 else { return }
+                throw ReplyRefusal("cannot tell who holds @\(shown) (\(String(cString: strerror(code)))), and serverd runs as root", errno: code)
+            default:
+                throw ReplyRefusal("cannot tell who holds @\(shown): sock_diag: \(String(cString: strerror(code)))", errno: code)
+            }
         }
         guard owner == credentials.uid else {
             throw ReplyRefusal("@\(shown) is held by uid \(owner) now, not by the sender (uid \(credentials.uid))")
