@@ -47,6 +47,10 @@ let package = Package(
             name: "fuzz-linereader",
             dependencies: ["FuzzDriver", .product(name: "FamilyServer", package: mainPackage)]
         ),
+        .executableTarget(
+            name: "fuzz-datagram",
+            dependencies: ["FuzzDriver", .product(name: "FamilyServer", package: mainPackage)]
+        ),
         // The daemon's configuration parser, compiled from its own files (symbolic links).
         .target(
             name: "ServerdConfiguration",
