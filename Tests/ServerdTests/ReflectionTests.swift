@@ -74,20 +74,19 @@ final class ReflectionTests: XCTestCase {
         try serverd.stop()
     }
 
-    func testRepliesToOneSourceAreRateLimited() throws {
+    /// Loopback sources cannot be forged without CAP_NET_RAW, so the reply budget (for sources
+    /// elsewhere: ReplyRateLimiterTests) never holds them back: a local client gets every answer.
+    func testALoopbackClientIsNotRateLimited() throws {
         let serverd = try ServerdProcess(["--listen", "daytime@udp://127.0.0.1:0"])
         let address = try SocketAddress(parsing: addressPart(try serverd.waitForListening(1)[0]))
         let client = try Socket(family: AF_INET, transport: .datagram)
         defer { client.close() }
-        let sent = 300
-        for _ in 0..<sent { try client.sendDatagram([0x0A], to: address) }
-        try serverd.waitForLog("replies per second to this source")
-        try client.setTimeouts(receive: 0.5, send: 5)
-        var replies = 0
-        while (try? client.receiveDatagram(maxSize: 100)) != nil { replies += 1 }
-        // A burst of 50, then 50 a second: far fewer than were asked for, and some.
-        XCTAssertGreaterThan(replies, 0)
-        XCTAssertLessThan(replies, sent / 2, serverd.stderr)
+        try client.setTimeouts(receive: 5, send: 5)
+        for index in 0..<300 {
+            try client.sendDatagram([0x0A], to: address)
+            XCTAssertNotNil(try client.receiveDatagram(maxSize: 100), "no reply to datagram \(index)")
+        }
+        XCTAssertFalse(serverd.stderr.contains("dropped"), serverd.stderr)
         try serverd.stop()
     }
 }

@@ -43,6 +43,13 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
     /// Whether this is a wildcard address (`0.0.0.0` or `::`).
     public var isWildcard: Bool { bytes.allSatisfy { $0 == 0 } }
 
+    /// Whether this is a loopback address: `127.0.0.0/8`, `::1`, or an IPv4-mapped `127.x.y.z`.
+    public var isLoopback: Bool {
+        let ipv4 = mappedIPv4?.bytes ?? bytes
+        if ipv4.count == 4 { return ipv4[0] == 127 }
+        return bytes[0..<15].allSatisfy { $0 == 0 } && bytes[15] == 1
+    }
+
     /// The IPv4 address inside an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`), else `nil`.
     public var mappedIPv4: IPAddress? {
         guard bytes.count == 16, bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xff, bytes[11] == 0xff

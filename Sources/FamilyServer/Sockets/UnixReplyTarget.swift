@@ -10,7 +10,8 @@ import Glibc
 /// bytes there with root's credentials. ``resolve(sender:credentials:)`` therefore checks, with
 /// the credentials the kernel attached to the request (SO_PASSCRED):
 ///
-/// - a filesystem sender: the path is absolute; it is walked one component at a time with
+/// - a filesystem sender: the path is walked from `/`, or for a relative path from the sender's
+///   working directory (`/proc/PID/cwd`, the PID from the credentials), one component at a time with
 ///   `O_PATH|O_NOFOLLOW`, and a symlink is followed only where the sender could not have placed
 ///   it: only a symlink owned by root in a directory that only root may write to (`/var/run` →
 ///   `/run`); the last component is a socket, not a symlink, owned by the sender's uid. The reply
@@ -68,14 +69,13 @@ public final class UnixReplyTarget {
 
     /// Walks `path` and returns an `O_PATH` descriptor of the sender's socket file.
     private static func openSenderSocket(_ path: String, credentials: PeerCredentials) throws(ReplyRefusal) -> Int32 {
-        guard path.hasPrefix("/") else {
-            throw ReplyRefusal("the sender's path '\(path)' is relative (to the sender's working directory, not ours)")
-        }
         let components = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         guard let last = components.last, last != ".", last != ".." else {
             throw ReplyRefusal("'\(path)' does not name a socket file")
         }
-        var directory = try openPath(AT_FDCWD, "/", flags: O_DIRECTORY, path: path)
+        // A relative path was bound relative to the sender's working directory, not ours.
+        let start = path.hasPrefix("/") ? "/" : "/proc/\(credentials.pid)/cwd"
+        var directory = try openPath(AT_FDCWD, start, flags: O_DIRECTORY, path: path)
         defer { close(directory) }
         for component in components.dropLast() {
             let next = try openPath(directory, component, flags: O_NOFOLLOW, path: path)

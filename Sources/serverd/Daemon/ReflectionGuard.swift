@@ -10,7 +10,8 @@ import Logging
 ///   would ping-pong for ever;
 /// - no reply to a privileged source port (below 1024): the echo, discard, daytime, chargen and
 ///   time services of other hosts live there, and a reply to them starts a loop;
-/// - at most ``ReplyRateLimiter/rate`` replies per second to one source prefix.
+/// - at most ``ReplyRateLimiter/rate`` replies per second to one source prefix, except to
+///   loopback sources: nobody without CAP_NET_RAW can forge those, and they are no third party.
 ///
 /// Every drop is counted and logged, throttled per rule (``ThrottledWarning``). One datagram never
 /// causes more than one reply: the services answer each datagram at most once.
@@ -41,7 +42,7 @@ struct ReflectionGuard: Sendable {
         if port == 0 { return (.sourcePortZero, "source port 0") }
         if OwnDatagramPorts.contains(port) { return (.ownPort, "source port \(port) is one of serverd's own UDP ports") }
         if port < 1024 { return (.privilegedPort, "privileged source port \(port) (another host's service)") }
-        if let limiter, !limiter.allows(sourceKey) {
+        if let limiter, source.ip?.isLoopback == false, !limiter.allows(sourceKey) {
             return (.replyRate, "more than \(limiter.rate) replies per second to this source")
         }
         return nil

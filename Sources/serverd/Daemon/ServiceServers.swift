@@ -103,7 +103,7 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
         registerOwnPort()
     }
 
-    private static let replyRatePerSource = 50
+    private static let replyRatePerSource = 100
 
     private func registerOwnPort() {
         guard let port = serverAddress.port else { return }

@@ -1,0 +1,65 @@
+import FamilyServer
+import XCTest
+
+@testable import serverd
+
+/// The reply budget of UDP listeners (issue 11, item 2), for sources that are not on this host:
+/// the tests decide on addresses without sending to them (only loopback traffic leaves a test).
+final class ReplyRateLimiterTests: XCTestCase {
+    private let elsewhere = SocketAddress(.datagram, .inet(IPAddress(numeric: "192.0.2.7")!, port: 40000))
+
+    func testABurstThenTheRate() {
+        let limiter = ReplyRateLimiter(rate: 5)
+        let source: [UInt8] = [192, 0, 2, 7]
+        XCTAssertEqual((0..<20).filter { _ in limiter.allows(source, now: 100) }.count, 5, "a burst of one second's budget")
+        XCTAssertFalse(limiter.allows(source, now: 100.1))
+        XCTAssertTrue(limiter.allows(source, now: 100.2), "one reply per 1/5 s after the burst")
+        XCTAssertFalse(limiter.allows(source, now: 100.2))
+        XCTAssertEqual((0..<20).filter { _ in limiter.allows(source, now: 200) }.count, 5, "refilled, never beyond the burst")
+    }
+
+    func testSourcesHaveBudgetsOfTheirOwn() {
+        let limiter = ReplyRateLimiter(rate: 1)
+        XCTAssertTrue(limiter.allows([192, 0, 2, 7], now: 1))
+        XCTAssertFalse(limiter.allows([192, 0, 2, 7], now: 1))
+        XCTAssertTrue(limiter.allows([192, 0, 2, 8], now: 1))
+    }
+
+    func testTheTableIsBoundedAndFailsClosed() {
+        let limiter = ReplyRateLimiter(rate: 10, capacity: 2)
+        XCTAssertTrue(limiter.allows([1], now: 1))
+        XCTAssertTrue(limiter.allows([2], now: 1))
+        XCTAssertFalse(limiter.allows([3], now: 1), "a full table refuses a new source")
+        XCTAssertEqual(limiter.trackedSources, 2)
+        XCTAssertTrue(limiter.allows([3], now: 2.5), "buckets that refilled are swept")
+        XCTAssertLessThanOrEqual(limiter.trackedSources, 2)
+    }
+
+    func testTheGuardLimitsRepliesToRemoteSourcesOnly() {
+        let guardian = ReflectionGuard(replyRatePerSource: 5)
+        let remote = (0..<50).filter { _ in guardian.refusal(for: elsewhere, sourceKey: [192, 0, 2, 7]) == nil }.count
+        XCTAssertGreaterThanOrEqual(remote, 5)
+        XCTAssertLessThan(remote, 50)
+        XCTAssertEqual(guardian.refusal(for: elsewhere, sourceKey: [192, 0, 2, 7])?.rule, .replyRate)
+        let loopback = SocketAddress(.datagram, .inet(IPAddress(numeric: "127.0.0.1")!, port: 40000))
+        XCTAssertEqual((0..<50).filter { _ in guardian.refusal(for: loopback, sourceKey: [127, 0, 0, 1]) == nil }.count, 50)
+    }
+
+    func testPortRulesHoldForEverySource() {
+        let guardian = ReflectionGuard(replyRatePerSource: 0)
+        for (port, rule) in [(UInt16(0), ReflectionGuard.Rule.sourcePortZero), (7, .privilegedPort), (1023, .privilegedPort)] {
+            let source = SocketAddress(.datagram, .inet(IPAddress(numeric: "::1")!, port: port))
+            XCTAssertEqual(guardian.refusal(for: source, sourceKey: [])?.rule, rule, "port \(port)")
+        }
+        XCTAssertNil(guardian.refusal(for: SocketAddress(.datagram, .inet(IPAddress(numeric: "::1")!, port: 1024)), sourceKey: []))
+    }
+
+    func testLoopbackAddresses() {
+        for text in ["127.0.0.1", "127.255.0.9", "::1", "::ffff:127.0.0.2"] {
+            XCTAssertTrue(IPAddress(numeric: text)!.isLoopback, text)
+        }
+        for text in ["128.0.0.1", "::2", "::ffff:10.0.0.1", "::"] {
+            XCTAssertFalse(IPAddress(numeric: text)!.isLoopback, text)
+        }
+    }
+}
