@@ -9,6 +9,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 // Everything the helper runs after fork is async-signal-safe: the caller may have other threads.
@@ -73,7 +74,17 @@ static void close_all_but(const int *keep, int count) {
     }
 }
 
+/// After an EOF without the daemon's byte (it died): waits (at most 5 s) until the daemon is
+/// gone, which the helper sees by being reparented. The kernel reparents children only after the
+/// last thread of the daemon has closed its descriptors, so the daemon's locks are released by
+/// then; the pipe itself reaches EOF earlier, while its other descriptors may still be closing.
+static void wait_until_gone(pid_t daemon) {
+    struct timespec pause = { 0, 5 * 1000 * 1000 };
+    for (int i = 0; i < 1000 && getppid() == daemon; i++) nanosleep(&pause, NULL);
+}
+
 static void run_helper(const struct cshims_cleanup_entry *entries, int count, const int *keep, int kept, int pipe_fd) {
+    pid_t daemon = getppid();
     static const int ignored[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM };
     struct sigaction ignore = { .sa_handler = SIG_IGN };
     for (unsigned i = 0; i < sizeof ignored / sizeof ignored[0]; i++) sigaction(ignored[i], &ignore, NULL);
@@ -92,6 +103,7 @@ static void run_helper(const struct cshims_cleanup_entry *entries, int count, co
     do {
         got = read(pipe_fd, &byte, 1);
     } while (got < 0 && errno == EINTR);
+    if (got != 1) wait_until_gone(daemon);
     for (int i = 0; i < count; i++) clean(&entries[i]);
     _exit(0);
 }

@@ -39,8 +39,8 @@ struct cshims_cleanup_entry {
 
 /// Forks the privileged cleanup helper: it keeps the caller's privileges, ignores the stop
 /// signals, closes every descriptor but the entries' directories and its end of a pipe, and
-/// waits. When the pipe reaches EOF or a byte arrives, it cleans up `entries` in order and
-/// exits 0. The list is fixed here: nothing the caller does later can extend it.
+/// waits. When a byte arrives (the caller's clean exit, its locks released), or when the pipe
+/// reaches EOF and the caller is gone (it died), it cleans up `entries` in order and exits 0. The list is fixed here: nothing the caller does later can extend it.
 /// Returns the helper's pid and stores the pipe's write end (close-on-exec) in *pipe_fd, or
 /// returns -1 with errno.
 pid_t cshims_cleanup_start(const struct cshims_cleanup_entry *entries, int count, int *pipe_fd);
