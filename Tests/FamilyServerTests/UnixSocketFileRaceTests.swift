@@ -18,7 +18,7 @@ final class UnixSocketFileRaceTests: FamilyServerTestCase {
         let threads = try (0..<count).map { index in
             try TestThread {
                 ready.add(1, ordering: .relaxed)
-                while !go.load(ordering: .acquiring) {}
+                while !go.load(ordering: .acquiring) { sched_yield() }
                 body(index)
             }
         }
@@ -31,7 +31,7 @@ final class UnixSocketFileRaceTests: FamilyServerTestCase {
     /// its socket file; the others are "address in use". (Probing then unlinking let a second
     /// server take the socket of a first that had bound but not yet listened.)
     func testServersRacingForAStalePathNeverBothServe() throws {
-        for round in 0..<60 {
+        for round in 0..<120 {
             let requested = address(.unixPath, .stream)
             let stale = try Socket(family: AF_UNIX, transport: .stream)
             try stale.bind(to: requested)
@@ -89,23 +89,29 @@ final class UnixSocketFileRaceTests: FamilyServerTestCase {
         XCTAssertEqual(umask(0o077), 0o077, "the process umask was left alone")
     }
 
-    /// An attacker who renames the new socket file away and puts a symlink to a victim file in
-    /// its place as soon as it appears never gets the victim's mode changed.
+    /// An attacker who replaces the new socket file by a symlink to a victim file (one atomic
+    /// `rename` over it) as soon as it appears never gets the victim's mode changed.
     func testSocketModeIsNeverAppliedThroughASymlink() throws {
         let victim = path("victim")
         try writeFile(victim, "secret")
         XCTAssertEqual(chmod(victim, 0o600), 0)
-        for round in 0..<150 {
+        for round in 0..<500 {
             let socketPath = path(uniqueName("swapped.sock"))
+            let link = socketPath + ".link"
+            XCTAssertEqual(symlink(victim, link), 0)
             let stop = Atomic<Bool>(false)
+            let spinning = Atomic<Bool>(false)
             let attacker = try TestThread {
+                spinning.store(true, ordering: .releasing)
+                var info = stat()
                 while !stop.load(ordering: .acquiring) {
-                    if rename(socketPath, socketPath + ".moved") == 0 {
-                        symlink(victim, socketPath)
+                    if lstat(socketPath, &info) == 0 && info.st_mode & S_IFMT == S_IFSOCK {
+                        rename(link, socketPath)
                         return
                     }
                 }
             }
+            while !spinning.load(ordering: .acquiring) { sched_yield() }
             let server = try? StreamServer(
                 address: SocketAddress(.stream, .unixPath(socketPath)), handler: StreamEchoHandler.self, bindAndActivate: false)
             server?.socketMode = 0o666
