@@ -35,10 +35,13 @@ enum ServerdMain {
         if let connection = inherited.takeConnection() {
             return try AcceptedConnection.serve(connection, configuration: configuration)
         }
+        var runtimeDirectory: PrivateRuntimeDirectory?
         if configuration.listeners.isEmpty {
-            for text in try ImplicitListeners.specs(inherited: inherited) {
+            let implicit = try ImplicitListeners(inherited: inherited, preparing: !configuration.checkConfig)
+            for text in implicit.specs {
                 command.listen.append(try implicitSpec(text))
             }
+            runtimeDirectory = implicit.privateDirectory
             configuration = try DaemonConfiguration.load(from: command)
         }
         if configuration.checkConfig {
@@ -55,7 +58,8 @@ enum ServerdMain {
         let systemd = SystemdSession(detached: configuration.daemonize)
         let daemon = Daemon(
             command: command, configuration: configuration, inherited: inherited, signals: signals,
-            systemd: systemd, logger: logger, logLevel: logLevel, workingDirectory: workingDirectory)
+            systemd: systemd, logger: logger, logLevel: logLevel, workingDirectory: workingDirectory,
+            runtimeDirectory: runtimeDirectory)
         do {
             try daemon.start()
         } catch {

@@ -331,15 +331,17 @@ final class ConfigFileTests: XCTestCase {
     }
 
     func testPermissionDeniedExits77() throws {
-        guard getuid() == 0 else { throw XCTSkip("needs root") }
-        // After --user nobody, the pidfile cannot be written in a root-only directory.
+        // serverd run by an ordinary user cannot create its pidfile in a root-only directory.
+        // (With --user, the pidfile is opened before privileges are dropped, so that is no case.)
+        let (uid, gid) = try UnprivilegedUser.ensure()
         let dir = try TemporaryDirectory()
         chmod(dir.path, 0o755)
         let locked = dir.path("locked")
         mkdir(locked, 0o700)
-        let result = try ServerdProcess.run(
-            ["--user", "nobody", "--pidfile", "\(locked)/serverd.pid", "--listen", "echo@tcp://127.0.0.1:0"], directory: dir)
-        XCTAssertEqual(result.status, 77, result.stderr)
-        XCTAssertTrue(result.stderr.split(separator: "\n").last?.contains("\(locked)/serverd.pid") == true, result.stderr)
+        let serverd = try ServerdProcess(
+            ["--pidfile", "\(locked)/serverd.pid", "--listen", "echo@tcp://127.0.0.1:0"], directory: dir,
+            launcher: ["/usr/bin/setpriv", "--reuid=\(uid)", "--regid=\(gid)", "--clear-groups", "--"])
+        XCTAssertEqual(try serverd.waitForExit(), 77, serverd.stderr)
+        XCTAssertTrue(serverd.stderr.split(separator: "\n").last?.contains("\(locked)/serverd.pid") == true, serverd.stderr)
     }
 }

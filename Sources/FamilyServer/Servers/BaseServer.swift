@@ -52,8 +52,13 @@ open class BaseServer: @unchecked Sendable {
     public var allowReusePort = false
     /// The `listen` backlog.
     public var requestQueueSize = Int32(SOMAXCONN)
-    /// Permission bits for a filesystem Unix socket the server creates; `nil` leaves them to the umask.
+    /// Permission bits for a filesystem Unix socket the server creates, exactly (whatever the
+    /// umask) from the moment the file appears; `nil` leaves them to the umask.
     public var socketMode: mode_t?
+    /// Set when someone more privileged removes the socket file later (a daemon that dropped
+    /// its privileges, with a privileged helper that cleans up at exit): ``serverClose()`` still
+    /// tries to remove it, but a permission error is then expected and not logged.
+    public var socketFileRemovalDelegated = false
 
     private let wakeup: WakeupEvent
     private let shutdownRequested = Atomic<Bool>(false)
@@ -121,9 +126,11 @@ open class BaseServer: @unchecked Sendable {
     // MARK: - Setting up
 
     /// Binds the socket to ``serverAddress`` and stores the real address back (the port the kernel
-    /// chose for port 0). Sets SO_REUSEADDR/SO_REUSEPORT as configured, makes `[::]` dual-stack,
-    /// replaces a stale Unix socket file and applies ``socketMode``. May be overridden, for example
-    /// to set more socket options before calling `super`.
+    /// chose for port 0). Sets SO_REUSEADDR/SO_REUSEPORT as configured, makes `[::]` dual-stack.
+    /// For a filesystem Unix socket: takes the lock file beside it (`PATH.lock`, held until
+    /// ``serverClose()``), replaces a stale socket file and creates the file with ``socketMode``
+    /// (see ``UnixSocketFile``). May be overridden, for example to set more socket options before
+    /// calling `super`.
     open func serverBind() throws {
         let address = serverAddress
         if let ip = address.ip {
@@ -145,6 +152,10 @@ open class BaseServer: @unchecked Sendable {
             serverAddress = try socket.localAddress()
         }
     }
+
+    /// The Unix socket file this server created and will remove on close (with its lock file);
+    /// `nil` for any other socket, for an adopted one and once closed.
+    public var createdSocketFile: UnixSocketFile? { socketFile.withLock { $0 } }
 
     /// Makes the bound socket ready for requests (`listen` for a stream server). May be overridden.
     open func serverActivate() throws {}
@@ -282,7 +293,8 @@ open class BaseServer: @unchecked Sendable {
     }
 
     /// Closes the server socket, removes the Unix socket file the server created (never one it
-    /// adopted) and lets the processing model reap or wait for its workers. Idempotent.
+    /// adopted; only while it is still the same socket), then its lock file, and lets the
+    /// processing model reap or wait for its workers. Idempotent.
     open func serverClose() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         socket.close()
@@ -293,7 +305,8 @@ open class BaseServer: @unchecked Sendable {
         do {
             try file?.remove()
         } catch {
-            logger.warning("\(serverAddress): cannot remove the socket file: \(error)")
+            let expected = socketFileRemovalDelegated && (error.errno == EACCES || error.errno == EPERM)
+            logger.log(level: expected ? .debug : .warning, "\(serverAddress): cannot remove the socket file: \(error)")
         }
         processingModel.close(server: self)
     }

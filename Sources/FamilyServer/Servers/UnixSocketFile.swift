@@ -1,86 +1,137 @@
+import CShims
 import Glibc
 
-/// A Unix socket file this process created with `bind`, remembered by device and inode so that it
-/// is removed only while it is still the same file.
-struct UnixSocketFile: Sendable {
+/// A Unix socket file this process created with `bind`: found again through a descriptor of its
+/// directory, remembered by device and inode, and guarded by its lock file (`PATH.lock`, see
+/// ``SocketLockFile``) from the moment its path is examined until the file is removed.
+///
+/// Nothing is ever done by a path whose last component can be a symlink: examining and removing
+/// go through `fstatat(AT_SYMLINK_NOFOLLOW)` and `unlinkat` on the directory descriptor, only a
+/// socket is ever removed, and only while it is still the same inode.
+public final class UnixSocketFile: Sendable {
     /// The path the socket was bound to.
-    let path: String
-    private let device: UInt
-    private let inode: UInt
+    public let path: String
+    /// The directory holding the socket file and its lock file.
+    public let directory: DirectoryHandle
+    /// The socket file's name in ``directory``.
+    public let name: String
+    /// The socket file that `bind` created.
+    public let identity: FileIdentity
+    private let lock: SocketLockFile
 
-    /// Binds `socket` at `path` so that no client can reach it with more access than `mode` gives.
+    /// The lock file's name in ``directory``.
+    public var lockName: String { lock.name }
+    /// The lock file this server holds.
+    public var lockIdentity: FileIdentity { lock.identity }
+
+    private init(path: String, name: String, identity: FileIdentity, lock: SocketLockFile) {
+        self.path = path
+        self.directory = lock.directory
+        self.name = name
+        self.identity = identity
+        self.lock = lock
+    }
+
+    /// Binds `socket` at `path`, the file appearing with the permission bits `mode` (exactly,
+    /// whatever the umask) or, without a `mode`, those the umask leaves.
     ///
-    /// With a `mode`, the socket's own inode gets the mode before `bind`, which creates the file
-    /// with that mode less the umask; a `chmod` then sets the exact bits. Until that `chmod` the
-    /// file is at most as open as `mode`, never more, and it never has another name.
+    /// With a `mode`, the socket's inode gets it by `fchmod` and `bind` runs on a thread of its
+    /// own whose umask is 0 (see `cshims_bind_umask0`): the file never exists with other bits,
+    /// and no `chmod` by path follows.
     ///
-    /// A stale socket file at `path` (nothing accepts or receives on it) is replaced; a live one
-    /// is "address in use"; anything that is not a socket (a regular file, a directory, a symlink)
-    /// is never followed or deleted and is reported as in use.
+    /// Under the lock, a stale socket file at `path` (nothing accepts or receives on it) is
+    /// replaced; a live one is "address in use"; anything that is not a socket (a regular file,
+    /// a directory, a symlink) is never followed or deleted and is reported as in use.
     static func bind(_ socket: Socket, at address: SocketAddress, path: String, mode: mode_t?) throws(SocketError) -> UnixSocketFile {
-        try clearStale(at: path, transport: socket.transport)
-        if let mode {
-            let fd = socket.fileDescriptor
-            _ = try syscall("fchmod", subject: path) { fchmod(fd, mode) }
+        try Socket.checkUnixName(address, call: "bind")
+        let (directoryPath, name) = DirectoryHandle.split(path)
+        let directory = try DirectoryHandle(path: directoryPath)
+        let lock: SocketLockFile
+        do {
+            lock = try SocketLockFile.acquire(in: directory, name: name + ".lock", socketPath: path)
+        } catch {
+            directory.close()
+            throw error
         }
-        try socket.bind(to: address)
-        let file = try remember(path)
-        if let mode {
-            do {
-                _ = try syscall("chmod", subject: path) { chmod(path, mode) }
-            } catch {
-                try? file.remove()
-                throw error
+        do throws(SocketError) {
+            try clearStale(in: directory, name: name, path: path, transport: socket.transport)
+            if let mode {
+                let fd = socket.fileDescriptor
+                _ = try syscall("fchmod", subject: path) { fchmod(fd, mode) }
+                _ = try address.withSockAddr { (sa, length) throws(SocketError) in
+                    try syscall("bind", subject: address.description) { cshims_bind_umask0(fd, sa, length) }
+                }
+            } else {
+                try socket.bind(to: address)
             }
+            guard let info = try directory.status(of: name), info.st_mode & S_IFMT == S_IFSOCK else {
+                throw SocketError("fstatat", errno: ENOENT, subject: "\(path) (the socket file vanished right after bind)")
+            }
+            return UnixSocketFile(path: path, name: name, identity: FileIdentity(info), lock: lock)
+        } catch {
+            try? lock.release(removing: true)
+            directory.close()
+            throw error
         }
-        return file
     }
 
-    private static func remember(_ path: String) throws(SocketError) -> UnixSocketFile {
-        var info = stat()
-        _ = try syscall("lstat", subject: path) { lstat(path, &info) }
-        return UnixSocketFile(path: path, device: UInt(info.st_dev), inode: UInt(info.st_ino))
-    }
-
-    /// Removes a socket file at `path` only if it is a socket that nothing serves.
+    /// Removes a socket file named `name` in `directory` only if it is a socket that nothing serves.
     ///
-    /// The probe connects without blocking, and only ECONNREFUSED means that nothing is bound
-    /// there. A live stream socket whose backlog is full answers EAGAIN at once (a blocking probe
-    /// would wait until it accepts, forever if it never does), and a live socket of the other type
+    /// The probe connects, without blocking, to exactly the inode that was examined (through an
+    /// `cshims_o_path` descriptor of it and `/proc/self/fd`, so a symlink swapped in meanwhile is not
+    /// what gets probed), and only ECONNREFUSED means that nothing is bound there. A live stream
+    /// socket whose backlog is full answers EAGAIN at once, and a live socket of the other type
     /// (stream vs datagram) answers EPROTOTYPE: both are "address in use".
-    static func clearStale(at path: String, transport: SocketAddress.Transport) throws(SocketError) {
-        var info = stat()
-        if lstat(path, &info) != 0 {
-            if errno == ENOENT { return }
-            throw SocketError("lstat", errno: errno, subject: path)
-        }
+    private static func clearStale(
+        in directory: DirectoryHandle, name: String, path: String, transport: SocketAddress.Transport
+    ) throws(SocketError) {
+        guard let info = try directory.status(of: name) else { return }
         guard info.st_mode & S_IFMT == S_IFSOCK else {
             throw SocketError("bind", errno: EADDRINUSE, subject: "\(path) (exists and is not a socket; left alone)")
+        }
+        let identity = FileIdentity(info)
+        let target = openat(directory.fileDescriptor, name, cshims_o_path | O_NOFOLLOW | O_CLOEXEC)
+        guard target >= 0 else {
+            if errno == ENOENT { return }
+            throw SocketError("open", errno: errno, subject: path)
+        }
+        defer { close(target) }
+        guard (try? FileIdentity(descriptor: target, subject: path)) == identity else {
+            throw SocketError("bind", errno: EADDRINUSE, subject: "\(path) (replaced while being examined; left alone)")
         }
         let probe = try Socket(family: AF_UNIX, transport: transport)
         defer { probe.close() }
         try probe.setNonBlocking(true)
+        let viaProc = "/proc/self/fd/\(target)"
+        let probed = access("/proc/self/fd", F_OK) == 0 ? viaProc : path
         do {
-            try probe.connect(to: SocketAddress(transport, .unixPath(path)))
+            try probe.connect(to: SocketAddress(transport, .unixPath(probed)))
         } catch {
             switch error.errno {
             case ECONNREFUSED:
-                unlink(path)
+                try directory.remove(name, ifStill: identity)
                 return
             case EAGAIN, EPROTOTYPE:
                 break
             default:
-                throw error
+                throw SocketError(error.syscall, errno: error.errno, subject: "\(path) (probing whether a process serves it)")
             }
         }
         throw SocketError("bind", errno: EADDRINUSE, subject: "\(path) (another process serves it)")
     }
 
-    /// Unlinks the file if it is still the one this process created.
-    /// - Throws: ``SocketError`` for `unlink` (e.g. EACCES after privileges were dropped).
-    func remove() throws(SocketError) {
-        var info = stat()
-        guard lstat(path, &info) == 0, UInt(info.st_dev) == device, UInt(info.st_ino) == inode else { return }
-        _ = try syscall("unlink", subject: path) { unlink(path) }
+    /// Removes the socket file if it is still the one this process created, then its lock file,
+    /// and releases the lock. Call once the socket is closed; later calls do nothing.
+    /// - Throws: ``SocketError`` for `unlinkat` (EACCES or EPERM after privileges were dropped);
+    ///   the lock is released and the descriptors closed all the same.
+    public func remove() throws(SocketError) {
+        defer { directory.close() }
+        do {
+            try directory.remove(name, ifStill: identity)
+        } catch {
+            try? lock.release(removing: false)
+            throw error
+        }
+        try lock.release(removing: true)
     }
 }

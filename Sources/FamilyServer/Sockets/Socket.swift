@@ -130,7 +130,7 @@ public final class Socket: Sendable, CustomStringConvertible {
     /// kernel would read cut at the NUL (EINVAL). The parser refuses both; this catches an address
     /// built from its parts, which would otherwise trap in the sockaddr encoder or bind a
     /// truncated name.
-    private static func checkUnixName(_ address: SocketAddress, call: String) throws(SocketError) {
+    static func checkUnixName(_ address: SocketAddress, call: String) throws(SocketError) {
         let bytes: Int
         let what: String
         switch address.endpoint {

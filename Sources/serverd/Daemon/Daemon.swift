@@ -15,7 +15,8 @@ final class Daemon {
     private var listeners: [Listener] = []
     /// Listeners a reload removed: no longer accepting, but still draining their connections.
     private var retired: [Listener] = []
-    private var pidfile: Pidfile?
+    /// The pidfile, the default socket's private directory and the `--user` cleanup helper.
+    private let files: DaemonFiles
     private var lastStatus = ""
     private var lastStatusTime = 0.0
 
@@ -25,7 +26,7 @@ final class Daemon {
     init(
         command: ServerdCommand, configuration: DaemonConfiguration, inherited: InheritedSocketPool,
         signals: SignalReceiver, systemd: SystemdSession, logger: Logger, logLevel: LogLevelControl,
-        workingDirectory: String
+        workingDirectory: String, runtimeDirectory: PrivateRuntimeDirectory? = nil
     ) {
         self.logLevel = logLevel
         self.command = command
@@ -35,27 +36,30 @@ final class Daemon {
         self.systemd = systemd
         self.factory = ListenerFactory(
             model: configuration.model, logger: logger, inherited: inherited, baseDirectory: workingDirectory)
-        self.pidfile = configuration.pidfile.map(Pidfile.init(path:))
+        self.files = DaemonFiles(pidfile: configuration.pidfile, runtimeDirectory: runtimeDirectory, logger: logger)
     }
 
-    /// Binds or adopts every listener, drops privileges, starts serving, then reports readiness
-    /// (pidfile, `READY=1`, the `--daemon` parent).
+    /// Takes the pidfile, binds or adopts every listener, drops privileges (a privileged helper
+    /// then removes at exit what was created as root), starts serving, then reports readiness
+    /// (the pid in the pidfile, `READY=1`, the `--daemon` parent).
     /// A failed start closes what it had opened (removing socket files it created) before throwing.
     func start() throws(DaemonError) {
         do {
-            try pidfile?.checkNotHeld()
+            try files.acquire()
             factory.inherited.reserve(configuration.listeners)
             for configuration in configuration.listeners {
                 listeners += try factory.make(configuration)
             }
             factory.inherited.warnAboutUnclaimed(logger: logger)
+            try files.handOver(listeners, user: configuration.user)
             try Privileges.drop(user: configuration.user, group: configuration.group)
             for listener in listeners {
                 try begin(listener)
             }
-            try pidfile?.write()
+            try files.ready()
         } catch {
             for listener in listeners { listener.stopListening() }
+            files.release()
             throw error
         }
         systemd.ready(status: statusText())
@@ -183,7 +187,7 @@ final class Daemon {
                 _ = try? pollReadable([], timeout: 0.02)
             }
         }
-        pidfile?.remove()
+        files.release()
         logger.notice("stopped")
         return 0
     }

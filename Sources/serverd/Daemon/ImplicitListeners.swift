@@ -3,28 +3,50 @@ import Glibc
 /// The listeners serverd serves when none is configured (SPEC section 3): each inherited socket
 /// by the service its fd name names, or, with nothing inherited, the embedded default set that
 /// shows every family at once.
-enum ImplicitListeners {
+struct ImplicitListeners {
     /// `SERVICE@ADDRESS` texts for a configuration that declares no listener.
-    static func specs(inherited: InheritedSocketPool) throws(DaemonError) -> [String] {
-        if inherited.isEmpty { return embeddedDefault() }
-        var specs: [String] = []
-        for (fd, name) in inherited.named {
-            guard ServiceName(rawValue: name) != nil else {
-                throw DaemonError(.configuration, "fd \(fd): its fd name '\(name)' is not a service (\(ServiceName.knownNames))")
+    let specs: [String]
+    /// The private directory holding the default Unix socket, when the runtime directory is shared
+    /// (see ``PrivateRuntimeDirectory``) and the directory was prepared.
+    let privateDirectory: PrivateRuntimeDirectory?
+
+    /// The implicit listeners. With `preparing` false (`--check-config`) nothing is created: the
+    /// default socket's path is the one serverd would try first.
+    init(inherited: InheritedSocketPool, preparing: Bool) throws(DaemonError) {
+        guard inherited.isEmpty else {
+            var specs: [String] = []
+            for (fd, name) in inherited.named {
+                guard ServiceName(rawValue: name) != nil else {
+                    throw DaemonError(.configuration, "fd \(fd): its fd name '\(name)' is not a service (\(ServiceName.knownNames))")
+                }
+                let spec = "\(name)@systemd:\(name)"
+                if !specs.contains(spec) { specs.append(spec) }
             }
-            let spec = "\(name)@systemd:\(name)"
-            if !specs.contains(spec) { specs.append(spec) }
+            self.specs = specs
+            privateDirectory = nil
+            return
         }
-        return specs
+        var directory = Self.runtimeDirectory()
+        var privateDirectory: PrivateRuntimeDirectory?
+        if PrivateRuntimeDirectory.isShared(directory) {
+            if preparing {
+                privateDirectory = try PrivateRuntimeDirectory.prepare(in: directory)
+                directory = privateDirectory!.path
+            } else {
+                directory = (directory == "/" ? "" : directory) + "/" + PrivateRuntimeDirectory.usualName()
+            }
+        }
+        specs = Self.embeddedDefault(unixSocketDirectory: directory)
+        self.privateDirectory = privateDirectory
     }
 
-    /// `stamp` on TCP over IPv4 and IPv6, `echo` on UDP and on a Unix socket in the runtime directory.
-    static func embeddedDefault() -> [String] {
+    /// `stamp` on TCP over IPv4 and IPv6, `echo` on UDP and on a Unix socket in `unixSocketDirectory`.
+    static func embeddedDefault(unixSocketDirectory: String) -> [String] {
         [
             "stamp@tcp://127.0.0.1:21568",
             "stamp@tcp://[::1]:21568",
             "echo@udp://127.0.0.1:21568",
-            "echo@unix:\(runtimeDirectory())/serverd.sock",
+            "echo@unix:\(unixSocketDirectory)/serverd.sock",
         ]
     }
 

@@ -1,0 +1,78 @@
+import FamilyServer
+import Glibc
+import Logging
+
+/// The files serverd itself owns besides what each listener removes on close: the `--pidfile`,
+/// the private runtime directory of the default Unix socket, and, with `--user`, the privileged
+/// cleanup helper that removes at exit what the unprivileged daemon no longer can.
+///
+/// Lifecycle: ``acquire()`` first (before anything is bound), ``handOver(_:user:)`` right before
+/// privileges are dropped, ``ready()`` once every listener serves, ``release()`` at exit or
+/// after a failed start.
+final class DaemonFiles {
+    private let pidfile: Pidfile?
+    private let runtimeDirectory: PrivateRuntimeDirectory?
+    private let logger: Logger
+    private var cleanup: PrivilegedCleanup?
+
+    init(pidfile: String?, runtimeDirectory: PrivateRuntimeDirectory?, logger: Logger) {
+        self.pidfile = pidfile.map(Pidfile.init(path:))
+        self.runtimeDirectory = runtimeDirectory
+        self.logger = logger
+    }
+
+    /// Takes the pidfile (refusing to start if a live process holds it) without writing it.
+    func acquire() throws(DaemonError) {
+        if let warning = runtimeDirectory?.warning { logger.warning("\(warning)") }
+        try pidfile?.acquire()
+    }
+
+    /// With `--user`: starts the privileged cleanup helper for the files created so far (the
+    /// listeners' socket files, the pidfile, the private runtime directory), and leaves the
+    /// listeners' socket files to it should the unprivileged daemon fail to remove them.
+    func handOver(_ listeners: [Listener], user: String?) throws(DaemonError) {
+        guard user != nil else { return }
+        var entries = PrivilegedCleanup.Entries()
+        for listener in listeners where !listener.inherited {
+            guard let file = listener.server.createdSocketFile else { continue }
+            entries.add(file)
+            listener.server.socketFileRemovalDelegated = true
+        }
+        if let pidfile, let directory = pidfile.heldDirectory, let identity = pidfile.identity {
+            entries.addPidfile(in: directory, name: pidfile.fileName, identity: identity)
+        }
+        if let runtimeDirectory, runtimeDirectory.created {
+            entries.addDirectory(in: runtimeDirectory.parent, name: runtimeDirectory.name, identity: runtimeDirectory.identity)
+        }
+        guard !entries.isEmpty else { return }
+        cleanup = try PrivilegedCleanup.start(entries)
+    }
+
+    /// Writes the pid, now that serverd serves.
+    func ready() throws(DaemonError) {
+        try pidfile?.writePID()
+    }
+
+    /// Removes the pidfile and the private runtime directory (listeners must be closed already),
+    /// then lets the cleanup helper remove what this process could not, and waits for it.
+    func release() {
+        do {
+            try pidfile?.remove()
+        } catch {
+            report(error, "the pidfile")
+        }
+        do {
+            try runtimeDirectory?.removeIfCreated()
+        } catch where error.errno != ENOTEMPTY {
+            report(error, "the default Unix socket directory")
+        } catch {}
+        cleanup?.finish()
+        cleanup = nil
+    }
+
+    /// Logs a failed removal, unless the privileged helper is there to do it.
+    private func report(_ error: SocketError, _ what: String) {
+        let expected = cleanup != nil && (error.errno == EACCES || error.errno == EPERM)
+        logger.log(level: expected ? .debug : .warning, "cannot remove \(what): \(error)")
+    }
+}
