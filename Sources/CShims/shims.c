@@ -110,7 +110,9 @@ ssize_t cshims_recv_with_cred(int fd, void *buf, size_t len, int flags,
             cred->pid = uc.pid;
             cred->uid = uc.uid;
             cred->gid = uc.gid;
-            *has_cred = 1;
+            /* A datagram queued before SO_PASSCRED was set carries none: the kernel then reports
+               pid 0 and the overflow uid and gid (65534), which are nobody's credentials. */
+            *has_cred = uc.pid != 0;
         }
     }
     return n;

@@ -12,8 +12,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-const int cshims_o_path = O_PATH;
-
 /// Scans one unix_diag_msg; returns 1 when it is a socket of `type` bound to the abstract name.
 static int matches(const struct unix_diag_msg *msg, size_t msg_len, const uint8_t *name, size_t length,
                    int type, uint32_t *uid, int *has_uid) {

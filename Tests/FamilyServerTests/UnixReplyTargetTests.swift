@@ -131,10 +131,19 @@ final class UnixReplyTargetTests: FamilyServerTestCase {
         XCTAssertTrue(server.events.all.isEmpty, "\(server.events.all)")
     }
 
-    func testNoCredentialsNoReply() throws {
+    /// A datagram queued before the server asked for credentials is checked on structure alone.
+    func testWithoutCredentialsTheStructureIsStillChecked() throws {
         let socket = try Socket(family: AF_UNIX, transport: .datagram)
         defer { socket.close() }
-        XCTAssertThrowsError(try UnixReplyTarget.resolve(sender: SocketAddress(.datagram, .unixPath("/x")), credentials: nil, from: socket))
+        let client = try Socket(family: AF_UNIX, transport: .datagram)
+        defer { client.close() }
+        try client.bind(to: SocketAddress(.datagram, .unixPath(path("client.sock"))))
+        XCTAssertNoThrow(try UnixReplyTarget.resolve(sender: SocketAddress(.datagram, .unixPath(path("client.sock"))), credentials: nil, from: socket))
+        XCTAssertEqual(symlink(path("client.sock"), path("link.sock")), 0)
+        XCTAssertThrowsError(try UnixReplyTarget.resolve(sender: SocketAddress(.datagram, .unixPath(path("link.sock"))), credentials: nil, from: socket))
+        XCTAssertThrowsError(try UnixReplyTarget.resolve(sender: SocketAddress(.datagram, .unixPath("client.sock")), credentials: nil, from: socket)) { error in
+            XCTAssertTrue("\(error)".contains("no credentials"), "\(error)")
+        }
     }
 }
 

@@ -5,7 +5,6 @@
 #include <sys/socket.h>
 #include <stdint.h>
 
-#include "cshims_unix_reply.h"
 
 /// Socket types the Glibc module does not reliably export to Swift (seen missing in clean builds).
 static const int cshims_sock_seqpacket = SOCK_SEQPACKET;
@@ -44,7 +43,8 @@ void cshims_reset_signals(void);
 pid_t cshims_fork(void);
 
 /// recvmsg(2) of one datagram with SO_PASSCRED credentials, if the sender's arrive.
-/// Returns the byte count or -1 with errno; *has_cred is set to 1 when credentials came along.
+/// Returns the byte count or -1 with errno; *has_cred is set to 1 when credentials came along
+/// (not for a datagram queued before SO_PASSCRED was set, which the kernel reports as pid 0).
 ssize_t cshims_recv_with_cred(int fd, void *buf, size_t len, int flags,
                               struct sockaddr *addr, socklen_t *addrlen,
                               struct cshims_peercred *cred, int *has_cred);

@@ -4,9 +4,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/// O_PATH, which the Glibc module does not export (it needs _GNU_SOURCE).
-extern const int cshims_o_path;
-
 /// Looks up, through NETLINK_SOCK_DIAG, the Unix socket of type `type` (SOCK_DGRAM, …) that holds
 /// the abstract name `name` (`length` bytes, without the leading NUL) in the network namespace of
 /// the socket `via` (the one the reply would be sent from), and stores the uid that owns it in

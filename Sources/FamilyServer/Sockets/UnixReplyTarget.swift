@@ -7,7 +7,7 @@ import Glibc
 /// A reply sent with `sendto(path)` resolves the path again at send time, so a sender can swap
 /// its bound path for a symlink to another socket (journald's, a notify socket, any root
 /// service's) between its request and the reply, and a daemon running as root would then deliver
-/// bytes there with root's credentials. ``resolve(sender:credentials:)`` therefore checks, with
+/// bytes there with root's credentials. ``resolve(sender:credentials:from:)`` therefore checks, with
 /// the credentials the kernel attached to the request (SO_PASSCRED):
 ///
 /// - a filesystem sender: the path is walked from `/`, or for a relative path from the sender's
@@ -25,6 +25,12 @@ import Glibc
 ///
 /// The rules hold for a root sender too: its request names a socket, not a licence to reach
 /// whatever its path resolves to later. A sender that changed its uid after binding gets no reply.
+///
+/// A datagram without credentials was queued before the server asked for them (a socket-activated
+/// server adopts a socket whose first datagrams were sent before it started; a socket unit with
+/// `PassCredentials=yes` avoids it). Its sender is checked on structure alone: an absolute path
+/// under the symlink rules whose last component is a socket, or an abstract name some socket
+/// still holds; the owner cannot be compared.
 public final class UnixReplyTarget {
     /// Where to send the reply: `/proc/self/fd/N` for a filesystem sender, the name itself for an
     /// abstract one.
@@ -50,9 +56,6 @@ public final class UnixReplyTarget {
     public static func resolve(
         sender: SocketAddress, credentials: PeerCredentials?, from socket: Socket
     ) throws(ReplyRefusal) -> UnixReplyTarget {
-        guard let credentials else {
-            throw ReplyRefusal("the kernel attached no sender credentials (SO_PASSCRED is off)")
-        }
         switch sender.endpoint {
         case .unixPath(let path):
             let fd = try openSenderSocket(path, credentials: credentials)
@@ -68,13 +71,20 @@ public final class UnixReplyTarget {
     // MARK: - Filesystem senders
 
     /// Walks `path` and returns an `O_PATH` descriptor of the sender's socket file.
-    private static func openSenderSocket(_ path: String, credentials: PeerCredentials) throws(ReplyRefusal) -> Int32 {
+    private static func openSenderSocket(_ path: String, credentials: PeerCredentials?) throws(ReplyRefusal) -> Int32 {
         let components = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         guard let last = components.last, last != ".", last != ".." else {
             throw ReplyRefusal("'\(path)' does not name a socket file")
         }
         // A relative path was bound relative to the sender's working directory, not ours.
-        let start = path.hasPrefix("/") ? "/" : "/proc/\(credentials.pid)/cwd"
+        let start: String
+        if path.hasPrefix("/") {
+            start = "/"
+        } else if let credentials {
+            start = "/proc/\(credentials.pid)/cwd"
+        } else {
+            throw ReplyRefusal("'\(path)' is relative and the datagram carries no credentials to find the sender's directory")
+        }
         var directory = try openPath(AT_FDCWD, start, flags: O_DIRECTORY, path: path)
         defer { close(directory) }
         for component in components.dropLast() {
@@ -108,7 +118,7 @@ public final class UnixReplyTarget {
             close(socketFile)
             throw ReplyRefusal("'\(path)' is \(type == S_IFLNK ? "a symlink" : "not a socket") now")
         }
-        guard info.st_uid == credentials.uid else {
+        if let credentials, info.st_uid != credentials.uid {
             close(socketFile)
             throw ReplyRefusal("'\(path)' belongs to uid \(info.st_uid), not to the sender (uid \(credentials.uid))")
         }
@@ -135,7 +145,7 @@ public final class UnixReplyTarget {
     // MARK: - Abstract senders
 
     private static func checkAbstractOwner(
-        _ name: [UInt8], transport: SocketAddress.Transport, credentials: PeerCredentials, via socket: Socket
+        _ name: [UInt8], transport: SocketAddress.Transport, credentials: PeerCredentials?, via socket: Socket
     ) throws(ReplyRefusal) {
         var owner: UInt32 = 0
         let found = name.withUnsafeBufferPointer { bytes in
@@ -155,7 +165,7 @@ public final class UnixReplyTarget {
                 throw ReplyRefusal("cannot tell who holds @\(shown): sock_diag: \(String(cString: strerror(code)))", errno: code)
             }
         }
-        guard owner == credentials.uid else {
+        if let credentials, owner != credentials.uid {
             throw ReplyRefusal("@\(shown) is held by uid \(owner) now, not by the sender (uid \(credentials.uid))")
         }
     }
