@@ -26,7 +26,7 @@ BENCH_COMPARE_RESULTS ?= $(BENCH_SCRATCH)/compare.md
 
 bench_baseline = $(if $(BENCH_BASELINE),--serverd-baseline "$(BENCH_BASELINE)")
 
-.PHONY: bench bench-build bench-build-serverd bench-c bench-smoke bench-compare
+.PHONY: bench bench-build bench-build-serverd bench-c bench-smoke bench-compare bench-need-baseline
 
 $(BENCH_SCRATCH)/bin/loadgen: Benchmarks/loadgen/loadgen.c
 	@mkdir -p $(@D)
@@ -57,8 +57,12 @@ bench-smoke: build bench-c
 	    --serverd "$$($(SWIFT) build $(BUILD_FLAGS) --show-bin-path)/serverd" \
 	    --skip swift-nio $(bench_baseline) $(BENCH_SMOKE_ARGS)
 
-bench-compare: bench-build-serverd bench-c
+# Before anything is built: a comparison needs the other binary.
+bench-need-baseline:
 	@test -n "$(BENCH_BASELINE)" || { echo "bench-compare: set BENCH_BASELINE=/path/to/the/other/serverd" >&2; exit 2; }
+	@test -x "$(BENCH_BASELINE)" || { echo "bench-compare: $(BENCH_BASELINE) is not an executable" >&2; exit 2; }
+
+bench-compare: bench-need-baseline bench-build-serverd bench-c
 	python3 Benchmarks/run.py --build-dir $(BENCH_SCRATCH) \
 	    --serverd "$$($(SWIFT) build -c release $(BUILD_FLAGS) --show-bin-path)/serverd" \
 	    $(bench_baseline) --results $(BENCH_COMPARE_RESULTS) $(BENCH_COMPARE_ARGS) $(BENCH_ARGS)
