@@ -9,6 +9,8 @@
  *   loadgen latency (--tcp H:P | --unix PATH)                one connection, blocking ping-pong
  *   loadgen connect --tcp H:P [--conns 16]                   connect + one line + close, conn/s
  *   loadgen udp     --udp H:P [--conns 32]                   datagrams outstanding, dgram/s
+ *   loadgen udp     --unixgram PATH [--bind-path P] [--conns 32]   the same on a Unix datagram
+ *                                                            socket (mode `dgram` is a synonym)
  *   loadgen idle    --tcp H:P [--conns 1000]                 hold idle connections (see below)
  *   loadgen startup --unix PATH [--max 5] [--log F] -- CMD…  start CMD, time until first echo
  *
@@ -23,6 +25,17 @@
  * stdout and stderr go to --log or /dev/null), connects to the Unix socket PATH until that
  * succeeds, does one echo, records the time since the fork, then sends CMD SIGTERM and waits for
  * it (SIGKILL after 10 s); it repeats that --max times.
+ *
+ * Datagrams (udp): N datagrams outstanding on one connected socket, each tagged with its slot and
+ * a sequence number; a reply must be the request byte for byte.  A datagram unanswered for 500 ms
+ * is counted lost and resent under a new sequence number (a late reply to the old one counts as
+ * stale).  A send the kernel refuses with EAGAIN (a Unix datagram peer's queue holds only
+ * net.unix.max_dgram_qlen datagrams) stays queued here until the socket is writable again: it is
+ * counted in "send_blocked", not as an error, and its 500 ms start when it is sent.  With
+ * --unixgram the client socket must have a name for the replies to reach it: by default it
+ * autobinds (bind() with only the family: the kernel picks an abstract name); --bind-path P binds
+ * it to the filesystem path P instead (absolute; a stale socket file there is removed first, and
+ * P is removed at exit).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -56,8 +69,9 @@ static void die(const char *what) {
 
 static void usage(const char *msg) {
     fprintf(stderr, "loadgen: %s\n"
-            "usage: loadgen stream|latency|connect|udp|idle|startup [--tcp H:P|--udp H:P|--unix PATH]\n"
-            "       [--conns N] [--seconds S] [--warmup S] [--max N] [--size B] [--hold S]\n"
+            "usage: loadgen stream|latency|connect|udp|idle|startup [--tcp H:P|--udp H:P|--unix PATH|\n"
+            "       --unixgram PATH [--bind-path PATH]] [--conns N] [--seconds S] [--warmup S] [--max N]\n"
+            "       [--size B] [--hold S]\n"
             "       [--log FILE] [-- CMD ARGS...]\n", msg);
     exit(64);
 }
@@ -102,13 +116,14 @@ static double hist_pct(double p) {
 }
 
 /* ---- options ---- */
-enum kind { K_NONE, K_TCP, K_UNIX, K_UDP };
+enum kind { K_NONE, K_TCP, K_UNIX, K_UDP, K_UNIXGRAM };
 static struct {
     const char *mode;
     enum kind kind;
     struct sockaddr_storage addr;
     socklen_t addrlen;
     const char *unix_path;
+    const char *bind_path; /* --bind-path: the Unix datagram client's own name */
     int conns;
     double seconds, warmup, hold;
     uint64_t max;
@@ -151,7 +166,7 @@ static void parse_inet(const char *s, int stream) {
     opt.kind = stream ? K_TCP : K_UDP;
 }
 
-static void parse_unix(const char *path) {
+static void parse_unix(const char *path, enum kind kind) {
     struct sockaddr_un *u = (struct sockaddr_un *)&opt.addr;
     memset(&opt.addr, 0, sizeof opt.addr);
     if (strlen(path) >= sizeof u->sun_path) usage("unix path too long");
@@ -159,7 +174,7 @@ static void parse_unix(const char *path) {
     strcpy(u->sun_path, path);
     opt.addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1);
     opt.unix_path = path;
-    opt.kind = K_UNIX;
+    opt.kind = kind;
 }
 
 static void parse_args(int argc, char **argv) {
@@ -172,7 +187,9 @@ static void parse_args(int argc, char **argv) {
         const char *v = argv[++i];
         if (!strcmp(a, "--tcp")) parse_inet(v, 1);
         else if (!strcmp(a, "--udp")) parse_inet(v, 0);
-        else if (!strcmp(a, "--unix")) parse_unix(v);
+        else if (!strcmp(a, "--unix")) parse_unix(v, K_UNIX);
+        else if (!strcmp(a, "--unixgram")) parse_unix(v, K_UNIXGRAM);
+        else if (!strcmp(a, "--bind-path")) opt.bind_path = v;
         else if (!strcmp(a, "--conns")) opt.conns = atoi(v);
         else if (!strcmp(a, "--seconds")) opt.seconds = atof(v);
         else if (!strcmp(a, "--warmup")) opt.warmup = atof(v);
@@ -187,6 +204,11 @@ static void parse_args(int argc, char **argv) {
     if (opt.warmup < 0 || opt.warmup > 60) usage("--warmup must be in [0, 60]");
     if (opt.hold <= 0 || opt.hold > 600) usage("--hold must be in (0, 600]");
     if (opt.max == 0) opt.max = 100000000ull;
+    if (opt.bind_path) {
+        if (opt.kind != K_UNIXGRAM) usage("--bind-path goes with --unixgram");
+        if (opt.bind_path[0] != '/') usage("--bind-path must be absolute (serverd answers no relative sender path)");
+        if (strlen(opt.bind_path) >= sizeof ((struct sockaddr_un *)0)->sun_path) usage("--bind-path too long");
+    }
     /* The line: printable bytes, LF last.  Every request carries the same line. */
     static const char pat[] = "serverd-benchmark-0123456789-abcdefghijklmnopqrstuvwxyz-";
     for (int i = 0; i < opt.size - 1; i++) payload[i] = pat[i % (sizeof pat - 1)];
@@ -470,12 +492,41 @@ static int mode_connect(void) {
     return ops > 0 ? 0 : 1;
 }
 
-/* ---- udp: N datagrams outstanding on one connected socket ---- */
+/* ---- udp: N datagrams outstanding on one connected socket (UDP or Unix datagram) ---- */
 #define UDP_BATCH 64
 #define UDP_TIMEOUT_NS 500000000ull /* a datagram unanswered 500 ms counts as lost */
 
+static const char *dgram_bound_path; /* removed at exit */
+
+static void dgram_unlink_bound(void) {
+    if (dgram_bound_path) unlink(dgram_bound_path);
+}
+
+/* Names the Unix datagram client socket so that replies can reach it. */
+static void dgram_bind_unix(int fd) {
+    struct sockaddr_un me;
+    memset(&me, 0, sizeof me);
+    me.sun_family = AF_UNIX;
+    if (!opt.bind_path) {
+        /* Autobind: only the family; the kernel picks an abstract name. */
+        if (bind(fd, (struct sockaddr *)&me, sizeof(sa_family_t)) < 0) die("bind (autobind)");
+        return;
+    }
+    struct stat st;
+    if (lstat(opt.bind_path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) usage("--bind-path names something that is not a socket");
+        unlink(opt.bind_path);
+    }
+    strcpy(me.sun_path, opt.bind_path);
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(opt.bind_path) + 1);
+    if (bind(fd, (struct sockaddr *)&me, len) < 0) die("bind --bind-path");
+    dgram_bound_path = opt.bind_path;
+    atexit(dgram_unlink_bound);
+}
+
 static int mode_udp(void) {
-    if (opt.kind != K_UDP) usage("udp needs --udp");
+    if (opt.kind != K_UDP && opt.kind != K_UNIXGRAM) usage("udp needs --udp or --unixgram");
+    int unixgram = opt.kind == K_UNIXGRAM;
     int n = opt.conns > 0 ? opt.conns : 32;
     if (n > 4096) usage("--conns must be at most 4096 for udp");
     int fd = socket(family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -483,22 +534,26 @@ static int mode_udp(void) {
     int big = 1 << 20;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+    if (unixgram) dgram_bind_unix(fd);
     if (connect(fd, (struct sockaddr *)&opt.addr, opt.addrlen) < 0) die("connect");
     int ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event ev = { .events = EPOLLIN, .data.u32 = 0 };
     epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    int want_out = 0;
 
     uint32_t *seq = calloc((size_t)n, sizeof *seq);
     uint64_t *t0 = calloc((size_t)n, sizeof *t0);
-    /* Outgoing: up to n datagrams per flush. */
-    char (*out)[MAX_LINE] = calloc((size_t)n, MAX_LINE);
-    struct mmsghdr *omsg = calloc((size_t)n, sizeof *omsg);
-    struct iovec *oiov = calloc((size_t)n, sizeof *oiov);
-    int nout = 0;
+    /* Slots waiting to be sent, in order; a slot is in it at most once. */
+    int *pending = calloc((size_t)n, sizeof *pending);
+    char *queued = calloc((size_t)n, 1);
+    int npend = 0;
+    static char out[UDP_BATCH][MAX_LINE];
+    struct mmsghdr omsg[UDP_BATCH];
+    struct iovec oiov[UDP_BATCH];
     static char in[UDP_BATCH][MAX_LINE];
     struct mmsghdr imsg[UDP_BATCH];
     struct iovec iiov[UDP_BATCH];
-    uint64_t ops = 0, lost = 0, stale = 0, errors = 0;
+    uint64_t ops = 0, lost = 0, stale = 0, errors = 0, send_blocked = 0;
 
     uint64_t start = now_ns();
     uint64_t warm_end = start + (uint64_t)(opt.warmup * 1e9);
@@ -508,42 +563,56 @@ static int mode_udp(void) {
 
 #define QUEUE(slot) do {                                                           \
         int s_ = (slot);                                                           \
-        memcpy(out[nout], payload, (size_t)opt.size);                              \
-        char tag_[20];                                                             \
-        snprintf(tag_, sizeof tag_, "%04x%08x", (unsigned)s_, (unsigned)seq[s_]);  \
-        memcpy(out[nout], tag_, 12);                                               \
-        t0[s_] = t;                                                                \
-        nout++;                                                                    \
+        if (!queued[s_]) { queued[s_] = 1; pending[npend++] = s_; }                \
     } while (0)
 
     for (int i = 0; i < n; i++) QUEUE(i);
     for (;;) {
-        /* Flush what is queued. */
-        int off = 0;
-        while (off < nout) {
-            int m = nout - off;
+        /* Send what is queued, UDP_BATCH at a time, until done or the socket is full. */
+        int off = 0, blocked = 0;
+        while (off < npend) {
+            int m = npend - off < UDP_BATCH ? npend - off : UDP_BATCH;
             for (int i = 0; i < m; i++) {
-                oiov[i].iov_base = out[off + i];
+                int s_ = pending[off + i];
+                char tag[20];
+                memcpy(out[i], payload, (size_t)opt.size);
+                snprintf(tag, sizeof tag, "%04x%08x", (unsigned)s_, (unsigned)seq[s_]);
+                memcpy(out[i], tag, 12);
+                oiov[i].iov_base = out[i];
                 oiov[i].iov_len = (size_t)opt.size;
                 memset(&omsg[i], 0, sizeof omsg[i]);
                 omsg[i].msg_hdr.msg_iov = &oiov[i];
                 omsg[i].msg_hdr.msg_iovlen = 1;
             }
             int s = sendmmsg(fd, omsg, (unsigned)m, 0);
+            if (s < 0 && errno == EINTR) continue;
+            if (s < 0 && (errno == EAGAIN || errno == ENOBUFS)) { send_blocked++; blocked = 1; break; }
             if (s <= 0) {
-                if (s < 0 && errno == EINTR) continue;
-                /* Refused (no server yet/any more) or buffer full: those count as lost later. */
+                /* Refused (no server yet/any more): drop the rest; they time out, count as lost
+                 * and are resent. */
                 errors++;
+                for (int i = off; i < npend; i++) { queued[pending[i]] = 0; t0[pending[i]] = t; }
+                off = npend;
                 break;
             }
+            for (int i = 0; i < s; i++) { queued[pending[off + i]] = 0; t0[pending[off + i]] = t; }
             off += s;
         }
-        nout = 0;
+        if (off > 0) {
+            memmove(pending, pending + off, (size_t)(npend - off) * sizeof *pending);
+            npend -= off;
+        }
+        if (blocked != want_out) {
+            want_out = blocked;
+            ev.events = EPOLLIN | (want_out ? EPOLLOUT : 0);
+            epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+        }
 
-        int k = epoll_wait(ep, &ev, 1, 10);
+        struct epoll_event got;
+        int k = epoll_wait(ep, &got, 1, 10);
         if (k < 0 && errno != EINTR) die("epoll_wait");
         t = now_ns();
-        if (k > 0) {
+        if (k > 0 && (got.events & (EPOLLIN | EPOLLERR))) {
             for (;;) {
                 for (int i = 0; i < UDP_BATCH; i++) {
                     iiov[i].iov_base = in[i];
@@ -569,7 +638,7 @@ static int mode_udp(void) {
                         errors++;
                         continue;
                     }
-                    if (sq != seq[slot]) { stale++; continue; }
+                    if (sq != seq[slot] || queued[slot]) { stale++; continue; }
                     if (measuring) { ops++; hist_add(t - t0[slot]); }
                     seq[slot]++;
                     QUEUE((int)slot);
@@ -580,20 +649,24 @@ static int mode_udp(void) {
         if (t - last_scan > 10000000ull) {
             last_scan = t;
             for (int i = 0; i < n; i++) {
-                if (t - t0[i] > UDP_TIMEOUT_NS) { /* t0 of a slot queued this round is t */
+                /* Only what was sent: a slot still queued here has not started its 500 ms. */
+                if (!queued[i] && t - t0[i] > UDP_TIMEOUT_NS) {
                     if (measuring) lost++;
                     seq[i]++;
                     QUEUE(i);
                 }
             }
         }
-        if (!measuring && t >= warm_end) { measuring = 1; ops = 0; lost = 0; stale = 0; errors = 0; hist_reset(); mstart = t; end = t + (uint64_t)(opt.seconds * 1e9); }
+        if (!measuring && t >= warm_end) { measuring = 1; ops = 0; lost = 0; stale = 0; errors = 0; send_blocked = 0; hist_reset(); mstart = t; end = t + (uint64_t)(opt.seconds * 1e9); }
         if (t >= end || ops >= opt.max) break;
     }
+#undef QUEUE
     close(fd);
-    char extra[96];
-    snprintf(extra, sizeof extra, ",\"lost\":%llu,\"stale\":%llu", (unsigned long long)lost, (unsigned long long)stale);
-    print_rate("udp", ops, (double)(t - mstart) / 1e9, errors, n, n, extra);
+    char extra[160];
+    snprintf(extra, sizeof extra, ",\"lost\":%llu,\"stale\":%llu,\"send_blocked\":%llu%s",
+             (unsigned long long)lost, (unsigned long long)stale, (unsigned long long)send_blocked,
+             unixgram ? (opt.bind_path ? ",\"client\":\"path\"" : ",\"client\":\"abstract\"") : "");
+    print_rate(unixgram ? "unixgram" : "udp", ops, (double)(t - mstart) / 1e9, errors, n, n, extra);
     return ops > 0 ? 0 : 1;
 }
 
@@ -796,7 +869,9 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     parse_args(argc, argv);
     raise_nofile();
-    if (opt.kind == K_NONE) usage("no address: give --tcp, --udp or --unix");
+    if (opt.kind == K_NONE) usage("no address: give --tcp, --udp, --unix or --unixgram");
+    if (opt.kind == K_UNIXGRAM && strcmp(opt.mode, "udp") && strcmp(opt.mode, "dgram"))
+        usage("--unixgram goes with mode udp (or dgram)");
     if (!strcmp(opt.mode, "stream")) {
         if (opt.kind == K_UDP) usage("stream needs --tcp or --unix");
         return mode_stream();
@@ -806,7 +881,7 @@ int main(int argc, char **argv) {
         return mode_latency();
     }
     if (!strcmp(opt.mode, "connect")) return mode_connect();
-    if (!strcmp(opt.mode, "udp")) return mode_udp();
+    if (!strcmp(opt.mode, "udp") || !strcmp(opt.mode, "dgram")) return mode_udp();
     if (!strcmp(opt.mode, "idle")) return mode_idle();
     if (!strcmp(opt.mode, "startup")) return mode_startup();
     usage("unknown mode");

@@ -4,13 +4,17 @@
  * One thread, level-triggered epoll, non-blocking sockets.  Stream connections (TCP and Unix) get
  * every byte back: one read of up to 64 KiB, written straight back; what the socket does not take
  * is kept and the connection stops reading until it is written.  UDP: recvmmsg/sendmmsg in batches
- * of 32, each datagram back to its sender.
+ * of 32, each datagram back to its sender.  Unix datagrams (--unixgram) the same way, each back to
+ * its sender's address (an abstract name or a path; an unbound sender cannot be answered and is
+ * skipped).  That socket alone blocks on send, for at most 100 ms: a Unix datagram peer takes only
+ * net.unix.max_dgram_qlen datagrams into its queue and, unlike UDP, refuses more with EAGAIN
+ * rather than dropping them, and a reply dropped there would cost the client a 500 ms resend.
  *
- *   epoll_echo [--tcp HOST:PORT] [--unix PATH] [--udp HOST:PORT]
+ *   epoll_echo [--tcp HOST:PORT] [--unix PATH] [--udp HOST:PORT] [--unixgram PATH]
  *
  * Numeric hosts only.  For each listener it prints `listening on echo@tcp://HOST:PORT` (real
  * port) to stderr, as serverd does.  Runs until SIGTERM or SIGINT, then removes its Unix socket
- * file and exits 0.
+ * files and exits 0.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -49,7 +53,7 @@ static void die(const char *what) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: epoll_echo [--tcp HOST:PORT] [--unix PATH] [--udp HOST:PORT]\n");
+    fprintf(stderr, "usage: epoll_echo [--tcp HOST:PORT] [--unix PATH] [--udp HOST:PORT] [--unixgram PATH]\n");
     exit(64);
 }
 
@@ -180,22 +184,30 @@ static void on_udp(struct item *u) {
             m[i].msg_hdr.msg_name = &from[i];
             m[i].msg_hdr.msg_namelen = sizeof from[i];
         }
-        int n = recvmmsg(u->fd, m, BATCH, MSG_DONTWAIT, NULL);
-        if (n <= 0) return;
-        for (int i = 0; i < n; i++) iov[i].iov_len = m[i].msg_len;
-        int off = 0;
+        int got = recvmmsg(u->fd, m, BATCH, MSG_DONTWAIT, NULL);
+        if (got <= 0) return;
+        int keep = 0;
+        for (int i = 0; i < got; i++) {
+            /* An unbound Unix sender has no address to answer (namelen is just the family). */
+            if (m[i].msg_hdr.msg_namelen <= sizeof(sa_family_t)) continue;
+            iov[i].iov_len = m[i].msg_len;
+            if (keep != i) { m[keep] = m[i]; iov[keep] = iov[i]; }
+            m[keep].msg_hdr.msg_iov = &iov[keep];
+            keep++;
+        }
+        int off = 0, n = keep;
         while (off < n) {
             int s = sendmmsg(u->fd, m + off, (unsigned)(n - off), 0);
             if (s <= 0) { off++; continue; } /* drop the one that failed */
             off += s;
         }
-        if (n < BATCH) return;
+        if (got < BATCH) return;
     }
 }
 
 int main(int argc, char **argv) {
-    const char *unix_path = NULL;
-    int have = 0;
+    const char *unix_paths[8];
+    int nunix = 0, have = 0;
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) { rl.rlim_cur = rl.rlim_max; setrlimit(RLIMIT_NOFILE, &rl); }
     ep = epoll_create1(EPOLL_CLOEXEC);
@@ -220,19 +232,28 @@ int main(int argc, char **argv) {
             }
             add(tcp ? L_TCP : L_UDP, fd);
             print_inet(tcp ? "tcp" : "udp", fd);
-        } else if (!strcmp(a, "--unix")) {
+        } else if (!strcmp(a, "--unix") || !strcmp(a, "--unixgram")) {
+            int stream = !strcmp(a, "--unix");
             struct sockaddr_un un = { .sun_family = AF_UNIX };
-            if (strlen(v) >= sizeof un.sun_path) usage();
+            if (strlen(v) >= sizeof un.sun_path || nunix == 8) usage();
             strcpy(un.sun_path, v);
             struct stat st;
             if (lstat(v, &st) == 0 && S_ISSOCK(st.st_mode)) unlink(v);
-            int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            /* The datagram socket stays blocking for its sends (see the top); it is read with
+             * MSG_DONTWAIT. */
+            int fd = socket(AF_UNIX, (stream ? SOCK_STREAM | SOCK_NONBLOCK : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
             if (fd < 0) die("socket");
             if (bind(fd, (struct sockaddr *)&un, sizeof un) < 0) die("bind");
-            if (listen(fd, 4096) < 0) die("listen");
-            add(L_UNIX, fd);
-            unix_path = v;
-            fprintf(stderr, "epoll_echo: listening on echo@unix:%s\n", v);
+            if (stream && listen(fd, 4096) < 0) die("listen");
+            if (!stream) {
+                struct timeval tv = { .tv_usec = 100000 };
+                setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+                int big = 1 << 20;
+                setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+            }
+            add(stream ? L_UNIX : L_UDP, fd);
+            unix_paths[nunix++] = v;
+            fprintf(stderr, "epoll_echo: listening on echo@%s:%s\n", stream ? "unix" : "unixgram", v);
         } else {
             usage();
         }
@@ -264,7 +285,7 @@ int main(int argc, char **argv) {
             case L_UDP: on_udp(it); break;
             case CONN: on_conn(it, evs[i].events); break;
             case SIG:
-                if (unix_path) unlink(unix_path);
+                for (int u = 0; u < nunix; u++) unlink(unix_paths[u]);
                 return 0;
             }
         }

@@ -2,12 +2,16 @@
 """Python socketserver peers for the serverd benchmark.
 
     py_servers.py --model threading|forking [--tcp HOST:PORT] [--unix PATH] [--udp HOST:PORT]
+                  [--unixgram PATH]
 
-threading: ThreadingTCPServer, ThreadingUnixStreamServer, ThreadingUDPServer.
-forking:   ForkingTCPServer,   ForkingUnixStreamServer,   ForkingUDPServer.
+threading: ThreadingTCPServer, ThreadingUnixStreamServer, ThreadingUDPServer, ThreadingUnixDatagramServer.
+forking:   ForkingTCPServer,   ForkingUnixStreamServer,   ForkingUDPServer,   ForkingUnixDatagramServer
+           (the last composed here from ForkingMixIn and UnixDatagramServer, as Python 3.12 does).
 
 The handlers are the textbook ones: a StreamRequestHandler that loops over rfile.readline() and
-writes each line back, and a DatagramRequestHandler that writes each line of the datagram back.
+writes each line back, and a DatagramRequestHandler that writes each line of the datagram back
+(socketserver sends it with sendto() to the sender's address: a Unix datagram sender must have
+bound a name, abstract or a path).
 Two class attributes differ from the defaults, both so that the benchmark measures the processing
 model and not a limit any user would raise first: request_queue_size 128 instead of 5 (with 5 the
 kernel drops SYNs under 16 concurrent connects and the clients stall for a second), and, for the
@@ -50,9 +54,10 @@ def main():
     ap.add_argument("--tcp")
     ap.add_argument("--unix")
     ap.add_argument("--udp")
+    ap.add_argument("--unixgram")
     a = ap.parse_args()
-    if not (a.tcp or a.unix or a.udp):
-        ap.error("give at least one of --tcp, --unix, --udp")
+    if not (a.tcp or a.unix or a.udp or a.unixgram):
+        ap.error("give at least one of --tcp, --unix, --udp, --unixgram")
 
     mixin = socketserver.ThreadingMixIn if a.model == "threading" else socketserver.ForkingMixIn
     knobs = {"request_queue_size": 128, "daemon_threads": True, "max_children": 4096}
@@ -82,6 +87,11 @@ def main():
         s = cls((host, port), DatagramLineEcho)
         h, p = s.server_address[:2]
         servers.append((s, f"udp://{'[' + h + ']' if ':' in h else h}:{p}"))
+    if a.unixgram:
+        if os.path.exists(a.unixgram):
+            os.unlink(a.unixgram)
+        cls = make(socketserver.UnixDatagramServer, a.model.capitalize() + "UnixDatagramServer")
+        servers.append((cls(a.unixgram, DatagramLineEcho), f"unixgram:{a.unixgram}"))
 
     threads = []
     for s, where in servers:
