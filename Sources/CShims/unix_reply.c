@@ -3,7 +3,6 @@
 #include "cshims_unix_reply.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
@@ -12,14 +11,28 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/// Scans one unix_diag_msg; returns 1 when it is a socket of `type` bound to the abstract name.
-static int matches(const struct unix_diag_msg *msg, size_t msg_len, const uint8_t *name, size_t length,
-                   int type, uint32_t *uid, int *has_uid) {
-    if (msg->udiag_type != type) {
-        return 0;
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+/// What a lookup searches for, and what it found.
+struct search {
+    const uint8_t *name;
+    size_t length;
+    int type;
+    int found;
+    int owner_known;
+    uint32_t uid;
+    uint32_t inode;
+};
+
+/// Records `msg` in `search` when it is a socket of the type bound to the abstract name.
+static void consider(const struct unix_diag_msg *msg, size_t msg_len, struct search *search) {
+    if (search->found || msg->udiag_type != search->type) {
+        return;
     }
-    int named = 0;
-    *has_uid = 0;
+    int named = 0, has_uid = 0;
+    uint32_t uid = 0;
     size_t attributes_len = msg_len - NLMSG_ALIGN(sizeof(*msg));
     for (const struct rtattr *attribute = (const struct rtattr *)(msg + 1);
          RTA_OK(attribute, attributes_len); attribute = RTA_NEXT(attribute, attributes_len)) {
@@ -27,18 +40,19 @@ static int matches(const struct unix_diag_msg *msg, size_t msg_len, const uint8_
         size_t data_len = RTA_PAYLOAD(attribute);
         if (attribute->rta_type == UNIX_DIAG_NAME) {
             // An abstract name is reported with its leading NUL.
-            named = data_len == length + 1 && data[0] == 0 && memcmp(data + 1, name, length) == 0;
+            named = data_len == search->length + 1 && data[0] == 0 && memcmp(data + 1, search->name, search->length) == 0;
         } else if (attribute->rta_type == UNIX_DIAG_UID && data_len >= sizeof(uint32_t)) {
-            memcpy(uid, data, sizeof(uint32_t));
-            *has_uid = 1;
+            memcpy(&uid, data, sizeof(uint32_t));
+            has_uid = 1;
         }
     }
-    return named;
+    if (named) {
+        search->found = 1;
+        search->owner_known = has_uid;
+        search->uid = uid;
+        search->inode = msg->udiag_ino;
+    }
 }
-
-#ifndef SO_NETNS_COOKIE
-#define SO_NETNS_COOKIE 71
-#endif
 
 /// Whether two sockets live in the same network namespace; 1 also when the kernel cannot tell
 /// (before Linux 5.14), where both are ours anyway.
@@ -55,7 +69,60 @@ static int same_namespace(int a, int b) {
     return first == second;
 }
 
-int cshims_unix_abstract_owner(int via, const uint8_t *name, size_t length, int type, uint32_t *uid) {
+/// Sends one sock_diag request — the socket with `inode`, or every socket when `inode` is 0 —
+/// and reads the answer to its end. Returns 0, or an errno (ENOENT: no socket has that inode).
+static int ask(int fd, uint32_t inode, struct search *search) {
+    struct {
+        struct nlmsghdr header;
+        struct unix_diag_req request;
+    } query;
+    memset(&query, 0, sizeof query);
+    query.header.nlmsg_len = sizeof query;
+    query.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    query.header.nlmsg_flags = NLM_F_REQUEST | (inode ? 0 : NLM_F_DUMP);
+    query.request.sdiag_family = AF_UNIX;
+    query.request.udiag_states = ~0U;
+    query.request.udiag_ino = inode;
+    query.request.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_UID;
+    query.request.udiag_cookie[0] = query.request.udiag_cookie[1] = ~0U;  // any socket with that inode
+    struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+    if (sendto(fd, &query, sizeof query, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
+        return errno;
+    }
+    long buffer[8192 / sizeof(long)];
+    for (;;) {
+        ssize_t received = recv(fd, buffer, sizeof buffer, 0);
+        if (received < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return errno;
+        }
+        if (received == 0) {
+            return 0;
+        }
+        size_t left = (size_t)received;
+        for (const struct nlmsghdr *header = (const struct nlmsghdr *)buffer; NLMSG_OK(header, left);
+             header = NLMSG_NEXT(header, left)) {
+            if (header->nlmsg_type == NLMSG_DONE) {
+                return 0;
+            }
+            if (header->nlmsg_type == NLMSG_ERROR) {
+                const struct nlmsgerr *error = NLMSG_DATA(header);
+                return error->error < 0 ? -error->error : 0;
+            }
+            if (header->nlmsg_len >= NLMSG_LENGTH(sizeof(struct unix_diag_msg))) {
+                consider(NLMSG_DATA(header), header->nlmsg_len - NLMSG_LENGTH(0), search);
+            }
+            if (inode) {
+                return 0;  // an exact request has a single answer, without NLMSG_DONE
+            }
+        }
+    }
+}
+
+int cshims_unix_abstract_owner(int via, const uint8_t *name, size_t length, int type, uint32_t *uid,
+                               uint32_t *inode_hint) {
     int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
     if (fd < 0) {
         return -1;
@@ -65,76 +132,31 @@ int cshims_unix_abstract_owner(int via, const uint8_t *name, size_t length, int 
         errno = EXDEV;
         return -1;
     }
-    struct {
-        struct nlmsghdr header;
-        struct unix_diag_req request;
-    } query;
-    memset(&query, 0, sizeof query);
-    query.header.nlmsg_len = sizeof query;
-    query.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-    query.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-    query.request.sdiag_family = AF_UNIX;
-    query.request.udiag_states = ~0U;
-    query.request.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_UID;
-    struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
-    if (sendto(fd, &query, sizeof query, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
+    struct search search = {.name = name, .length = length, .type = type};
+    int failure = 0;
+    if (*inode_hint) {
+        failure = ask(fd, *inode_hint, &search);
+        if (failure == ENOENT) {
+            failure = 0;  // that socket is gone: look for whoever holds the name now
+        }
     }
-    int found = 0, owner_known = 0, failure = 0;
-    long buffer[8192 / sizeof(long)];
-    for (int done = 0; !done;) {
-        ssize_t received = recv(fd, buffer, sizeof buffer, 0);
-        if (received < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            failure = errno;
-            break;
-        }
-        if (received == 0) {
-            break;
-        }
-        size_t left = (size_t)received;
-        for (const struct nlmsghdr *header = (const struct nlmsghdr *)buffer; NLMSG_OK(header, left);
-             header = NLMSG_NEXT(header, left)) {
-            if (header->nlmsg_type == NLMSG_DONE) {
-                done = 1;
-                break;
-            }
-            if (header->nlmsg_type == NLMSG_ERROR) {
-                const struct nlmsgerr *error = NLMSG_DATA(header);
-                failure = error->error < 0 ? -error->error : EPROTO;
-                done = 1;
-                break;
-            }
-            if (header->nlmsg_len < NLMSG_LENGTH(sizeof(struct unix_diag_msg)) || found) {
-                continue;  // read on to the end of the dump: the socket must be drained
-            }
-            int has_uid = 0;
-            uint32_t candidate = 0;
-            if (matches(NLMSG_DATA(header), header->nlmsg_len - NLMSG_LENGTH(0), name, length, type, &candidate,
-                        &has_uid)) {
-                found = 1;
-                owner_known = has_uid;
-                *uid = candidate;
-            }
-        }
+    if (!failure && !search.found) {
+        failure = ask(fd, 0, &search);
     }
     close(fd);
     if (failure) {
         errno = failure;
         return -1;
     }
-    if (!found) {
+    if (!search.found) {
         errno = ENOENT;
         return -1;
     }
-    if (!owner_known) {
+    if (!search.owner_known) {
         errno = EOPNOTSUPP;
         return -1;
     }
+    *uid = search.uid;
+    *inode_hint = search.inode;
     return 0;
 }

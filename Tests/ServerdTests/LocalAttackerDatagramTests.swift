@@ -90,6 +90,9 @@ final class LocalAttackerDatagramTests: XCTestCase {
     func testAnAbstractNameTakenOverByRootGetsNoReply() throws {
         let scene = try Scene()
         let name = "serverd-test-\(UUID().uuidString)"
+        // An honest exchange first, so that serverd remembers which socket held the name.
+        let (status, output) = try UnprivilegedUser.run(["/usr/bin/python3", scene.script, "honest", "@" + name, scene.echo])
+        XCTAssertEqual(output, "hello\n", "status \(status): \(scene.serverd.stderr)")
         var victimSocket: Socket?
         defer { victimSocket?.close() }
         try scene.attackWhileStopped(["abstract", name, scene.echo]) {

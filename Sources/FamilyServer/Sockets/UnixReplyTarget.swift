@@ -144,12 +144,24 @@ public final class UnixReplyTarget {
 
     // MARK: - Abstract senders
 
+    /// The inode of the socket that last held each abstract name: asking the kernel for that one
+    /// socket is one exact request, where finding a name's holder means listing every Unix socket.
+    /// A hint only (a stale one costs the full listing); bounded, forgotten wholesale when full.
+    private static let abstractHolders = ConditionLock<[[UInt8]: UInt32]>([:])
+
     private static func checkAbstractOwner(
         _ name: [UInt8], transport: SocketAddress.Transport, credentials: PeerCredentials?, via socket: Socket
     ) throws(ReplyRefusal) {
         var owner: UInt32 = 0
+        var inode = abstractHolders.withLock { $0[name] ?? 0 }
         let found = name.withUnsafeBufferPointer { bytes in
-            cshims_unix_abstract_owner(socket.fileDescriptor, bytes.baseAddress, bytes.count, transport.socketType, &owner)
+            cshims_unix_abstract_owner(socket.fileDescriptor, bytes.baseAddress, bytes.count, transport.socketType, &owner, &inode)
+        }
+        if found == 0 {
+            abstractHolders.withLock { holders in
+                if holders.count >= 1024 && holders[name] == nil { holders.removeAll(keepingCapacity: true) }
+                holders[name] = inode
+            }
         }
         let shown = String(decoding: name, as: UTF8.self)
         guard found == 0 else {

@@ -6,7 +6,8 @@ test meanwhile) and then tries to have the reply delivered elsewhere:
   swap-file CLIENT ECHO VICTIM     bind CLIENT, send, replace CLIENT by a symlink to VICTIM
   swap-dir DIR ECHO VICTIMDIR      bind DIR/c.sock, send, replace DIR by a symlink to VICTIMDIR
   abstract NAME ECHO               bind @NAME, send, exit (the test binds @NAME as root next)
-  honest CLIENT ECHO               bind CLIENT (or autobind when CLIENT is '-'), send, print the reply
+  honest CLIENT ECHO               bind CLIENT (autobind when CLIENT is '-', an abstract name when it
+                                   starts with '@'), send, print the reply
 """
 import os
 import socket
@@ -38,6 +39,8 @@ def main():
         client, echo = args
         if client == "-":
             sock.bind("")  # autobind: an abstract name of the kernel's choosing
+        elif client.startswith("@"):
+            sock.bind("\0" + client[1:])
         else:
             sock.bind(client)
         sock.settimeout(10)
