@@ -10,10 +10,9 @@
 // through `@testable import FamilyServer`.)
 //
 // The configuration parser lives in the `serverd` executable target, which no other package can
-// import. The ServerdConfiguration target compiles those very files: its Configuration and
-// ExitStatus.swift are symbolic links into ../Sources/serverd, so fuzz-config always runs the
-// daemon's current parser, not a copy. Only the file that needs the command line
-// (DaemonConfiguration+Loading.swift) is left out. 
+// import. The ServerdConfiguration target compiles those very files: its Configuration,
+// CommandLine and ExitStatus.swift are symbolic links into ../Sources/serverd, so fuzz-config
+// and fuzz-options always run the daemon's current parsers, not copies.
 //
 // Each fuzzer's main code hands its `LLVMFuzzerTestOneInput` to `LLVMFuzzerRunDriver`, libFuzzer's
 // entry for programs with a main of their own: SwiftPM gives every Swift executable a main, which
@@ -31,6 +30,7 @@ let package = Package(
     dependencies: [
         .package(path: ".."),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         // Declares libFuzzer's LLVMFuzzerRunDriver for the fuzzers' main code.
@@ -51,14 +51,21 @@ let package = Package(
             name: "fuzz-datagram",
             dependencies: ["FuzzDriver", .product(name: "FamilyServer", package: mainPackage)]
         ),
-        // The daemon's configuration parser, compiled from its own files (symbolic links).
+        // The daemon's configuration and command-line parsers, compiled from its own files
+        // (symbolic links).
         .target(
             name: "ServerdConfiguration",
-            dependencies: [.product(name: "TOMLKit", package: "TOMLKit")],
-            exclude: ["Configuration/DaemonConfiguration+Loading.swift"]
+            dependencies: [
+                .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
         .executableTarget(
             name: "fuzz-config",
+            dependencies: ["FuzzDriver", "ServerdConfiguration"]
+        ),
+        .executableTarget(
+            name: "fuzz-options",
             dependencies: ["FuzzDriver", "ServerdConfiguration"]
         ),
     ],

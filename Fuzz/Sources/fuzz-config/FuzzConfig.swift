@@ -45,11 +45,9 @@ public func fuzzConfig(_ bytes: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
             fail("socket mode '\(text)' -> \(mode)")
         }
     case 7:
-        for allowingZero in [false, true] {
-            if let seconds = try? OptionValue.seconds(text, allowingZero: allowingZero) {
-                guard seconds.isFinite, seconds >= 0, seconds <= OptionValue.maximumSeconds, allowingZero || seconds > 0 else {
-                    fail("seconds '\(text)' -> \(seconds)")
-                }
+        if let seconds = try? OptionValue.seconds(text) {
+            guard seconds.isFinite, OptionRange.seconds.contains(seconds) else {
+                fail("seconds '\(text)' -> \(seconds)")
             }
         }
     case 8:
@@ -59,7 +57,8 @@ public func fuzzConfig(_ bytes: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         let locator = TOMLKeyLocator(text: text)
         _ = locator.entry("listen", in: .top)
         _ = locator.headerLine(ofListener: 0)
-        _ = locator.line(containing: "\"", from: 1)
+        _ = locator.elementLines(of: "listen", in: .top)
+        _ = locator.firstNULEscape()
     }
     return 0
 }

@@ -1,9 +1,17 @@
+import Glibc
+
 /// Buffered input of a request (Python's `rfile`): the bytes of a connection, read as the handler
 /// asks for them, or the bytes of one datagram.
 ///
 /// Before it blocks for more input it calls ``beforeBlocking``, which the stream handler points at
 /// its writer's `flush`: replies written while the client's pipelined requests are still in the
 /// buffer go out together in one write, and none waits while the handler waits for the client.
+///
+/// Besides the socket's own receive timeout (``receiveTimeout``, reset by each byte that arrives),
+/// a ``deadline`` and a ``minimumRate`` bound the time the reader waits however slowly the peer
+/// trickles: a wait that would outlast them is cut short by lowering SO_RCVTIMEO to the time left,
+/// and fails with ``ReadDeadlineError``. SO_RCVTIMEO is changed only while one of them is nearer
+/// than the receive timeout, so a reader without them costs no extra system call.
 public final class BufferedReader {
     private let socket: Socket?
     private var storage: [UInt8]
@@ -12,6 +20,19 @@ public final class BufferedReader {
     private var atEnd: Bool
     /// Called before a read that has to wait for the peer.
     public var beforeBlocking: (() throws -> Void)?
+    /// The receive timeout the socket has (SO_RCVTIMEO, as ``StreamRequestHandler`` sets it from its
+    /// `timeout`); `nil` when it has none. The reader restores it after a nearer limit lowered it.
+    public var receiveTimeout: Double?
+    /// The time (``monotonicSeconds()``) by which the data a read waits for must have arrived; `nil`
+    /// for none. A read that is still waiting then fails with ``ReadDeadlineError/Reason/deadline``.
+    public var deadline: Double?
+    /// The least average inbound rate of the connection; `nil` for none. A read still waiting when the
+    /// bytes received so far fall below it fails with ``ReadDeadlineError/Reason/minimumRate``.
+    public var minimumRate: MinimumRate?
+    /// Every byte received from the socket so far.
+    public private(set) var receivedCount = 0
+    /// Whether SO_RCVTIMEO is lowered below ``receiveTimeout`` for a nearer limit, and for which.
+    private var lowered: ReadDeadlineError.Reason?
 
     /// How many bytes the first receive asks for; an idle connection costs no more than this.
     public static let initialChunkSize = 2 * 1024
@@ -45,6 +66,13 @@ public final class BufferedReader {
         if count < 0 { return try readToEnd() }
         while bufferedCount < count, try fill() {}
         return take(min(count, bufferedCount))
+    }
+
+    /// Waits until at least one byte is buffered, consuming nothing.
+    /// - Returns: `false` when the input ended with nothing buffered.
+    public func waitForData() throws -> Bool {
+        if bufferedCount > 0 { return true }
+        return try fill()
     }
 
     /// Reads whatever is buffered, or if nothing is, waits for the next chunk from the peer
@@ -109,9 +137,20 @@ public final class BufferedReader {
             // through unspecialised generic code costs ~5 ms per 16 KiB in a debug build.
             storage += [UInt8](repeating: 0, count: chunkSize - (storage.count - end))
         }
-        let received = try storage.withUnsafeMutableBytes { raw in
-            try socket.receive(into: UnsafeMutableRawBufferPointer(rebasing: raw[end..<(end + chunkSize)]))
+        if deadline != nil || minimumRate != nil || lowered != nil {
+            try applyLimits(to: socket)
         }
+        let received: Int
+        do {
+            received = try storage.withUnsafeMutableBytes { raw in
+                try socket.receive(into: UnsafeMutableRawBufferPointer(rebasing: raw[end..<(end + chunkSize)]))
+            }
+        } catch let error as SocketError where error.errno == EAGAIN || error.errno == EWOULDBLOCK {
+            // The lowered timeout is nearer than the socket's own: it is the one that expired.
+            if let lowered { throw ReadDeadlineError(lowered) }
+            throw error
+        }
+        receivedCount += received
         if received == 0 {
             atEnd = true
             return false
@@ -119,5 +158,29 @@ public final class BufferedReader {
         if received == chunkSize && chunkSize < Self.maxChunkSize { chunkSize *= 2 }
         end += received
         return true
+    }
+
+    /// Lowers SO_RCVTIMEO to the time left before the nearest of ``deadline`` and ``minimumRate``
+    /// when that is nearer than ``receiveTimeout``, restores it when no longer, and fails at once when
+    /// the time is up.
+    private func applyLimits(to socket: Socket) throws {
+        var nearest: (time: Double, reason: ReadDeadlineError.Reason)?
+        if let deadline { nearest = (deadline, .deadline) }
+        if let rate = minimumRate?.deadline(afterReceiving: receivedCount), rate < nearest?.time ?? .infinity {
+            nearest = (rate, .minimumRate)
+        }
+        if let nearest {
+            let left = nearest.time - monotonicSeconds()
+            if left <= 0 { throw ReadDeadlineError(nearest.reason) }
+            if left < receiveTimeout ?? .infinity {
+                try socket.setReceiveTimeout(left)
+                lowered = nearest.reason
+                return
+            }
+        }
+        if lowered != nil {
+            try socket.setReceiveTimeout(receiveTimeout)
+            lowered = nil
+        }
     }
 }

@@ -36,6 +36,7 @@ open class StreamRequestHandler: BaseRequestHandler {
         }
         let writer = BufferedWriter(socket: connection, bufferSize: writeBufferSize)
         let reader = BufferedReader(socket: connection)
+        reader.receiveTimeout = timeout
         if writeBufferSize > 0 {
             reader.beforeBlocking = { try writer.flush() }
         }

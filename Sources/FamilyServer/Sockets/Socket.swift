@@ -284,6 +284,11 @@ public final class Socket: Sendable, CustomStringConvertible {
         try setTimeout(SO_SNDTIMEO, send, label: "SO_SNDTIMEO")
     }
 
+    /// Sets the receive timeout (SO_RCVTIMEO) alone; `nil` or 0 waits forever.
+    public func setReceiveTimeout(_ seconds: Double?) throws(SocketError) {
+        try setTimeout(SO_RCVTIMEO, seconds, label: "SO_RCVTIMEO")
+    }
+
     private func setTimeout(_ option: Int32, _ seconds: Double?, label: String) throws(SocketError) {
         let seconds = max(0, seconds ?? 0)
         var tv = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - seconds.rounded(.down)) * 1_000_000))

@@ -11,7 +11,12 @@ extension ServerdCommand {
             maxConnections: maxConnections,
             maxPerSource: maxPerSource,
             idleTimeout: idleTimeout,
-            maxLine: maxLine
+            maxLine: maxLine,
+            requestTimeout: clientLimits.requestTimeout,
+            minRate: clientLimits.minRate,
+            sourcePrefixV4: clientLimits.sourcePrefixV4,
+            sourcePrefixV6: clientLimits.sourcePrefixV6,
+            replyRatePerSource: clientLimits.replyRatePerSource
         )
     }
 

@@ -76,11 +76,11 @@ struct ServerdCommand: ParsableCommand {
     @Option(
         name: .customLong("max-connections"),
         help: ArgumentHelp(
-            "At most N connections at once per listener; at the limit, stop accepting until one ends. " +
-            "(default: \(ListenerSettings.defaultMaxConnections))",
+            "At most N connections at once per listener, N from \(OptionRange.text(OptionRange.maxConnections)); " +
+            "at the limit, stop accepting until one ends. (default: \(ListenerSettings.defaultMaxConnections))",
             valueName: "N"),
         transform: CommandLineValueError.transform("--max-connections") { (text) throws(OptionValueError) in
-            try OptionValue.positive(OptionValue.integer(text))
+            try OptionValue.integer(text, in: OptionRange.maxConnections)
         })
     var maxConnections: Int?
 
@@ -88,11 +88,12 @@ struct ServerdCommand: ParsableCommand {
     @Option(
         name: .customLong("max-per-source"),
         help: ArgumentHelp(
-            "At most N simultaneous connections per listener from one IP address or one uid; more are closed " +
-            "unserved. (default: unlimited)",
+            "At most N simultaneous connections per listener from one source (an address prefix, see " +
+            "--source-prefix-v4 and --source-prefix-v6) or one uid, N from " +
+            "\(OptionRange.text(OptionRange.maxPerSource)); more are closed unserved. (default: unlimited)",
             valueName: "N"),
         transform: CommandLineValueError.transform("--max-per-source") { (text) throws(OptionValueError) in
-            try OptionValue.positive(OptionValue.integer(text))
+            try OptionValue.integer(text, in: OptionRange.maxPerSource)
         })
     var maxPerSource: Int?
 
@@ -100,23 +101,22 @@ struct ServerdCommand: ParsableCommand {
     @Option(
         name: .customLong("idle-timeout"),
         help: ArgumentHelp(
-            "Close a stream connection idle this long; decimals allowed. " +
-            "(default: \(Int(ListenerSettings.defaultIdleTimeout)))",
+            "Close a stream connection idle this long, \(OptionRange.secondsText) seconds, decimals allowed; " +
+            "0 for no idle timeout. (default: \(Int(ListenerSettings.defaultIdleTimeout)))",
             valueName: "SECONDS"),
-        transform: CommandLineValueError.transform("--idle-timeout") { (text) throws(OptionValueError) in
-            try OptionValue.seconds(text, allowingZero: false)
-        })
+        transform: CommandLineValueError.transform("--idle-timeout", OptionValue.seconds))
     var idleTimeout: Double?
 
     /// `--max-line BYTES`.
     @Option(
         name: .customLong("max-line"),
         help: ArgumentHelp(
-            "Longest line the line services accept, in bytes before the LF; a longer one closes the connection. " +
+            "Longest line the line services accept, in bytes before the LF, " +
+            "\(OptionRange.text(OptionRange.maxLine)); a longer one closes the connection. " +
             "(default: \(ListenerSettings.defaultMaxLine))",
             valueName: "BYTES"),
         transform: CommandLineValueError.transform("--max-line") { (text) throws(OptionValueError) in
-            try OptionValue.positive(OptionValue.integer(text))
+            try OptionValue.integer(text, in: OptionRange.maxLine)
         })
     var maxLine: Int?
 
@@ -124,13 +124,14 @@ struct ServerdCommand: ParsableCommand {
     @Option(
         name: .customLong("drain-timeout"),
         help: ArgumentHelp(
-            "On stop, how long in-flight connections may take to finish; decimals allowed. " +
-            "(default: \(Int(DaemonConfiguration.defaultDrainTimeout)))",
+            "On stop, how long in-flight connections may take to finish, \(OptionRange.secondsText) seconds, " +
+            "decimals allowed. (default: \(Int(DaemonConfiguration.defaultDrainTimeout)))",
             valueName: "SECONDS"),
-        transform: CommandLineValueError.transform("--drain-timeout") { (text) throws(OptionValueError) in
-            try OptionValue.seconds(text, allowingZero: true)
-        })
+        transform: CommandLineValueError.transform("--drain-timeout", OptionValue.seconds))
     var drainTimeout: Double?
+
+    /// `--request-timeout`, `--min-rate`, `--source-prefix-v4`, `--source-prefix-v6`, `--reply-rate-per-source`.
+    @OptionGroup var clientLimits: ClientLimitOptions
 
     /// `--allow-uid UID,…`, repeatable; each value a comma-separated list of uids or user names.
     @Option(
@@ -160,7 +161,8 @@ struct ServerdCommand: ParsableCommand {
     @Option(
         name: .customLong("allow"),
         help: ArgumentHelp(
-            "Inet listeners: serve only sources in these blocks (10.0.0.0/8, ::1). (default: everyone)",
+            "Inet listeners: serve only sources in these blocks (10.0.0.0/8, ::1); an IPv6 block also holds the " +
+            "IPv4-mapped form of an IPv4 source. (default: everyone)",
             valueName: "CIDR,…"),
         transform: CommandLineValueError.transform("--allow", OptionValue.cidrBlocks))
     var allow: [[CIDRBlock]] = []

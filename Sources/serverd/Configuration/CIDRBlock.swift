@@ -4,9 +4,10 @@ import Glibc
 ///
 /// Parses `10.0.0.0/8`, `::1/128`, and a bare address (`192.168.1.7` is `/32`, `::1` is `/128`). Bits past the prefix
 /// are cleared, so `192.168.1.7/24` is the block `192.168.1.0/24`. An IPv4-mapped IPv6 block (`::ffff:10.0.0.0/104`)
-/// is stored as the IPv4 block it maps (`10.0.0.0/8`), and an IPv4-mapped client address (`::ffff:10.1.2.3`, as a
-/// dual-stack socket reports IPv4 clients) matches IPv4 blocks.
-struct CIDRBlock: Equatable, Sendable, CustomStringConvertible {
+/// is stored as the IPv4 block it maps (`10.0.0.0/8`). An IPv4 address, plain or IPv4-mapped (`::ffff:10.1.2.3`, as a
+/// dual-stack socket reports IPv4 clients), is in the IPv4 blocks that hold it and in the IPv6 blocks that hold its
+/// mapped form: `::/0` holds every address, `::ffff:0:0/96` (stored as `0.0.0.0/0`) every IPv4 address.
+struct CIDRBlock: Hashable, Sendable, CustomStringConvertible {
     /// The network address in network byte order: 4 bytes for IPv4, 16 for IPv6, bits past the prefix zero.
     let network: [UInt8]
     /// How many leading bits an address must share with ``network`` to be in the block.
@@ -41,12 +42,27 @@ struct CIDRBlock: Equatable, Sendable, CustomStringConvertible {
         self.prefixLength = length
     }
 
+    /// The block of the first `prefixLength` bits of an address: the source a peer counts as for `max-per-source`.
+    /// - Parameters:
+    ///   - addressBytes: 4 or 16 bytes in network byte order; an IPv4-mapped IPv6 address is taken as its IPv4
+    ///     address.
+    ///   - prefixLength: The bits kept, clamped to the address's width.
+    init(address addressBytes: [UInt8], prefixLength: Int) {
+        let address = CIDRBlock.unmapped(addressBytes)
+        let length = min(max(prefixLength, 0), address.count * 8)
+        self.network = CIDRBlock.masked(address, prefixLength: length)
+        self.prefixLength = length
+    }
+
     /// Whether an address is in the block.
     /// - Parameter addressBytes: The address in network byte order: 4 bytes (IPv4) or 16 (IPv6). An IPv4-mapped IPv6
-    ///   address is compared as the IPv4 address it maps.
-    /// - Returns: `true` when the address shares the block's prefix; `false` for an address of the other family.
+    ///   address is an IPv4 address; an IPv4 address is also its mapped IPv6 form (`::ffff:a.b.c.d`).
+    /// - Returns: `true` when the address shares the block's prefix.
     func contains(_ addressBytes: [UInt8]) -> Bool {
-        let address = CIDRBlock.unmapped(addressBytes)
+        var address = CIDRBlock.unmapped(addressBytes)
+        if network.count == 16 && address.count == 4 {
+            address = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] + address
+        }
         guard address.count == network.count else { return false }
         return CIDRBlock.masked(address, prefixLength: prefixLength) == network
     }

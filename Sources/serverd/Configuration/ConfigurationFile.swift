@@ -14,6 +14,8 @@ struct ConfigurationFile: Sendable {
         var overrides: ListenerOverrides
         /// `FILE:LINE` where it is declared.
         var origin: String
+        /// `FILE:LINE` of each access rule its `[[listener]]` table writes.
+        var rulePlaces: [AccessRule: String] = [:]
     }
 
     /// The path, as given to `--config`.
@@ -24,6 +26,8 @@ struct ConfigurationFile: Sendable {
     var listenerOptions: ListenerOverrides
     /// The listeners: the top-level `listen` array's, then the `[[listener]]` tables', in file order.
     var listeners: [Listener]
+    /// `FILE:LINE` of each access rule the top level writes.
+    var rulePlaces: [AccessRule: String]
 
     /// Reads and checks a configuration file.
     /// - Parameter path: The file's path.
@@ -51,17 +55,26 @@ struct ConfigurationFile: Sendable {
             throw DaemonError(.configuration, "\(path): \(error)")
         }
         let locator = TOMLKeyLocator(text: text)
+        if let (line, key) = locator.firstNULEscape() {
+            // TOMLKit hands strings over as C strings: "/tmp/a\u0000b" would arrive as "/tmp/a".
+            throw DaemonError(
+                .configuration,
+                "\(path):\(line): \(key.map { "\($0): " } ?? "")a string contains a NUL character (\\u0000), which "
+                    + "would cut it short")
+        }
         let top = ConfigurationTableReader(table: table, path: path, locator: locator, section: .top)
         try top.checkKeys()
         self.path = path
         daemonOptions = try top.daemonOverrides()
         listenerOptions = try top.listenerOverrides()
+        rulePlaces = top.places(of: listenerOptions.accessRules)
         listeners = []
 
         let listenLine = locator.entry(ConfigurationKey.listen.rawValue, in: .top)?.line
-        for text in try top.strings(.listen) ?? [] {
-            // A multi-line array puts each string on its own line; find it, else name the `listen =` line.
-            let line = listenLine.flatMap { locator.line(containing: "\"\(text)\"", from: $0) ?? $0 }
+        let elementLines = locator.elementLines(of: ConfigurationKey.listen.rawValue, in: .top)
+        for (index, text) in (try top.strings(.listen) ?? []).enumerated() {
+            // A multi-line array puts each string on its own line; name it, else the `listen =` line.
+            let line = elementLines.indices.contains(index) ? elementLines[index] : listenLine
             let origin = line.map { "\(path):\($0)" } ?? path
             let spec = try ConfigurationFile.spec(text, origin: origin)
             listeners.append(Listener(spec: spec, overrides: ListenerOverrides(), origin: origin))
@@ -104,7 +117,8 @@ struct ConfigurationFile: Sendable {
         if overrides.exec != nil && spec.service != .exec {
             throw reader.invalid(.exec, "'\(spec.text)' is no exec listener, so it runs no program")
         }
-        return Listener(spec: spec, overrides: overrides, origin: origin)
+        return Listener(
+            spec: spec, overrides: overrides, origin: origin, rulePlaces: reader.places(of: overrides.accessRules))
     }
 
     /// Parses a `SERVICE@ADDRESS` of the file.

@@ -19,6 +19,16 @@ enum ConfigurationKey: String, CaseIterable, Sendable {
     case idleTimeout = "idle-timeout"
     /// `--max-line`.
     case maxLine = "max-line"
+    /// `--request-timeout`.
+    case requestTimeout = "request-timeout"
+    /// `--min-rate`.
+    case minRate = "min-rate"
+    /// `--source-prefix-v4`.
+    case sourcePrefixV4 = "source-prefix-v4"
+    /// `--source-prefix-v6`.
+    case sourcePrefixV6 = "source-prefix-v6"
+    /// `--reply-rate-per-source`.
+    case replyRatePerSource = "reply-rate-per-source"
     /// `--drain-timeout`.
     case drainTimeout = "drain-timeout"
     /// `--allow-uid`, an array.
@@ -48,7 +58,7 @@ enum ConfigurationKey: String, CaseIterable, Sendable {
     var isListenerKey: Bool {
         switch self {
         case .listen, .exec, .socketMode, .allowUID, .allowGID, .allow, .deny, .maxConnections, .maxPerSource,
-            .idleTimeout, .maxLine:
+            .idleTimeout, .maxLine, .requestTimeout, .minRate, .sourcePrefixV4, .sourcePrefixV6, .replyRatePerSource:
             return true
         case .listener, .model, .drainTimeout, .daemon, .pidfile, .user, .group, .logLevel, .logFile:
             return false

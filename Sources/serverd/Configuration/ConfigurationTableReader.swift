@@ -22,6 +22,11 @@ struct ConfigurationTableReader {
         return path
     }
 
+    /// `FILE:LINE` of each of these access rules.
+    func places(of rules: [AccessRule]) -> [AccessRule: String] {
+        Dictionary(uniqueKeysWithValues: rules.map { ($0, place(of: $0.rawValue)) })
+    }
+
     /// The line of this table's `[[listener]]` header; `nil` for the top level.
     var headerLine: Int? {
         guard case .listener(let index) = section else { return nil }
@@ -55,22 +60,20 @@ struct ConfigurationTableReader {
 
     // MARK: - Values
 
-    /// A count that must be at least 1 (`max-connections = 64`).
-    func positiveInteger(_ key: ConfigurationKey) throws(DaemonError) -> Int? {
+    /// An integer within its documented range (`max-connections = 64`).
+    func integer(_ key: ConfigurationKey, in range: ClosedRange<Int>) throws(DaemonError) -> Int? {
         guard let value = table[key.rawValue] else { return nil }
         guard let integer = value.int else { throw wrongType(key, value, expected: "an integer") }
-        return try check(key) { () throws(OptionValueError) in try OptionValue.positive(integer) }
+        return try check(key) { () throws(OptionValueError) in try OptionValue.integer(integer, in: range) }
     }
 
-    /// A number of seconds, an integer or a decimal number (`idle-timeout = 2.5`).
-    func seconds(_ key: ConfigurationKey, allowingZero: Bool) throws(DaemonError) -> Double? {
+    /// A number of seconds, an integer or a decimal number (`idle-timeout = 2.5`), within ``OptionRange/seconds``.
+    func seconds(_ key: ConfigurationKey) throws(DaemonError) -> Double? {
         guard let value = table[key.rawValue] else { return nil }
         guard let number = value.double ?? value.int.map(Double.init) else {
             throw wrongType(key, value, expected: "a number of seconds")
         }
-        return try check(key) { () throws(OptionValueError) in
-            try OptionValue.seconds(number, allowingZero: allowingZero)
-        }
+        return try check(key) { () throws(OptionValueError) in try OptionValue.seconds(number) }
     }
 
     /// A boolean (`daemon = true`).
@@ -113,22 +116,43 @@ struct ConfigurationTableReader {
     }
 
     /// An array of user or group IDs, each a number or a name (`allow-uid = [1000, "www-data"]`).
+    ///
+    /// An empty array serves no peer by itself, so it is refused unless the table gives the other kind beside it
+    /// (`allow-uid = []` with `allow-gid = ["adm"]` serves group adm only).
     func accountIDs(_ key: ConfigurationKey, kind: AccountID.Kind) throws(DaemonError) -> [UInt32]? {
         let expected = "an array of \(kind.idName)s or \(kind.accountName) names"
-        return try array(key, expected: expected) { (element) throws(OptionValueError) -> UInt32? in
+        let ids = try array(key, expected: expected) { (element) throws(OptionValueError) -> UInt32? in
             if let number = element.int {
                 return try AccountID.resolve(number, kind: kind)
             }
-            return try element.string.map { (text) throws(OptionValueError) in try AccountID.resolve(text, kind: kind) }
+            return try element.string.map { (text) throws(OptionValueError) in
+                try AccountID.resolve(text, kind: kind)
+            }
         }
+        let other: ConfigurationKey = key == .allowUID ? .allowGID : .allowUID
+        if ids?.isEmpty == true && (table[other.rawValue]?.array?.isEmpty ?? true) {
+            throw invalid(
+                key,
+                "an empty list would serve no peer; list the \(kind.idName)s to serve, or leave \(key.rawValue) out "
+                    + "to serve every peer")
+        }
+        return ids
     }
 
-    /// An array of CIDR blocks (`allow = ["127.0.0.0/8", "::1"]`).
+    /// An array of CIDR blocks (`allow = ["127.0.0.0/8", "::1"]`). An empty `allow` would serve no source and is
+    /// refused; an empty `deny` denies no source.
     func cidrBlocks(_ key: ConfigurationKey) throws(DaemonError) -> [CIDRBlock]? {
-        try array(key, expected: "an array of CIDR blocks like \"127.0.0.0/8\"") {
+        let blocks = try array(key, expected: "an array of CIDR blocks like \"127.0.0.0/8\"") {
             (element) throws(OptionValueError) -> CIDRBlock? in
             try element.string.map { (text) throws(OptionValueError) in try CIDRBlock(parsing: text) }
         }
+        if key == .allow && blocks?.isEmpty == true {
+            throw invalid(
+                key,
+                "an empty list would serve no source; list the blocks to serve, or leave allow out to serve every "
+                    + "source not denied")
+        }
+        return blocks
     }
 
     /// A program and its arguments (`exec = ["/usr/bin/env", "-i"]`).
@@ -159,10 +183,15 @@ struct ConfigurationTableReader {
             allowGIDs: try accountIDs(.allowGID, kind: .group),
             allow: try cidrBlocks(.allow),
             deny: try cidrBlocks(.deny),
-            maxConnections: try positiveInteger(.maxConnections),
-            maxPerSource: try positiveInteger(.maxPerSource),
-            idleTimeout: try seconds(.idleTimeout, allowingZero: false),
-            maxLine: try positiveInteger(.maxLine)
+            maxConnections: try integer(.maxConnections, in: OptionRange.maxConnections),
+            maxPerSource: try integer(.maxPerSource, in: OptionRange.maxPerSource),
+            idleTimeout: try seconds(.idleTimeout),
+            maxLine: try integer(.maxLine, in: OptionRange.maxLine),
+            requestTimeout: try seconds(.requestTimeout),
+            minRate: try integer(.minRate, in: OptionRange.minRate),
+            sourcePrefixV4: try integer(.sourcePrefixV4, in: OptionRange.sourcePrefixV4),
+            sourcePrefixV6: try integer(.sourcePrefixV6, in: OptionRange.sourcePrefixV6),
+            replyRatePerSource: try integer(.replyRatePerSource, in: OptionRange.replyRatePerSource)
         )
     }
 
@@ -170,7 +199,7 @@ struct ConfigurationTableReader {
     func daemonOverrides() throws(DaemonError) -> DaemonOverrides {
         DaemonOverrides(
             model: try string(.model, OptionValue.model),
-            drainTimeout: try seconds(.drainTimeout, allowingZero: true),
+            drainTimeout: try seconds(.drainTimeout),
             daemonize: try boolean(.daemon),
             pidfile: try path(.pidfile),
             user: try string(.user, OptionValue.nonEmpty),

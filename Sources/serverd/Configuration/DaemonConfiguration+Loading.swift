@@ -11,8 +11,9 @@ extension DaemonConfiguration {
     /// - Returns: The configuration; its listeners may be empty (the daemon then serves inherited sockets or the
     ///   built-in set).
     /// - Throws: ``DaemonError`` with status `.configuration` for an unreadable or invalid file (naming `FILE:LINE`
-    ///   and the key), for an `exec` listener without a program, or for a listener declared twice in the file; with
-    ///   status `.usage` for a listener given twice on the command line.
+    ///   and the key), for an `exec` listener without a program, for a listener declared twice in the file, or for an
+    ///   access rule of the file that cannot apply (see ``AccessRuleSource``); with status `.usage` for a listener
+    ///   given twice on the command line or a command-line access rule that cannot apply.
     static func load(from command: ServerdCommand) throws(DaemonError) -> DaemonConfiguration {
         var file: ConfigurationFile?
         if let path = command.config {
@@ -20,14 +21,26 @@ extension DaemonConfiguration {
         }
         let listenerBase = command.listenerOverrides.overriding(file?.listenerOptions ?? ListenerOverrides())
         var listeners: [ListenerConfiguration] = []
+        var rulePlaces: [[AccessRule: String]] = []
         for declared in file?.listeners ?? [] {
             listeners.append(
                 try listener(declared.spec, declared.overrides.overriding(listenerBase), origin: declared.origin))
+            rulePlaces.append(declared.rulePlaces)
         }
         for spec in command.listen {
             listeners.append(try listener(spec, listenerBase, origin: "--listen"))
+            rulePlaces.append([:])
         }
         try checkUnique(listeners)
+        let sources = AccessRuleSource.sources(
+            of: listeners.indices.map { (listeners[$0].address, rulePlaces[$0]) },
+            commandLine: command.listenerOverrides.accessRules, topLevel: file?.rulePlaces ?? [:])
+        for index in listeners.indices {
+            listeners[index].accessRules = sources[index]
+            if let family = ListenerFamily(address: listeners[index].address) {
+                try listeners[index].checkAccessRules(for: family)
+            }
+        }
 
         let options = command.daemonOverrides.overriding(file?.daemonOptions ?? DaemonOverrides())
         return DaemonConfiguration(

@@ -8,6 +8,8 @@ struct ListenerConfiguration: Equatable, Sendable {
     var settings: ListenerSettings
     /// Where the listener was declared, for messages: `--listen`, or `FILE:LINE` (`FILE` when the line is unknown).
     var origin: String
+    /// The access rules it carries and where each was written, for ``checkAccessRules(for:)``.
+    var accessRules: [AccessRuleSource] = []
 
     /// The configured `SERVICE@ADDRESS` text, the key that reload compares listeners by.
     var text: String { "\(service.rawValue)@\(address)" }

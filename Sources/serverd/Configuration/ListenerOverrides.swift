@@ -21,6 +21,28 @@ struct ListenerOverrides: Equatable, Sendable {
     var idleTimeout: Double?
     /// `max-line`, in bytes.
     var maxLine: Int?
+    /// `request-timeout`, in seconds.
+    var requestTimeout: Double?
+    /// `min-rate`, in bytes per second.
+    var minRate: Int?
+    /// `source-prefix-v4`, in bits.
+    var sourcePrefixV4: Int?
+    /// `source-prefix-v6`, in bits.
+    var sourcePrefixV6: Int?
+    /// `reply-rate-per-source`, in replies per second.
+    var replyRatePerSource: Int?
+
+    /// The access rules these options set, in the order of ``AccessRule/allCases``.
+    var accessRules: [AccessRule] {
+        AccessRule.allCases.filter { rule in
+            switch rule {
+            case .allow: return allow != nil
+            case .deny: return deny != nil
+            case .allowUID: return allowUIDs != nil
+            case .allowGID: return allowGIDs != nil
+            }
+        }
+    }
 
     /// These values, with `fallback`'s wherever these are `nil`.
     func overriding(_ fallback: ListenerOverrides) -> ListenerOverrides {
@@ -34,7 +56,12 @@ struct ListenerOverrides: Equatable, Sendable {
             maxConnections: maxConnections ?? fallback.maxConnections,
             maxPerSource: maxPerSource ?? fallback.maxPerSource,
             idleTimeout: idleTimeout ?? fallback.idleTimeout,
-            maxLine: maxLine ?? fallback.maxLine
+            maxLine: maxLine ?? fallback.maxLine,
+            requestTimeout: requestTimeout ?? fallback.requestTimeout,
+            minRate: minRate ?? fallback.minRate,
+            sourcePrefixV4: sourcePrefixV4 ?? fallback.sourcePrefixV4,
+            sourcePrefixV6: sourcePrefixV6 ?? fallback.sourcePrefixV6,
+            replyRatePerSource: replyRatePerSource ?? fallback.replyRatePerSource
         )
     }
 
@@ -47,12 +74,17 @@ struct ListenerOverrides: Equatable, Sendable {
             socketMode: socketMode,
             allowUIDs: allowUIDs,
             allowGIDs: allowGIDs,
-            allow: allow ?? defaults.allow,
+            allow: allow,
             deny: deny ?? defaults.deny,
             maxConnections: maxConnections ?? defaults.maxConnections,
             maxPerSource: maxPerSource,
             idleTimeout: idleTimeout ?? defaults.idleTimeout,
-            maxLine: maxLine ?? defaults.maxLine
+            maxLine: maxLine ?? defaults.maxLine,
+            requestTimeout: requestTimeout ?? defaults.requestTimeout,
+            minRate: minRate ?? defaults.minRate,
+            sourcePrefixV4: sourcePrefixV4 ?? defaults.sourcePrefixV4,
+            sourcePrefixV6: sourcePrefixV6 ?? defaults.sourcePrefixV6,
+            replyRatePerSource: replyRatePerSource ?? defaults.replyRatePerSource
         )
     }
 }

@@ -1,12 +1,15 @@
 extension ListenerSettings {
-    /// Whether an inet peer may be served: not in a ``deny`` block, and in an ``allow`` block when any is given.
-    /// - Parameter addressBytes: The peer's address in network byte order, 4 or 16 bytes; an IPv4-mapped IPv6
-    ///   address is matched as IPv4.
+    /// Whether an inet peer may be served: not in a ``deny`` block, and in an ``allow`` block when `allow` is given
+    /// (an empty `allow` serves no one; the configuration refuses one, so this is only a second line of defence).
+    /// - Parameter addressBytes: The peer's address in network byte order, 4 or 16 bytes. An IPv4 peer, or an
+    ///   IPv4-mapped one (`::ffff:a.b.c.d`, as a dual-stack socket reports IPv4 peers), is in an IPv4 block that holds
+    ///   its address and in an IPv6 block that holds its mapped form (`::/0`, `::ffff:0:0/96`).
     func admits(address addressBytes: [UInt8]) -> Bool {
         if deny.contains(where: { $0.contains(addressBytes) }) {
             return false
         }
-        return allow.isEmpty || allow.contains(where: { $0.contains(addressBytes) })
+        guard let allow else { return true }
+        return allow.contains(where: { $0.contains(addressBytes) })
     }
 
     /// Whether a Unix peer may be served: everyone when neither ``allowUIDs`` nor ``allowGIDs`` is given, otherwise

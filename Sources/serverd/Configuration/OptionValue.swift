@@ -3,53 +3,50 @@ import Glibc
 /// The checks every option value goes through, shared by the command line (which gives text) and the configuration
 /// file (which gives TOML integers, numbers and strings), so that both accept and refuse the same values.
 enum OptionValue {
-    /// The largest number of seconds a timeout may be (2147483647, about 68 years), so that the daemon can convert
-    /// any timeout to milliseconds in an `Int32` or nanoseconds in an `Int64` without overflow.
-    static let maximumSeconds = Double(Int32.max)
-
     /// The largest socket mode, `0o7777` (permission bits plus setuid, setgid and sticky).
     static let maximumSocketMode: UInt32 = 0o7777
 
-    /// Parses a decimal integer.
-    /// - Throws: ``OptionValueError`` when the text is not an integer.
-    static func integer(_ text: String) throws(OptionValueError) -> Int {
-        guard let value = Int(text) else {
+    /// Parses a decimal integer and checks it against its documented range.
+    /// - Parameters:
+    ///   - text: The number as written (`64`, `+64`, `-1`).
+    ///   - range: The values the option accepts (see ``OptionRange``).
+    /// - Throws: ``OptionValueError`` when the text is not an integer, or the integer is outside `range` (also one
+    ///   too large for an `Int`).
+    static func integer(_ text: String, in range: ClosedRange<Int>) throws(OptionValueError) -> Int {
+        let digits = text.first == "-" || text.first == "+" ? text.dropFirst() : Substring(text)
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else {
             throw OptionValueError("'\(text)' is not a valid integer")
         }
-        return value
+        guard let value = Int(text) else {
+            throw OptionValueError("\(text) is out of range (must be from \(OptionRange.text(range)))")
+        }
+        return try integer(value, in: range)
     }
 
-    /// Checks that a count (connections, bytes) is at least 1.
-    /// - Throws: ``OptionValueError`` when it is 0 or negative.
-    static func positive(_ value: Int) throws(OptionValueError) -> Int {
-        guard value >= 1 else {
-            throw OptionValueError("\(value) is out of range (must be at least 1)")
+    /// Checks an integer against its documented range.
+    /// - Throws: ``OptionValueError`` naming the value and the range when it is outside.
+    static func integer(_ value: Int, in range: ClosedRange<Int>) throws(OptionValueError) -> Int {
+        guard range.contains(value) else {
+            throw OptionValueError("\(value) is out of range (must be from \(OptionRange.text(range)))")
         }
         return value
     }
 
     /// Parses a number of seconds, decimals allowed (`2.5`).
-    /// - Parameters:
-    ///   - text: The number as written.
-    ///   - allowingZero: Whether 0 is a valid value.
-    /// - Throws: ``OptionValueError`` when the text is not a number or the number is out of range.
-    static func seconds(_ text: String, allowingZero: Bool) throws(OptionValueError) -> Double {
+    /// - Throws: ``OptionValueError`` when the text is not a number or the number is outside ``OptionRange/seconds``.
+    static func seconds(_ text: String) throws(OptionValueError) -> Double {
         guard let value = Double(text), value.isFinite else {
             throw OptionValueError("'\(text)' is not a number of seconds")
         }
-        return try seconds(value, allowingZero: allowingZero)
+        return try seconds(value)
     }
 
-    /// Checks a number of seconds.
-    /// - Parameters:
-    ///   - value: The number.
-    ///   - allowingZero: Whether 0 is a valid value.
-    /// - Throws: ``OptionValueError`` when the number is negative, zero where that is not allowed, or larger than
-    ///   ``maximumSeconds``.
-    static func seconds(_ value: Double, allowingZero: Bool) throws(OptionValueError) -> Double {
-        let lowest = allowingZero ? "at least 0" : "more than 0"
-        guard value.isFinite, allowingZero ? value >= 0 : value > 0, value <= maximumSeconds else {
-            throw OptionValueError("\(display(value)) is out of range (must be \(lowest) and at most \(Int32.max))")
+    /// Checks a number of seconds against ``OptionRange/seconds`` (0 means "none" for the timeouts that allow it).
+    /// - Throws: ``OptionValueError`` when the number is negative, not finite or larger than a day.
+    static func seconds(_ value: Double) throws(OptionValueError) -> Double {
+        guard value.isFinite, OptionRange.seconds.contains(value) else {
+            throw OptionValueError(
+                "\(display(value)) is out of range (must be from \(OptionRange.secondsText) seconds)")
         }
         return value
     }

@@ -20,6 +20,8 @@ struct TOMLKeyLocator {
         var valueText: Substring
     }
 
+    /// The document.
+    private let text: String
     /// The document's lines, without their line feeds.
     private let lines: [Substring]
     /// The recorded keys, by section. A table header such as `[server]` is recorded as a key of the top level.
@@ -30,6 +32,7 @@ struct TOMLKeyLocator {
     /// Scans a document.
     /// - Parameter text: The TOML text.
     init(text: String) {
+        self.text = text
         lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         var section: Section? = .top
         var openStringDelimiter: String?
@@ -74,10 +77,39 @@ struct TOMLKeyLocator {
         listenerHeaderLines.indices.contains(index) ? listenerHeaderLines[index] : nil
     }
 
-    /// The first line, at or after `start`, that contains `text`; `nil` when there is none.
-    func line(containing text: String, from start: Int) -> Int? {
-        guard start >= 1 else { return nil }
-        return lines[(start - 1)...].firstIndex(where: { $0.contains(text) }).map { $0 + 1 }
+    /// The line each element of an array value starts on, in order: one pass over the array's text.
+    /// - Returns: Empty when the key is not found or its value is no array.
+    func elementLines(of key: String, in section: Section) -> [Int] {
+        guard let entry = entry(key, in: section), entry.valueText.first == "[" else { return [] }
+        var depth = 0
+        var found: [Int] = []
+        TOMLScanner.scan(text.utf8[entry.valueText.startIndex...], firstLine: entry.line) { event in
+            switch event {
+            case .bracket(let opening):
+                depth += opening ? 1 : -1
+                return depth > 0
+            case .stringStart(let line):
+                if depth == 1 { found.append(line) }
+                return true
+            case .nulEscape:
+                return true
+            }
+        }
+        return found
+    }
+
+    /// The first line with a NUL escape (`\u0000`) in a basic string, and the key last written at or before it
+    /// (whose value holds the string, or the key itself); `nil` when no string holds NUL.
+    func firstNULEscape() -> (line: Int, key: String?)? {
+        var line: Int?
+        TOMLScanner.scan(text.utf8, firstLine: 1) { event in
+            guard case .nulEscape(let found) = event else { return true }
+            line = found
+            return false
+        }
+        guard let line else { return nil }
+        let written = entries.values.flatMap { $0 }.filter { $0.value.line <= line }
+        return (line, written.max(by: { $0.value.line < $1.value.line })?.key)
     }
 
     /// Records the first place of a key.

@@ -1,12 +1,17 @@
 import Glibc
 
-/// Reads a whole text file with open(2) and read(2).
+/// Reads a whole text file with open(2) and read(2), up to ``maximumSize``.
 enum TextFile {
+    /// The largest file read, 1 MiB: far more than any configuration needs, and a bound on what `--config /dev/zero`
+    /// or a runaway generator can make serverd read and parse.
+    static let maximumSize = 1 << 20
+
     /// Reads a file.
     /// - Parameter path: The file's path.
     /// - Returns: The content, decoded as UTF-8 (invalid sequences become U+FFFD).
     /// - Throws: ``DaemonError`` with status `.configuration` naming the path and the system's reason when the file
-    ///   cannot be opened or read, or contains a NUL byte (which TOMLKit would silently stop at).
+    ///   cannot be opened or read, is larger than ``maximumSize``, or contains a NUL byte (which TOMLKit would
+    ///   silently stop at).
     static func read(_ path: String) throws(DaemonError) -> String {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
@@ -19,6 +24,9 @@ enum TextFile {
             let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if count > 0 {
                 bytes.append(contentsOf: chunk[..<count])
+                guard bytes.count <= maximumSize else {
+                    throw DaemonError(.configuration, "\(path): larger than \(maximumSize) bytes, the most serverd reads")
+                }
             } else if count == 0 {
                 break
             } else if errno != EINTR {

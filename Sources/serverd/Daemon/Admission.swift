@@ -3,18 +3,13 @@ import Glibc
 import Synchronization
 
 /// The listener's gate: source address rules (inet), peer credential rules (Unix) and the
-/// per-source connection limit. Every refusal is logged with the peer's address or credentials.
+/// per-source connection limit, which counts per ``SourceKey`` (an address prefix or a uid). Every
+/// refusal is logged with the peer's address or credentials.
 final class Admission: Sendable {
     private let context: ListenerContext
     private let perSource = ConditionLock<[SourceKey: Int]>([:])
     /// Which source each admitted connection counts against, until it ends.
     private let counted = ConditionLock<[ObjectIdentifier: SourceKey]>([:])
-
-    /// One source for `max-per-source`: an IP address (inet) or a uid (Unix).
-    enum SourceKey: Hashable, Sendable {
-        case ip([UInt8])
-        case uid(uid_t)
-    }
 
     init(context: ListenerContext) {
         self.context = context
@@ -26,13 +21,12 @@ final class Admission: Sendable {
     func admits(connection: Socket, from client: SocketAddress) -> Bool {
         let settings = context.settings
         let key: SourceKey
-        if let ip = client.ip {
-            let bytes = (ip.mappedIPv4 ?? ip).bytes
-            guard settings.admits(address: bytes) else {
+        if let ip = client.ip, let source = SourceKey(peer: client, settings: settings) {
+            guard settings.admits(address: (ip.mappedIPv4 ?? ip).bytes) else {
                 context.logger.notice("\(label): refused \(client): source address not allowed")
                 return false
             }
-            key = .ip(bytes)
+            key = source
         } else {
             let credentials: PeerCredentials
             do {
@@ -91,8 +85,10 @@ final class Admission: Sendable {
 
     private func describe(_ key: SourceKey, _ client: SocketAddress) -> String {
         switch key {
-        case .ip: return client.description
-        case .uid(let uid): return "uid \(uid)"
+        case .prefix(let block):
+            let single = block.prefixLength == block.network.count * 8
+            return single ? client.description : "\(client) (source \(block))"
+        case .uid: return key.description
         }
     }
 }

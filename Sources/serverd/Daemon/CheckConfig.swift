@@ -29,6 +29,10 @@ enum CheckConfig {
             var details = ["model \(configuration.model.rawValue)", "max-connections \(settings.maxConnections)"]
             if let perSource = settings.maxPerSource { details.append("max-per-source \(perSource)") }
             details.append("idle-timeout \(settings.idleTimeout)")
+            details.append("request-timeout \(settings.requestTimeout)")
+            if settings.minRate > 0 { details.append("min-rate \(settings.minRate)") }
+            details.append("source-prefix-v4 \(settings.sourcePrefixV4), source-prefix-v6 \(settings.sourcePrefixV6)")
+            details.append("reply-rate-per-source \(settings.replyRatePerSource)")
             if listener.service == .exec { details.append("exec \(settings.exec.joined(separator: " "))") }
             print("\(listener.text) (\(listener.origin); \(details.joined(separator: ", ")))")
         }

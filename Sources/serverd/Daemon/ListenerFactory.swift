@@ -63,6 +63,7 @@ struct ListenerFactory {
     func adopt(_ socket: Socket, _ configuration: ListenerConfiguration) throws(DaemonError) -> Listener {
         let what = "\(configuration.origin) '\(configuration.text)': fd \(socket.fileDescriptor)"
         try checkTransport(socket.transport, configuration, descriptor: socket.fileDescriptor)
+        try configuration.checkAccessRules(for: socket.family == AF_UNIX ? .unix : .inet)
         if socket.transport == .stream && !socket.isListening {
             throw DaemonError(.configuration, "\(what): stream socket is not listening")
         }

@@ -1,9 +1,10 @@
 import FamilyServer
 import Glibc
 
-/// The base of every stream service: applies the listener's idle timeout to reads and writes,
-/// buffers replies (flushed whenever the handler waits for the client), and ends quietly when the
-/// client idles, resets or goes away — those end only this connection.
+/// The base of every stream service: applies the listener's idle timeout to reads and writes and
+/// its `min-rate` to reads, buffers replies (flushed whenever the handler waits for the client),
+/// and ends quietly when the client idles, is too slow, resets or goes away — those end only this
+/// connection. Each cut for time is logged with its reason, the listener and the peer.
 class ServiceStreamHandler: StreamRequestHandler {
     override var timeout: Double? {
         let idle = context.settings.idleTimeout
@@ -12,16 +13,38 @@ class ServiceStreamHandler: StreamRequestHandler {
 
     override var writeBufferSize: Int { 64 * 1024 }
 
+    /// The grace period of `min-rate` when `request-timeout` is 0.
+    static let defaultRateGrace = ListenerSettings.defaultRequestTimeout
+
+    override func setup() throws {
+        try super.setup()
+        let settings = context.settings
+        if settings.minRate > 0 {
+            let grace = settings.requestTimeout > 0 ? settings.requestTimeout : Self.defaultRateGrace
+            rfile.minimumRate = MinimumRate(
+                bytesPerSecond: Double(settings.minRate), start: monotonicSeconds(), grace: grace)
+        }
+    }
+
     /// The service itself; throwing ends the connection.
     func serve() throws {}
 
     final override func handle() throws {
+        let label = context.configuration.text
+        let settings = context.settings
         do {
             try serve()
+        } catch let error as ReadDeadlineError {
+            switch error.reason {
+            case .deadline:
+                context.logger.notice("\(label): closing connection from \(clientAddress): request not complete within request-timeout \(settings.requestTimeout) s")
+            case .minimumRate:
+                context.logger.notice("\(label): closing connection from \(clientAddress): too slow, below min-rate \(settings.minRate) bytes/s")
+            }
         } catch let error as SocketError {
             switch error.errno {
             case EAGAIN, EWOULDBLOCK:
-                context.logger.info("\(context.configuration.text): closing connection from \(clientAddress) idle for \(context.settings.idleTimeout) s")
+                context.logger.info("\(label): closing connection from \(clientAddress): idle for idle-timeout \(settings.idleTimeout) s")
             case ECONNRESET, EPIPE, ENOTCONN, ESHUTDOWN:
                 context.logger.debug("\(context.configuration.text): \(clientAddress) went away: \(error)")
             default:
@@ -62,11 +85,18 @@ final class DaytimeHandler: ServiceStreamHandler {
 }
 
 /// `[ctime] LINE\n` for each LF-terminated line (one CR before the LF dropped); the connection
-/// stays open. A line longer than `max-line` bytes before its LF ends the connection.
+/// stays open. A line longer than `max-line` bytes before its LF ends the connection, and so does
+/// one whose LF has not arrived `request-timeout` seconds after its first byte.
 final class StampHandler: ServiceStreamHandler {
     override func serve() throws {
         let maxLine = context.settings.maxLine
+        let requestTimeout = context.settings.requestTimeout
         while true {
+            // Between lines only the idle timeout (and min-rate) applies; the line's clock starts
+            // with its first byte.
+            rfile.deadline = nil
+            guard try rfile.waitForData() else { return }
+            if requestTimeout > 0 { rfile.deadline = monotonicSeconds() + requestTimeout }
             var line = try rfile.readline(limit: maxLine + 1)
             if line.isEmpty { return }
             if line.last == 0x0A {
