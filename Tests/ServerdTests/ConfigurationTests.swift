@@ -203,7 +203,7 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(settings.minRate, 0)
         XCTAssertEqual(settings.sourcePrefixV4, 32)
         XCTAssertEqual(settings.sourcePrefixV6, 64)
-        XCTAssertEqual(settings.replyRatePerSource, 50)
+        XCTAssertEqual(settings.replyRatePerSource, 100)
         XCTAssertEqual(try load([]).listeners, [])
     }
 

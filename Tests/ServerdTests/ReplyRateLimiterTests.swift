@@ -8,9 +8,14 @@ import XCTest
 final class ReplyRateLimiterTests: XCTestCase {
     private let elsewhere = SocketAddress(.datagram, .inet(IPAddress(numeric: "192.0.2.7")!, port: 40000))
 
+    /// The source key of an address, a /32 or /64 as the defaults make it.
+    private func key(_ text: String) -> SourceKey {
+        SourceKey(peer: SocketAddress(.datagram, .inet(IPAddress(numeric: text)!, port: 40000)), settings: ListenerSettings())!
+    }
+
     func testABurstThenTheRate() {
         let limiter = ReplyRateLimiter(rate: 5)
-        let source: [UInt8] = [192, 0, 2, 7]
+        let source = key("192.0.2.7")
         XCTAssertEqual((0..<20).filter { _ in limiter.allows(source, now: 100) }.count, 5, "a burst of one second's budget")
         XCTAssertFalse(limiter.allows(source, now: 100.1))
         XCTAssertTrue(limiter.allows(source, now: 100.2), "one reply per 1/5 s after the burst")
@@ -20,38 +25,40 @@ final class ReplyRateLimiterTests: XCTestCase {
 
     func testSourcesHaveBudgetsOfTheirOwn() {
         let limiter = ReplyRateLimiter(rate: 1)
-        XCTAssertTrue(limiter.allows([192, 0, 2, 7], now: 1))
-        XCTAssertFalse(limiter.allows([192, 0, 2, 7], now: 1))
-        XCTAssertTrue(limiter.allows([192, 0, 2, 8], now: 1))
+        XCTAssertTrue(limiter.allows(key("192.0.2.7"), now: 1))
+        XCTAssertFalse(limiter.allows(key("192.0.2.7"), now: 1))
+        XCTAssertTrue(limiter.allows(key("192.0.2.8"), now: 1))
+        XCTAssertTrue(limiter.allows(key("2001:db8::1"), now: 1))
+        XCTAssertFalse(limiter.allows(key("2001:db8::2"), now: 1), "one IPv6 /64 is one source")
     }
 
     func testTheTableIsBoundedAndFailsClosed() {
         let limiter = ReplyRateLimiter(rate: 10, capacity: 2)
-        XCTAssertTrue(limiter.allows([1], now: 1))
-        XCTAssertTrue(limiter.allows([2], now: 1))
-        XCTAssertFalse(limiter.allows([3], now: 1), "a full table refuses a new source")
+        XCTAssertTrue(limiter.allows(key("192.0.2.1"), now: 1))
+        XCTAssertTrue(limiter.allows(key("192.0.2.2"), now: 1))
+        XCTAssertFalse(limiter.allows(key("192.0.2.3"), now: 1), "a full table refuses a new source")
         XCTAssertEqual(limiter.trackedSources, 2)
-        XCTAssertTrue(limiter.allows([3], now: 2.5), "buckets that refilled are swept")
+        XCTAssertTrue(limiter.allows(key("192.0.2.3"), now: 2.5), "buckets that refilled are swept")
         XCTAssertLessThanOrEqual(limiter.trackedSources, 2)
     }
 
     func testTheGuardLimitsRepliesToRemoteSourcesOnly() {
         let guardian = ReflectionGuard(replyRatePerSource: 5)
-        let remote = (0..<50).filter { _ in guardian.refusal(for: elsewhere, sourceKey: [192, 0, 2, 7]) == nil }.count
+        let remote = (0..<50).filter { _ in guardian.refusal(for: elsewhere, source: key("192.0.2.7")) == nil }.count
         XCTAssertGreaterThanOrEqual(remote, 5)
         XCTAssertLessThan(remote, 50)
-        XCTAssertEqual(guardian.refusal(for: elsewhere, sourceKey: [192, 0, 2, 7])?.rule, .replyRate)
+        XCTAssertEqual(guardian.refusal(for: elsewhere, source: key("192.0.2.7"))?.rule, .replyRate)
         let loopback = SocketAddress(.datagram, .inet(IPAddress(numeric: "127.0.0.1")!, port: 40000))
-        XCTAssertEqual((0..<50).filter { _ in guardian.refusal(for: loopback, sourceKey: [127, 0, 0, 1]) == nil }.count, 50)
+        XCTAssertEqual((0..<50).filter { _ in guardian.refusal(for: loopback, source: key("127.0.0.1")) == nil }.count, 50)
     }
 
     func testPortRulesHoldForEverySource() {
         let guardian = ReflectionGuard(replyRatePerSource: 0)
         for (port, rule) in [(UInt16(0), ReflectionGuard.Rule.sourcePortZero), (7, .privilegedPort), (1023, .privilegedPort)] {
             let source = SocketAddress(.datagram, .inet(IPAddress(numeric: "::1")!, port: port))
-            XCTAssertEqual(guardian.refusal(for: source, sourceKey: [])?.rule, rule, "port \(port)")
+            XCTAssertEqual(guardian.refusal(for: source, source: key("::1"))?.rule, rule, "port \(port)")
         }
-        XCTAssertNil(guardian.refusal(for: SocketAddress(.datagram, .inet(IPAddress(numeric: "::1")!, port: 1024)), sourceKey: []))
+        XCTAssertNil(guardian.refusal(for: SocketAddress(.datagram, .inet(IPAddress(numeric: "::1")!, port: 1024)), source: key("::1")))
     }
 
     func testLoopbackAddresses() {

@@ -14,7 +14,7 @@ struct ListenerSettings: Equatable, Sendable {
     /// The default of `source-prefix-v6`, in bits: one source per /64, the block one IPv6 host usually owns.
     static let defaultSourcePrefixV6 = 64
     /// The default of `reply-rate-per-source`, in replies per second.
-    static let defaultReplyRatePerSource = 50
+    static let defaultReplyRatePerSource = 100
 
     /// The program and its arguments that an `exec` listener runs per connection; empty for the other services.
     var exec: [String] = []

@@ -10,6 +10,9 @@ final class Admission: Sendable {
     private let perSource = ConditionLock<[SourceKey: Int]>([:])
     /// Which source each admitted connection counts against, until it ends.
     private let counted = ConditionLock<[ObjectIdentifier: SourceKey]>([:])
+    /// Datagrams refused by the rules: any sender can cause them at will, so they are logged at
+    /// most every 10 s (a refused connection costs its peer a handshake, a datagram nothing).
+    private let droppedDatagrams = ThrottledWarning()
 
     init(context: ListenerContext) {
         self.context = context
@@ -61,14 +64,16 @@ final class Admission: Sendable {
         let settings = context.settings
         if let ip = client.ip {
             guard settings.admits(address: (ip.mappedIPv4 ?? ip).bytes) else {
-                context.logger.notice("\(label): dropped a datagram from \(client): source address not allowed")
+                droppedDatagrams.record(context.logger, "\(label): dropped a datagram from \(client): source address not allowed")
                 return false
             }
             return true
         }
         guard settings.allowUIDs != nil || settings.allowGIDs != nil else { return true }
         guard let credentials = datagram.credentials, settings.admits(uid: credentials.uid, gid: credentials.gid) else {
-            context.logger.notice("\(label): dropped a datagram from \(datagram.credentials.map { "peer \($0)" } ?? "an unknown peer"): uid and gid not allowed")
+            droppedDatagrams.record(
+                context.logger,
+                "\(label): dropped a datagram from \(datagram.credentials.map { "peer \($0)" } ?? "an unknown peer"): uid and gid not allowed")
             return false
         }
         return true

@@ -10,7 +10,7 @@ import Logging
 ///   would ping-pong for ever;
 /// - no reply to a privileged source port (below 1024): the echo, discard, daytime, chargen and
 ///   time services of other hosts live there, and a reply to them starts a loop;
-/// - at most ``ReplyRateLimiter/rate`` replies per second to one source prefix, except to
+/// - at most ``ReplyRateLimiter/rate`` replies per second to one source prefix (``SourceKey``), except to
 ///   loopback sources: nobody without CAP_NET_RAW can forge those, and they are no third party.
 ///
 /// Every drop is counted and logged, throttled per rule (``ThrottledWarning``). One datagram never
@@ -35,14 +35,14 @@ struct ReflectionGuard: Sendable {
     /// The rule that forbids answering a datagram from `source`, and why, or `nil` when it may
     /// be answered.
     /// - Parameters:
-    ///   - source: The datagram's source address (UDP).
-    ///   - sourceKey: The source's prefix, the key of its reply budget.
-    func refusal(for source: SocketAddress, sourceKey: [UInt8]) -> (rule: Rule, reason: String)? {
-        guard let port = source.port else { return nil }
+    ///   - sender: The datagram's source address (UDP).
+    ///   - source: The source's prefix (``SourceKey``), the key of its reply budget.
+    func refusal(for sender: SocketAddress, source: SourceKey) -> (rule: Rule, reason: String)? {
+        guard let port = sender.port else { return nil }
         if port == 0 { return (.sourcePortZero, "source port 0") }
         if OwnDatagramPorts.contains(port) { return (.ownPort, "source port \(port) is one of serverd's own UDP ports") }
         if port < 1024 { return (.privilegedPort, "privileged source port \(port) (another host's service)") }
-        if let limiter, source.ip?.isLoopback == false, !limiter.allows(sourceKey) {
+        if let limiter, sender.ip?.isLoopback == false, !limiter.allows(source) {
             return (.replyRate, "more than \(limiter.rate) replies per second to this source")
         }
         return nil

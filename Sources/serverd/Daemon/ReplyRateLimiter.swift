@@ -21,7 +21,7 @@ final class ReplyRateLimiter: Sendable {
     }
 
     private struct Table: Sendable {
-        var buckets: [[UInt8]: Bucket] = [:]
+        var buckets: [SourceKey: Bucket] = [:]
         var lastSweep = -Double.infinity
     }
 
@@ -34,9 +34,9 @@ final class ReplyRateLimiter: Sendable {
 
     /// Takes one reply from `source`'s bucket; `false` when it is empty (drop the reply).
     /// - Parameters:
-    ///   - source: The source key, the sender's address masked to its prefix.
+    ///   - source: The sender's source prefix.
     ///   - now: Monotonic seconds.
-    func allows(_ source: [UInt8], now: Double = monotonicSeconds()) -> Bool {
+    func allows(_ source: SourceKey, now: Double = monotonicSeconds()) -> Bool {
         let rate = Double(self.rate)
         return table.withLock { table in
             if table.buckets[source] == nil && table.buckets.count >= capacity {

@@ -85,7 +85,7 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
     init(context: ListenerContext, adopting socket: Socket) throws {
         self.context = context
         self.admission = Admission(context: context)
-        self.reflectionGuard = ReflectionGuard(replyRatePerSource: Self.replyRatePerSource)
+        self.reflectionGuard = ReflectionGuard(replyRatePerSource: context.settings.replyRatePerSource)
         try super.init(adopting: socket, handler: ServiceDatagramHandler.self, model: SerialModel(), logger: context.logger)
         registerOwnPort()
     }
@@ -94,7 +94,7 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
     init(context: ListenerContext, binding address: SocketAddress) throws {
         self.context = context
         self.admission = Admission(context: context)
-        self.reflectionGuard = ReflectionGuard(replyRatePerSource: Self.replyRatePerSource)
+        self.reflectionGuard = ReflectionGuard(replyRatePerSource: context.settings.replyRatePerSource)
         try super.init(
             address: address, handler: ServiceDatagramHandler.self, model: SerialModel(), logger: context.logger,
             bindAndActivate: false)
@@ -102,8 +102,6 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
         try bindAndActivate()
         registerOwnPort()
     }
-
-    private static let replyRatePerSource = 100
 
     private func registerOwnPort() {
         guard let port = serverAddress.port else { return }
@@ -121,20 +119,14 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
 
     override func verifyRequest(_ request: Request, clientAddress: SocketAddress) -> Bool {
         guard let datagram = request.datagram else { return false }
-        if let ip = clientAddress.ip, context.configuration.service != .discard,
-            let refusal = reflectionGuard.refusal(for: clientAddress, sourceKey: sourceKey(ip))
+        if context.configuration.service != .discard, let source = SourceKey(peer: clientAddress, settings: context.settings),
+            let refusal = reflectionGuard.refusal(for: clientAddress, source: source)
         {
             let listener = "\(context.configuration.service.rawValue)@\(serverAddress)"
             reflectionGuard.record(refusal.rule, logger: logger, "\(listener): dropped a datagram from \(clientAddress): \(refusal.reason)")
             return false
         }
         return admission.admits(datagram: datagram, from: clientAddress)
-    }
-
-    /// The source prefix a reply budget counts against: an IPv4 address, or an IPv6 /64.
-    private func sourceKey(_ ip: IPAddress) -> [UInt8] {
-        let bytes = (ip.mappedIPv4 ?? ip).bytes
-        return bytes.count == 16 ? Array(bytes.prefix(8)) : bytes
     }
 
     override func handleError(_ request: Request?, clientAddress: SocketAddress?, error: any Error) {
