@@ -44,24 +44,22 @@ final class ExecHandler: StreamRequestHandler {
         }
     }
 
-    /// Logs each line the child writes to stderr until it closes it.
+    /// Logs each line the child writes to stderr until it closes it, cut by ``StandardErrorRelay``.
     private func relayStandardError(_ fd: Int32, pid: pid_t, label: String) {
-        var pending: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
+        var relay = StandardErrorRelay()
+        let cut = relay.maximumLineLength
+        let emit = { (line: StandardErrorRelay.Line) in
+            let note = line.isCut ? " [cut at \(cut) bytes, continued]" : ""
+            self.context.logger.warning("\(label): pid \(pid): \(line.text)\(note)")
+        }
+        var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
             let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if count < 0 && errno == EINTR { continue }
             if count <= 0 { break }
-            pending += chunk[0..<count]
-            while let newline = pending.firstIndex(of: 0x0A) {
-                let line = String(decoding: pending[..<newline], as: UTF8.self)
-                context.logger.warning("\(label): pid \(pid): \(line)")
-                pending.removeSubrange(...newline)
-            }
+            chunk.withUnsafeBytes { relay.append(UnsafeRawBufferPointer(rebasing: $0[0..<count]), emit: emit) }
         }
-        if !pending.isEmpty {
-            context.logger.warning("\(label): pid \(pid): \(String(decoding: pending, as: UTF8.self))")
-        }
+        relay.finish(emit: emit)
     }
 }
 
