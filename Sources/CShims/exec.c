@@ -53,7 +53,9 @@ static int claim_slot(struct cshims_group_table *table, pid_t pgid) {
     return -1;
 }
 
-void cshims_group_table_prune(struct cshims_group_table *table) {
+/* Frees the slots of groups that no longer exist (kill(-pgid, 0) fails with ESRCH). Runs in a
+   spawned child that finds the table full, so only async-signal-safe calls. */
+static void prune(struct cshims_group_table *table) {
     for (int i = 0; i < table->capacity; i++) {
         int pgid = atomic_load(&table->slots[i]);
         if (pgid != 0 && group_is_gone(pgid)) {
@@ -66,7 +68,7 @@ void cshims_group_table_prune(struct cshims_group_table *table) {
 static int enter_group(struct cshims_group_table *table, pid_t pgid) {
     int slot = claim_slot(table, pgid);
     if (slot < 0) {
-        cshims_group_table_prune(table);
+        prune(table);
         slot = claim_slot(table, pgid);
     }
     if (slot < 0) {

@@ -12,10 +12,6 @@ struct cshims_group_table;
 /// A table of `capacity` free slots; NULL with errno when mmap fails.
 struct cshims_group_table *cshims_group_table_create(int capacity);
 
-/// Frees the slots of groups that no longer exist (kill(-pgid, 0) fails with ESRCH).
-/// Async-signal-safe.
-void cshims_group_table_prune(struct cshims_group_table *table);
-
 /// Forgets `pgid` if the group is empty now; returns 1 if it was forgotten, 0 if members live on.
 int cshims_group_table_release(struct cshims_group_table *table, pid_t pgid);
 
