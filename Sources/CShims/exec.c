@@ -104,6 +104,27 @@ int cshims_group_table_close(struct cshims_group_table *table, pid_t *out, int m
     return count;
 }
 
+/* Closes every descriptor from 3 up except the (at most three) in `keep`: a busy daemon's
+   descriptor table, copied by fork, must not leave the child without room for its dups. */
+static void close_all_but(const int keep[3]) {
+    int sorted[3] = { keep[0], keep[1], keep[2] };
+    for (int i = 0; i < 3; i++) {
+        for (int j = i + 1; j < 3; j++) {
+            if (sorted[j] < sorted[i]) { int t = sorted[i]; sorted[i] = sorted[j]; sorted[j] = t; }
+        }
+    }
+    unsigned int next = 3;
+    for (int i = 0; i < 3; i++) {
+        if (sorted[i] >= (int)next) {
+            if (sorted[i] > (int)next) {
+                syscall(SYS_close_range, next, (unsigned int)sorted[i] - 1, 0);
+            }
+            next = (unsigned int)sorted[i] + 1;
+        }
+    }
+    syscall(SYS_close_range, next, ~0U, 0);
+}
+
 /* In the child: everything between fork and exec. Returns the errno that stopped it. */
 static int run_child(const char *file, char *const argv[], char *const envp[], int conn_fd, int err_fd,
                      struct cshims_group_table *groups, int *report) {
@@ -115,6 +136,8 @@ static int run_child(const char *file, char *const argv[], char *const envp[], i
     if (code != 0) {
         return code;
     }
+    const int keep[3] = { *report, conn_fd, err_fd };
+    close_all_but(keep);
     /* Move the report pipe above 2 first so the dup2s below cannot clobber it. */
     int out = fcntl(*report, F_DUPFD_CLOEXEC, 3);
     if (out < 0) {

@@ -14,6 +14,10 @@ enum ExecStartFailure: Error {
 /// ``ExecProcessGroups`` from before it runs the program), the read end of its stderr pipe, and
 /// where the kernel has pidfd_open(2), a descriptor that becomes readable when it exits.
 struct ExecChild: ~Copyable {
+    /// How long a connection that was already accepted waits for descriptors (EMFILE, ENFILE)
+    /// to start its program, before it is given up: a shortage that outlasts the burst of
+    /// connections that caused it is not waited out.
+    static let descriptorPatience = 5.0
     /// The most bytes read from stderr once the child has exited: what it wrote just before, but
     /// not a background process's endless output.
     static let drainLimit = 1 << 20
@@ -30,12 +34,42 @@ struct ExecChild: ~Copyable {
         self.groups = groups
     }
 
-    /// Starts `program` with the connection on stdin and stdout.
+    /// Starts `program` with the connection on stdin and stdout. A shortage of descriptors is
+    /// waited out for up to ``descriptorPatience`` seconds as long as ``DescriptorWaiters`` says
+    /// that waiting can help, given `connectionsInFlight` (`waiting` is told when the wait begins):
+    /// the connection is accepted already, and is not to be lost to a passing burst.
     static func start(
-        _ program: [String], environment: [String], connection: Int32, groups: ExecProcessGroups
+        _ program: [String], environment: [String], connection: Int32, groups: ExecProcessGroups,
+        connectionsInFlight: () -> Int, waiting: (SocketError) -> Void
     ) throws(ExecStartFailure) -> ExecChild {
         guard let table = groups.table else { throw .descriptors(SocketError("mmap", errno: groups.creationErrno)) }
-        return try attempt(program, environment: environment, connection: connection, table: table, groups: groups)
+        let deadline = monotonicSeconds() + descriptorPatience
+        var pause: useconds_t = 1_000
+        var ticket: UInt64?
+        defer { if let ticket { DescriptorWaiters.leave(ticket) } }
+        while true {
+            do {
+                return try attempt(program, environment: environment, connection: connection, table: table, groups: groups)
+            } catch {
+                guard let shortage = shortage(error), monotonicSeconds() < deadline else { throw error }
+                let waiter = ticket ?? DescriptorWaiters.join()
+                ticket = waiter
+                guard DescriptorWaiters.mayWait(waiter, connectionsInFlight: connectionsInFlight()) else { throw error }
+                if pause == 1_000 { waiting(shortage) }
+                usleep(pause)
+                pause = min(pause * 2, 50_000)
+            }
+        }
+    }
+
+    /// The failure as a system call error if it is a shortage of descriptors (EMFILE, ENFILE).
+    private static func shortage(_ failure: ExecStartFailure) -> SocketError? {
+        let error: SocketError
+        switch failure {
+        case .descriptors(let failed): error = failed
+        case .program(let code): error = SocketError("spawn", errno: code)
+        }
+        return error.errno == EMFILE || error.errno == ENFILE ? error : nil
     }
 
     private static func attempt(

@@ -15,7 +15,11 @@ final class ExecHandler: StreamRequestHandler {
         let child: ExecChild
         do {
             child = try ExecChild.start(
-                program, environment: environment, connection: connection.fileDescriptor, groups: context.inFlight.groups)
+                program, environment: environment, connection: connection.fileDescriptor, groups: context.inFlight.groups,
+                connectionsInFlight: { context.inFlight.connectionsInProcess }
+            ) { shortage in
+                context.logger.warning("\(label): out of descriptors for \(clientAddress) (\(shortage)): waiting up to \(ExecChild.descriptorPatience) s")
+            }
         } catch .descriptors(let error) {
             throw error
         } catch .program(let code) {

@@ -14,16 +14,30 @@ final class InFlightRegistry: Sendable {
     /// daemon when its listeners are made, before any worker is forked.
     let groups = ExecProcessGroups.shared
 
+    /// Connections being served in this process, over every listener (``DescriptorWaiters``
+    /// needs them). A forked worker starts from the daemon's count at the fork: 0, as the daemon
+    /// serves stream connections itself only under the threading and serial models (after a
+    /// reload that changed the model, at worst a worker waits ``ExecChild/descriptorPatience``
+    /// in vain).
+    private static let servingInProcess = Atomic<Int>(0)
+
     /// Records a connection for the time its handler runs.
     func serving<R>(_ connection: Socket, _ body: () throws -> R) rethrows -> R {
         let key = ObjectIdentifier(connection)
         connections.withLock { $0[key] = connection }
-        defer { _ = connections.withLock { $0.removeValue(forKey: key) } }
+        Self.servingInProcess.add(1, ordering: .relaxed)
+        defer {
+            Self.servingInProcess.subtract(1, ordering: .relaxed)
+            _ = connections.withLock { $0.removeValue(forKey: key) }
+        }
         return try body()
     }
 
     /// Whether a connection is being served now.
     var isServing: Bool { connections.withLock { !$0.isEmpty } }
+
+    /// How many connections this process serves now, of every listener.
+    var connectionsInProcess: Int { Self.servingInProcess.load(ordering: .relaxed) }
 
     /// Shuts down every connection being served (exec children are ended with their groups).
     func cutShort() {
