@@ -8,9 +8,6 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/uio.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <fcntl.h>
 
 int cshims_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
     return accept4(fd, addr, len, flags);
@@ -148,59 +145,4 @@ ssize_t cshims_send_with_fds(int fd, const void *buf, size_t len,
 
 int cshims_errno(void) {
     return errno;
-}
-
-static void close_all_from(int lowest, int keep) {
-    /* close_range(2) is async-signal-safe; keep `keep` (the close-on-exec error pipe) open. */
-    if (keep > lowest) {
-        syscall(SYS_close_range, lowest, keep - 1, 0);
-    }
-    syscall(SYS_close_range, keep + 1, ~0U, 0);
-}
-
-pid_t cshims_spawn(const char *file, char *const argv[], char *const envp[], int conn_fd, int err_fd) {
-    int report[2];
-    if (pipe2(report, O_CLOEXEC) != 0) {
-        return -1;
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        int saved = errno;
-        close(report[0]);
-        close(report[1]);
-        errno = saved;
-        return -1;
-    }
-    if (pid == 0) {
-        cshims_reset_signals();
-        /* Move the report pipe above 2 first so the dup2s below cannot clobber it. */
-        int out = fcntl(report[1], F_DUPFD_CLOEXEC, 3);
-        int conn = fcntl(conn_fd, F_DUPFD, 3);
-        int err = fcntl(err_fd, F_DUPFD, 3);
-        if (out < 0 || conn < 0 || err < 0 ||
-            dup2(conn, 0) < 0 || dup2(conn, 1) < 0 || dup2(err, 2) < 0) {
-            int code = errno;
-            if (out >= 0) { (void)!write(out, &code, sizeof(code)); }
-            _exit(127);
-        }
-        close_all_from(3, out);
-        execvpe(file, argv, envp);
-        int code = errno;
-        (void)!write(out, &code, sizeof(code));
-        _exit(127);
-    }
-    close(report[1]);
-    int code = 0;
-    ssize_t n;
-    do {
-        n = read(report[0], &code, sizeof(code));
-    } while (n < 0 && errno == EINTR);
-    close(report[0]);
-    if (n == (ssize_t)sizeof(code)) {
-        int status;
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-        errno = code;
-        return -1;
-    }
-    return pid;
 }

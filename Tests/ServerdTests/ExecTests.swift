@@ -153,6 +153,25 @@ final class ExecTests: XCTestCase {
         try serverd.stop()
     }
 
+    /// A stderr line longer than the relay's cap is logged in pieces, each cut one saying so.
+    func testOverlongStandardErrorLineIsLoggedInMarkedPieces() throws {
+        let serverd = try ServerdProcess([
+            "--listen", "exec@tcp://127.0.0.1:0", "--", "/bin/sh", "-c",
+            "head -c 10000 /dev/zero | tr '\\0' x >&2; echo ' end of the long line' >&2; echo out",
+        ])
+        try serverd.waitForListening(1)
+        XCTAssertEqual(String(decoding: try TestClient.connect(serverd.address(0)).receiveAll(), as: UTF8.self), "out\n")
+        let log = try serverd.waitForLog("end of the long line")
+        XCTAssertEqual(occurrences(of: "[cut at 4096 bytes, continued]", in: log), 2, log)
+        let longest = log.split(separator: "\n").map(\.utf8.count).max() ?? 0
+        XCTAssertLessThan(longest, 4096 + 200, "no log line much longer than the cap")
+        let pieces = log.split(separator: "\n").filter { $0.contains("xxxx") }
+        XCTAssertEqual(pieces.count, 3, log)
+        // Each piece's prefix (`exec@…`) has one x of its own.
+        XCTAssertEqual(pieces.reduce(0) { $0 + $1.filter { $0 == "x" }.count - 1 }, 10000, "no byte lost")
+        try serverd.stop()
+    }
+
     func testMissingProgramIsLoggedPerConnectionAndServingGoesOn() throws {
         let missing = "/nonexistent/serverd-test-program"
         let serverd = try ServerdProcess([

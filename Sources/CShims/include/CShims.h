@@ -57,11 +57,6 @@ ssize_t cshims_send_with_fds(int fd, const void *buf, size_t len,
 /// errno's current value, read in C so that no Swift runtime call can clobber it first.
 int cshims_errno(void);
 
-
-/// Forks and execs `file` (searched in PATH when it has no '/') with `argv` and `envp`: the
-/// connection `conn_fd` on stdin and stdout, `err_fd` on stderr, every other descriptor closed,
-/// default signal handling. Returns the child's pid, or -1 with errno set to why the fork or
-/// the exec failed (an exec failure is reported back through a close-on-exec pipe).
-pid_t cshims_spawn(const char *file, char *const argv[], char *const envp[], int conn_fd, int err_fd);
+#include "cshims_exec.h"
 
 #endif

@@ -157,6 +157,8 @@ final class Daemon {
 
     /// The graceful stop of SPEC section 3: `STOPPING=1`, listeners closed (their socket files
     /// removed), in-flight connections given `--drain-timeout`, a second signal cutting it short.
+    /// Then every exec process group still alive gets SIGTERM, and SIGKILL after a short grace
+    /// (``ExecProcessGroups/end(logger:)``): no process serverd started outlives it.
     private func stop(after signal: Int32) -> Int32 {
         systemd.stopping()
         logger.notice("received signal \(signal): stopping, draining connections for up to \(configuration.drainTimeout) s")
@@ -182,6 +184,10 @@ final class Daemon {
         }
         if !drained {
             for listener in all { listener.cutShort() }
+        }
+        // Drained or not: exec children still running and what they left in the background.
+        ExecProcessGroups.shared.end(logger: logger)
+        if !drained {
             let cutDeadline = monotonicSeconds() + 2
             while !all.allSatisfy(\.isIdle) && monotonicSeconds() < cutDeadline {
                 _ = try? pollReadable([], timeout: 0.02)

@@ -71,7 +71,8 @@ final class Listener: Sendable {
     /// Connections in flight now.
     var activeRequests: Int { server.processingModel.activeRequests }
 
-    /// Ends what is still in flight: shuts connections down, signals exec children and workers.
+    /// Ends what is still in flight: shuts connections down and ends forked workers. Exec
+    /// children are ended with their process groups (``ExecProcessGroups/end(logger:)``).
     func cutShort() {
         (server as? any ServesListener)?.context.inFlight.cutShort()
         if let forking = server.processingModel as? ForkingModel {

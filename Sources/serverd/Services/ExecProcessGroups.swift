@@ -1,0 +1,78 @@
+import CShims
+import FamilyServer
+import Glibc
+import Logging
+
+/// Every process group an exec child leads, from the moment the child enters it (before it runs
+/// the program) until the group is empty, so that the daemon can end them all when it stops:
+/// the groups of children still running, and those whose leader exited but whose members live on
+/// (a program that left a process in the background).
+///
+/// The table lives in shared memory, so that the groups started in forked workers (the forking
+/// model) are the daemon's to end too. Its size is fixed: a spawn finding it full frees the slots
+/// of empty groups first (`kill(-pgid, 0)` failing with ESRCH) and, if none is empty, refuses to
+/// run the program (EAGAIN) rather than start a group that nobody would end.
+final class ExecProcessGroups: @unchecked Sendable {
+    /// Groups listed at once, at most: more than enough for `--max-connections` children plus
+    /// what they leave behind.
+    static let capacity = 8192
+
+    /// The daemon's table. It must be created before any worker is forked (a table created in a
+    /// worker would be that worker's alone): ``InFlightRegistry``, made with each listener, does.
+    static let shared = ExecProcessGroups()
+
+    /// How long groups have between SIGTERM and SIGKILL when the daemon stops.
+    static let terminationGrace = 2.0
+
+    /// The shared table; nil if it could not be mapped (`creationErrno` says why).
+    let table: OpaquePointer?
+    let creationErrno: Int32
+
+    private init() {
+        table = cshims_group_table_create(Int32(Self.capacity))
+        creationErrno = table == nil ? errno : 0
+    }
+
+    /// After the handler reaped the group's leader: forgets the group unless members live on.
+    func release(_ pgid: pid_t) {
+        guard let table else { return }
+        _ = cshims_group_table_release(table, pgid)
+    }
+
+    /// When the daemon stops: closes the table (no program starts from now on), sends SIGTERM to
+    /// every group with a live member, SIGKILL after ``terminationGrace`` to those still alive,
+    /// and waits a little for them to go. A stopped member is continued so that it sees SIGTERM.
+    func end(logger: Logger) {
+        guard let table else { return }
+        var listed = [pid_t](repeating: 0, count: Self.capacity)
+        let count = Int(cshims_group_table_close(table, &listed, Int32(Self.capacity)))
+        let groups = Set(listed.prefix(count))
+        let live = LiveProcessGroups.among(groups)
+        guard !live.isEmpty else { return }
+        logger.notice("ending \(live.count) exec process group\(live.count == 1 ? "" : "s") (SIGTERM, SIGKILL after \(Self.terminationGrace) s)")
+        for pgid in live {
+            kill(-pgid, SIGTERM)
+            kill(-pgid, SIGCONT)
+        }
+        let survivors = waitUntilGone(live, seconds: Self.terminationGrace)
+        if !survivors.isEmpty {
+            logger.warning("exec process groups \(survivors.sorted()) outlived SIGTERM: sending SIGKILL")
+            for pgid in survivors { kill(-pgid, SIGKILL) }
+            let stubborn = waitUntilGone(survivors, seconds: 1)
+            if !stubborn.isEmpty {
+                logger.error("exec process groups \(stubborn.sorted()) still have live members after SIGKILL")
+            }
+        }
+    }
+
+    /// Polls until no group of `groups` has a live member or `seconds` pass; returns those left.
+    private func waitUntilGone(_ groups: Set<pid_t>, seconds: Double) -> Set<pid_t> {
+        let deadline = monotonicSeconds() + seconds
+        var left = LiveProcessGroups.among(groups)
+        while !left.isEmpty && monotonicSeconds() < deadline {
+            usleep(10_000)
+            left = LiveProcessGroups.among(left)
+        }
+        return left
+    }
+}

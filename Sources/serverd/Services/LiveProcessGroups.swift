@@ -1,0 +1,62 @@
+import Glibc
+
+/// Which of some process groups still have a running member, read from /proc.
+///
+/// `kill(-pgid, 0)` cannot tell: it succeeds for a group of zombies, and a killed background
+/// process whose parent is gone stays a zombie for as long as nobody reaps it (a container's
+/// init may never do). Only members in serverd's own session count: exec children keep that
+/// session, so a group id that was freed and then taken by an unrelated process elsewhere is
+/// never signalled. When /proc cannot be read (descriptors exhausted), every group counts as
+/// live: a group is never spared for want of a look.
+enum LiveProcessGroups {
+    /// The groups among `groups` with at least one member that is not a zombie, in serverd's session.
+    static func among(_ groups: Set<pid_t>) -> Set<pid_t> {
+        guard !groups.isEmpty else { return [] }
+        guard let proc = opendir("/proc") else { return groups }
+        defer { closedir(proc) }
+        let session = getsid(0)
+        var live: Set<pid_t> = []
+        while let entry = readdir(proc) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { bytes in
+                String(decoding: bytes.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            guard let pid = pid_t(name) else { continue }
+            guard let member = stat(of: pid) else {
+                if errno != ENOENT && errno != ESRCH { return groups }
+                continue
+            }
+            if groups.contains(member.group) && member.session == session && member.state != "Z" && member.state != "X" {
+                live.insert(member.group)
+            }
+        }
+        return live
+    }
+
+    /// State, process group and session of `pid` from /proc/PID/stat (fields 3, 5 and 6); nil
+    /// with errno ENOENT or ESRCH when the process is gone, another errno when it cannot be read.
+    private static func stat(of pid: pid_t) -> (state: Character, group: pid_t, session: pid_t)? {
+        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 512)
+        let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard count > 0 else {
+            if count == 0 { errno = ESRCH }
+            return nil
+        }
+        // The command name (field 2) is in parentheses and may itself contain ") ".
+        guard let close = bytes[0..<count].lastIndex(of: UInt8(ascii: ")")) else {
+            errno = ESRCH
+            return nil
+        }
+        let fields = bytes[(close + 1)..<count].split(separator: UInt8(ascii: " "))
+        guard fields.count > 3, let state = fields[0].first,
+            let group = pid_t(String(decoding: fields[2], as: UTF8.self)),
+            let session = pid_t(String(decoding: fields[3], as: UTF8.self))
+        else {
+            errno = ESRCH
+            return nil
+        }
+        return (Character(UnicodeScalar(state)), group, session)
+    }
+}

@@ -1,0 +1,93 @@
+import CShims
+import Glibc
+import XCTest
+
+/// The table of exec process groups (Sources/CShims/exec.c) over real processes: bounded, pruned
+/// of empty groups when full, holding a group while a member lives, closed at stop.
+final class ExecGroupTableTests: XCTestCase {
+    /// Spawns `argv` in a group of its own, entered in `table`, on /dev/null; returns pid or -errno.
+    private func spawn(_ table: OpaquePointer, _ argv: [String]) -> (pid: pid_t, errno: Int32) {
+        let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { close(null) }
+        var arguments: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        var environment: [UnsafeMutablePointer<CChar>?] = [nil]
+        defer { arguments.forEach { free($0) } }
+        let pid = cshims_spawn(arguments[0], &arguments, &environment, null, null, table)
+        return (pid, cshims_errno())
+    }
+
+    /// Spawns a long sleeper that leads its own group; SIGKILLed and reaped at teardown if still there.
+    private func spawnSleeper(_ table: OpaquePointer) -> pid_t {
+        let child = spawn(table, ["/bin/sleep", "1000"])
+        XCTAssertGreaterThan(child.pid, 0, "errno \(child.errno)")
+        addTeardownBlock { [pid = child.pid] in self.endIfRunning(pid) }
+        return child.pid
+    }
+
+    /// SIGKILLs and reaps `pid` if it is a child of this process not reaped yet (never a recycled pid).
+    private func endIfRunning(_ pid: pid_t) {
+        var status: Int32 = 0
+        guard pid > 0, waitpid(pid, &status, WNOHANG) == 0 else { return }
+        kill(pid, SIGKILL)
+        reap(pid)
+    }
+
+    private func reap(_ pid: pid_t) {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    }
+
+    /// Starts `sleep 1000` as this process's child inside group `pgid` (posix_spawn with
+    /// POSIX_SPAWN_SETPGROUP), so that the test can end and reap it itself.
+    private func sleeper(inGroup pgid: pid_t) throws -> pid_t {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, pgid)
+        var pid: pid_t = 0
+        var arguments: [UnsafeMutablePointer<CChar>?] = ["/bin/sleep", "1000"].map { (word: String) in strdup(word) } + [nil]
+        defer { arguments.forEach { free($0) } }
+        let result = posix_spawn(&pid, "/bin/sleep", nil, &attributes, &arguments, environ)
+        guard result == 0 else { throw TestFailure("posix_spawn: errno \(result)") }
+        addTeardownBlock { [pid] in self.endIfRunning(pid) }
+        return pid
+    }
+
+    func testFullTableRefusesUntilAGroupIsEmptyAndClosedTableRefusesAll() throws {
+        let table = try XCTUnwrap(cshims_group_table_create(2))
+        // A group left behind: its leader gets a member, then exits and is reaped.
+        let leader = spawnSleeper(table)
+        XCTAssertEqual(getpgid(leader), leader, "the child leads its own group")
+        let member = try sleeper(inGroup: leader)
+        kill(leader, SIGKILL)
+        reap(leader)
+        XCTAssertEqual(cshims_group_table_release(table, leader), 0, "a member lives on: the group stays listed")
+        // Children that exit free their slot when released: the one free slot serves again and again.
+        for _ in 0..<5 {
+            let child = spawn(table, ["/bin/true"])
+            XCTAssertGreaterThan(child.pid, 0, "errno \(child.errno)")
+            reap(child.pid)
+            XCTAssertEqual(cshims_group_table_release(table, child.pid), 1)
+        }
+        // Two live groups fill it: the next spawn is refused and runs nothing.
+        let running = spawnSleeper(table)
+        let refused = spawn(table, ["/bin/true"])
+        XCTAssertEqual(refused.pid, -1)
+        XCTAssertEqual(refused.errno, EAGAIN)
+        // The group left behind empties: a full table prunes it and the spawn succeeds.
+        kill(member, SIGKILL)
+        reap(member)
+        let admitted = spawn(table, ["/bin/true"])
+        XCTAssertGreaterThan(admitted.pid, 0, "errno \(admitted.errno)")
+        reap(admitted.pid)
+        _ = cshims_group_table_release(table, admitted.pid)
+        // Closing lists the live groups and refuses every later spawn.
+        var listed = [pid_t](repeating: 0, count: 2)
+        XCTAssertEqual(cshims_group_table_close(table, &listed, 2), 1)
+        XCTAssertEqual(listed[0], running)
+        let late = spawn(table, ["/bin/true"])
+        XCTAssertEqual(late.pid, -1)
+        XCTAssertEqual(late.errno, ECANCELED)
+    }
+}
