@@ -3,6 +3,7 @@
 #include "cshims_unix_reply.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
@@ -54,19 +55,44 @@ static void consider(const struct unix_diag_msg *msg, size_t msg_len, struct sea
     }
 }
 
-/// Whether two sockets live in the same network namespace; 1 also when the kernel cannot tell
-/// (before Linux 5.14), where both are ours anyway.
-static int same_namespace(int a, int b) {
-    uint64_t first = 0, second = 0;
-    socklen_t length = sizeof first;
-    if (getsockopt(a, SOL_SOCKET, SO_NETNS_COOKIE, &first, &length) != 0) {
+/// The process's one sock_diag socket, opened at the first lookup and kept (a socket per reply
+/// cost more than the lookup), with its network namespace's cookie; used under `diag_lock`, by
+/// the process that opened it (a forked child opens its own).
+static pthread_mutex_t diag_lock = PTHREAD_MUTEX_INITIALIZER;
+static int diag_fd = -1;
+static pid_t diag_pid;
+static uint64_t diag_cookie;
+static int diag_cookie_known;
+static uint32_t diag_sequence;
+
+/// Opens the sock_diag socket if needed; returns 0 or an errno.
+static int open_diag(void) {
+    pid_t self = getpid();
+    if (diag_fd >= 0 && diag_pid == self) {
+        return 0;
+    }
+    if (diag_fd >= 0) {
+        close(diag_fd);  // the parent's, inherited by fork
+    }
+    diag_fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (diag_fd < 0) {
+        return errno;
+    }
+    diag_pid = self;
+    socklen_t length = sizeof diag_cookie;
+    diag_cookie_known = getsockopt(diag_fd, SOL_SOCKET, SO_NETNS_COOKIE, &diag_cookie, &length) == 0;
+    return 0;
+}
+
+/// Whether `via` lives in the sock_diag socket's network namespace; 1 also when the kernel cannot
+/// tell (before Linux 5.14), where both are ours anyway.
+static int same_namespace(int via) {
+    uint64_t cookie = 0;
+    socklen_t length = sizeof cookie;
+    if (!diag_cookie_known || getsockopt(via, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &length) != 0) {
         return 1;
     }
-    length = sizeof second;
-    if (getsockopt(b, SOL_SOCKET, SO_NETNS_COOKIE, &second, &length) != 0) {
-        return 1;
-    }
-    return first == second;
+    return cookie == diag_cookie;
 }
 
 /// Sends one sock_diag request — the socket with `inode`, or every socket when `inode` is 0 —
@@ -80,6 +106,7 @@ static int ask(int fd, uint32_t inode, struct search *search) {
     query.header.nlmsg_len = sizeof query;
     query.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
     query.header.nlmsg_flags = NLM_F_REQUEST | (inode ? 0 : NLM_F_DUMP);
+    query.header.nlmsg_seq = ++diag_sequence;
     query.request.sdiag_family = AF_UNIX;
     query.request.udiag_states = ~0U;
     query.request.udiag_ino = inode;
@@ -104,6 +131,9 @@ static int ask(int fd, uint32_t inode, struct search *search) {
         size_t left = (size_t)received;
         for (const struct nlmsghdr *header = (const struct nlmsghdr *)buffer; NLMSG_OK(header, left);
              header = NLMSG_NEXT(header, left)) {
+            if (header->nlmsg_seq != query.header.nlmsg_seq) {
+                continue;  // the rest of an answer an earlier failure left unread
+            }
             if (header->nlmsg_type == NLMSG_DONE) {
                 return 0;
             }
@@ -123,27 +153,26 @@ static int ask(int fd, uint32_t inode, struct search *search) {
 
 int cshims_unix_abstract_owner(int via, const uint8_t *name, size_t length, int type, uint32_t *uid,
                                uint32_t *inode_hint) {
-    int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-    if (fd < 0) {
-        return -1;
-    }
-    if (!same_namespace(fd, via)) {
-        close(fd);
-        errno = EXDEV;
-        return -1;
+    pthread_mutex_lock(&diag_lock);
+    int failure = open_diag();
+    if (!failure && !same_namespace(via)) {
+        failure = EXDEV;
     }
     struct search search = {.name = name, .length = length, .type = type};
-    int failure = 0;
-    if (*inode_hint) {
-        failure = ask(fd, *inode_hint, &search);
+    if (!failure && *inode_hint) {
+        failure = ask(diag_fd, *inode_hint, &search);
         if (failure == ENOENT) {
             failure = 0;  // that socket is gone: look for whoever holds the name now
         }
     }
     if (!failure && !search.found) {
-        failure = ask(fd, 0, &search);
+        failure = ask(diag_fd, 0, &search);
     }
-    close(fd);
+    if (failure && failure != EXDEV && diag_fd >= 0) {
+        close(diag_fd);  // start afresh next time
+        diag_fd = -1;
+    }
+    pthread_mutex_unlock(&diag_lock);
     if (failure) {
         errno = failure;
         return -1;

@@ -71,6 +71,25 @@ final class UnixReplyTargetTests: FamilyServerTestCase {
         XCTAssertTrue(server.events.all.first?.contains("symlink that someone other than root could have placed") == true, "\(server.events.all)")
     }
 
+    /// The second reply to a sender skips the walk; a client that binds the same path anew (a new
+    /// socket file) is still answered at its new socket.
+    func testAClientThatRebindsItsPathIsAnsweredAtItsNewSocket() throws {
+        let server = try RecordingDatagramServer(address: address(.unixPath, .datagram), handler: DatagramEchoHandler.self)
+        defer { server.serverClose() }
+        let clientAddress = SocketAddress(.datagram, .unixPath(path("client.sock")))
+        for round in 0..<3 {
+            let client = try Client.datagramSocket(for: server.serverAddress, bindingTo: clientAddress)
+            for payload in ["first \(round)", "second \(round)"] {
+                try client.sendDatagram(Array(payload.utf8), to: server.serverAddress)
+                server.handleRequest()
+                XCTAssertEqual(String(decoding: try Client.receiveDatagram(client), as: UTF8.self), payload, "\(server.events.all)")
+            }
+            client.close()
+            XCTAssertEqual(unlink(path("client.sock")), 0)
+        }
+        XCTAssertTrue(server.events.all.isEmpty, "\(server.events.all)")
+    }
+
     func testARootOwnedDirectorySymlinkIsFollowed() throws {
         // /var/run → /run on Debian: a client bound under it still gets its reply.
         let server = try RecordingDatagramServer(address: address(.unixPath, .datagram), handler: DatagramEchoHandler.self)

@@ -75,6 +75,18 @@ final class LocalAttackerDatagramTests: XCTestCase {
         try expectDropped(scene, victim: victim, reason: "is a symlink now")
     }
 
+    /// serverd remembers the socket files it verified; the attack must not get through that.
+    func testASymlinkSwapAfterAnHonestExchangeFromTheSamePathIsNotFollowed() throws {
+        let scene = try Scene()
+        let client = scene.attackerDirectory + "/c.sock"
+        let (status, output) = try UnprivilegedUser.run(["/usr/bin/python3", scene.script, "honest", client, scene.echo])
+        XCTAssertEqual(output, "hello\n", "status \(status): \(scene.serverd.stderr)")
+        let victim = try victim(at: SocketAddress(.datagram, .unixPath(scene.directory.path("victim.sock"))))
+        defer { victim.close() }
+        try scene.attackWhileStopped(["swap-file", client, scene.echo, scene.directory.path("victim.sock")])
+        try expectDropped(scene, victim: victim, reason: "is a symlink now")
+    }
+
     func testADirectorySwappedForASymlinkIsNotFollowed() throws {
         let scene = try Scene()
         let sub = scene.attackerDirectory + "/sub"

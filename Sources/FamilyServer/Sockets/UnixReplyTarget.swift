@@ -16,7 +16,9 @@ import Glibc
 ///   it: only a symlink owned by root in a directory that only root may write to (`/var/run` →
 ///   `/run`); the last component is a socket, not a symlink, owned by the sender's uid. The reply
 ///   then goes through `/proc/self/fd/N` of that very inode, so nothing can be swapped after the
-///   check.
+///   check. A sender seen before is known by its absolute path (``SenderSocketFiles``): while
+///   the path still leads to the socket file verified then, and that file is still a socket of
+///   the sender's uid, the reply goes to it without a new walk.
 /// - an abstract sender: the name is still held by a datagram socket of the sender's uid (asked
 ///   of the kernel through NETLINK_SOCK_DIAG). Where the kernel cannot be asked — a sandbox
 ///   without netlink sockets, or a socket inherited from another network namespace (systemd's
@@ -35,16 +37,12 @@ public final class UnixReplyTarget {
     /// Where to send the reply: `/proc/self/fd/N` for a filesystem sender, the name itself for an
     /// abstract one.
     public let address: SocketAddress
-    /// The `O_PATH` descriptor of the sender's socket file, held until the reply is sent.
-    private let pinned: Int32
+    /// The sender's socket file, held open until the reply is sent.
+    private let pinned: SenderSocketFile?
 
-    private init(address: SocketAddress, pinned: Int32) {
+    private init(address: SocketAddress, pinned: SenderSocketFile?) {
         self.address = address
         self.pinned = pinned
-    }
-
-    deinit {
-        if pinned >= 0 { close(pinned) }
     }
 
     /// Checks that a reply to `sender` reaches the socket that sent the request.
@@ -58,11 +56,19 @@ public final class UnixReplyTarget {
     ) throws(ReplyRefusal) -> UnixReplyTarget {
         switch sender.endpoint {
         case .unixPath(let path):
-            let fd = try openSenderSocket(path, credentials: credentials)
-            return UnixReplyTarget(address: SocketAddress(sender.transport, .unixPath("/proc/self/fd/\(fd)")), pinned: fd)
+            let file: SenderSocketFile
+            let absolute = path.hasPrefix("/")
+            if absolute, let credentials, let known = SenderSocketFiles.lookup(path, uid: credentials.uid) {
+                file = known
+            } else {
+                file = SenderSocketFile(descriptor: try openSenderSocket(path, credentials: credentials))
+                if absolute && credentials != nil { SenderSocketFiles.remember(file, for: path) }
+            }
+            let target = SocketAddress(sender.transport, .unixPath("/proc/self/fd/\(file.descriptor)"))
+            return UnixReplyTarget(address: target, pinned: file)
         case .unixAbstract(let name):
             try checkAbstractOwner(name, transport: sender.transport, credentials: credentials, via: socket)
-            return UnixReplyTarget(address: sender, pinned: -1)
+            return UnixReplyTarget(address: sender, pinned: nil)
         case .inet, .unnamed:
             throw ReplyRefusal("\(sender) is not a Unix socket name")
         }

@@ -21,6 +21,8 @@ def main():
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     if mode == "swap-file":
         client, echo, victim = args
+        if os.path.exists(client):
+            os.unlink(client)  # left by an earlier honest exchange from the same path
         sock.bind(client)
         sock.sendto(REQUEST, echo)
         os.rename(client, client + ".old")
