@@ -44,21 +44,21 @@ final class ReplyRateLimiterTests: XCTestCase {
 
     func testTheGuardLimitsRepliesToRemoteSourcesOnly() {
         let guardian = ReflectionGuard(replyRatePerSource: 5)
-        let remote = (0..<50).filter { _ in guardian.refusal(for: elsewhere, source: key("192.0.2.7")) == nil }.count
+        let remote = (0..<50).filter { _ in guardian.refusal(for: elsewhere, source: { self.key("192.0.2.7") }) == nil }.count
         XCTAssertGreaterThanOrEqual(remote, 5)
         XCTAssertLessThan(remote, 50)
-        XCTAssertEqual(guardian.refusal(for: elsewhere, source: key("192.0.2.7"))?.rule, .replyRate)
+        XCTAssertEqual(guardian.refusal(for: elsewhere, source: { self.key("192.0.2.7") })?.rule, .replyRate)
         let loopback = SocketAddress(.datagram, .inet(IPAddress(numeric: "127.0.0.1")!, port: 40000))
-        XCTAssertEqual((0..<50).filter { _ in guardian.refusal(for: loopback, source: key("127.0.0.1")) == nil }.count, 50)
+        XCTAssertEqual((0..<50).filter { _ in guardian.refusal(for: loopback, source: { self.key("127.0.0.1") }) == nil }.count, 50)
     }
 
     func testPortRulesHoldForEverySource() {
         let guardian = ReflectionGuard(replyRatePerSource: 0)
         for (port, rule) in [(UInt16(0), ReflectionGuard.Rule.sourcePortZero), (7, .privilegedPort), (1023, .privilegedPort)] {
             let source = SocketAddress(.datagram, .inet(IPAddress(numeric: "::1")!, port: port))
-            XCTAssertEqual(guardian.refusal(for: source, source: key("::1"))?.rule, rule, "port \(port)")
+            XCTAssertEqual(guardian.refusal(for: source, source: { self.key("::1") })?.rule, rule, "port \(port)")
         }
-        XCTAssertNil(guardian.refusal(for: SocketAddress(.datagram, .inet(IPAddress(numeric: "::1")!, port: 1024)), source: key("::1")))
+        XCTAssertNil(guardian.refusal(for: SocketAddress(.datagram, .inet(IPAddress(numeric: "::1")!, port: 1024)), source: { self.key("::1") }))
     }
 
     func testLoopbackAddresses() {

@@ -36,13 +36,14 @@ struct ReflectionGuard: Sendable {
     /// be answered.
     /// - Parameters:
     ///   - sender: The datagram's source address (UDP).
-    ///   - source: The source's prefix (``SourceKey``), the key of its reply budget.
-    func refusal(for sender: SocketAddress, source: SourceKey) -> (rule: Rule, reason: String)? {
-        guard let port = sender.port else { return nil }
+    ///   - source: The source's prefix (``SourceKey``), the key of its reply budget; asked for only
+    ///     when the budget applies.
+    func refusal(for sender: SocketAddress, source: () -> SourceKey?) -> (rule: Rule, reason: String)? {
+        guard let ip = sender.ip, let port = sender.port else { return nil }
         if port == 0 { return (.sourcePortZero, "source port 0") }
-        if OwnDatagramPorts.contains(port) { return (.ownPort, "source port \(port) is one of serverd's own UDP ports") }
         if port < 1024 { return (.privilegedPort, "privileged source port \(port) (another host's service)") }
-        if let limiter, sender.ip?.isLoopback == false, !limiter.allows(source) {
+        if OwnDatagramPorts.contains(port) { return (.ownPort, "source port \(port) is one of serverd's own UDP ports") }
+        if let limiter, !ip.isLoopback, let key = source(), !limiter.allows(key) {
             return (.replyRate, "more than \(limiter.rate) replies per second to this source")
         }
         return nil

@@ -119,8 +119,8 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
 
     override func verifyRequest(_ request: Request, clientAddress: SocketAddress) -> Bool {
         guard let datagram = request.datagram else { return false }
-        if context.configuration.service != .discard, let source = SourceKey(peer: clientAddress, settings: context.settings),
-            let refusal = reflectionGuard.refusal(for: clientAddress, source: source)
+        if context.configuration.service != .discard,
+            let refusal = reflectionGuard.refusal(for: clientAddress, source: { SourceKey(peer: clientAddress, settings: context.settings) })
         {
             let listener = "\(context.configuration.service.rawValue)@\(serverAddress)"
             reflectionGuard.record(refusal.rule, logger: logger, "\(listener): dropped a datagram from \(clientAddress): \(refusal.reason)")
