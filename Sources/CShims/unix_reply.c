@@ -9,6 +9,7 @@
 #include <linux/sock_diag.h>
 #include <linux/unix_diag.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -64,6 +65,23 @@ static pid_t diag_pid;
 static uint64_t diag_cookie;
 static int diag_cookie_known;
 static uint32_t diag_sequence;
+static struct timespec diag_used;
+
+/// Seconds from `earlier` to `later`.
+static double seconds_between(struct timespec earlier, struct timespec later) {
+    return (double)(later.tv_sec - earlier.tv_sec) + (double)(later.tv_nsec - earlier.tv_nsec) / 1e9;
+}
+
+void cshims_unix_diag_close_idle(double seconds) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    pthread_mutex_lock(&diag_lock);
+    if (diag_fd >= 0 && diag_pid == getpid() && seconds_between(diag_used, now) >= seconds) {
+        close(diag_fd);
+        diag_fd = -1;
+    }
+    pthread_mutex_unlock(&diag_lock);
+}
 
 /// Opens the sock_diag socket if needed; returns 0 or an errno.
 static int open_diag(void) {
@@ -154,6 +172,7 @@ static int ask(int fd, uint32_t inode, struct search *search) {
 int cshims_unix_abstract_owner(int via, const uint8_t *name, size_t length, int type, uint32_t *uid,
                                uint32_t *inode_hint) {
     pthread_mutex_lock(&diag_lock);
+    clock_gettime(CLOCK_MONOTONIC, &diag_used);
     int failure = open_diag();
     if (!failure && !same_namespace(via)) {
         failure = EXDEV;

@@ -90,6 +90,25 @@ final class UnixReplyTargetTests: FamilyServerTestCase {
         XCTAssertTrue(server.events.all.isEmpty, "\(server.events.all)")
     }
 
+    /// What the checks keep between replies goes once unused: no descriptor outlives a burst.
+    func testTheChecksLeaveNoDescriptorBehind() throws {
+        UnixReplyTarget.releaseIdle(after: 0)
+        let before = openDescriptors()
+        for family in [TestFamily.unixPath, .unixAbstract] {
+            let server = try RecordingDatagramServer(address: address(family, .datagram), handler: DatagramEchoHandler.self)
+            let client = try Client.datagramSocket(for: server.serverAddress, bindingTo: clientAddress(for: server.serverAddress))
+            for _ in 0..<3 {
+                try client.sendDatagram(Array("hello".utf8), to: server.serverAddress)
+                server.handleRequest()
+                XCTAssertEqual(try Client.receiveDatagram(client), Array("hello".utf8), "\(server.events.all)")
+            }
+            client.close()
+            server.serverClose()
+        }
+        UnixReplyTarget.releaseIdle(after: 0)
+        XCTAssertEqual(openDescriptors(), before)
+    }
+
     func testARootOwnedDirectorySymlinkIsFollowed() throws {
         // /var/run → /run on Debian: a client bound under it still gets its reply.
         let server = try RecordingDatagramServer(address: address(.unixPath, .datagram), handler: DatagramEchoHandler.self)

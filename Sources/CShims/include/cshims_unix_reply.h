@@ -17,4 +17,8 @@
 int cshims_unix_abstract_owner(int via, const uint8_t *name, size_t length, int type, uint32_t *uid,
                                uint32_t *inode_hint);
 
+/// Closes the sock_diag socket that cshims_unix_abstract_owner keeps between lookups if it went
+/// unused for `seconds`, so that a burst of replies leaves no descriptor open.
+void cshims_unix_diag_close_idle(double seconds);
+
 #endif

@@ -54,6 +54,13 @@ open class DatagramServer: BaseServer, @unchecked Sendable {
         return (.datagram(Datagram(payload: bytes, socket: socket)), sender)
     }
 
+    /// Reaps the processing model's workers and, on a Unix socket, lets go of what the reply
+    /// checks kept for senders that went quiet (``UnixReplyTarget/releaseIdle(after:)``).
+    open override func serviceActions() {
+        super.serviceActions()
+        if socket.family == AF_UNIX { UnixReplyTarget.releaseIdle() }
+    }
+
     /// Counts and logs (throttled) a dropped reply; anything else goes to `super`.
     open override func handleError(_ request: Request?, clientAddress: SocketAddress?, error: any Error) {
         guard let refusal = error as? ReplyRefusal else {

@@ -33,24 +33,40 @@ final class SenderSocketFile: Sendable {
 }
 
 /// The sender socket files verified lately, by absolute path: a reply to a sender seen before
-/// needs two `stat` calls instead of a walk of its path. Bounded; forgotten wholesale when full.
+/// needs two `stat` calls instead of a walk of its path. Bounded (forgotten wholesale when full),
+/// and short-lived: ``releaseIdle(after:)`` closes what went unused, so that a burst of replies
+/// leaves no descriptor behind.
 enum SenderSocketFiles {
     private static let capacity = 256
-    private static let files = ConditionLock<[String: SenderSocketFile]>([:])
+    private static let files = ConditionLock<[String: (file: SenderSocketFile, used: Double)]>([:])
 
     /// The verified file for `path` if it still serves the sender `uid`.
     static func lookup(_ path: String, uid: uid_t) -> SenderSocketFile? {
-        guard let file = files.withLock({ $0[path] }) else { return nil }
+        let now = monotonicSeconds()
+        guard let file = files.withLock({ files -> SenderSocketFile? in
+            files[path]?.used = now
+            return files[path]?.file
+        }) else { return nil }
         if file.stillServes(path, uid: uid) { return file }
-        files.withLock { if $0[path] === file { $0[path] = nil } }
+        files.withLock { if $0[path]?.file === file { $0[path] = nil } }
         return nil
     }
 
     /// Remembers a file that the full check verified for `path`.
     static func remember(_ file: SenderSocketFile, for path: String) {
+        let now = monotonicSeconds()
         files.withLock { files in
             if files.count >= capacity && files[path] == nil { files.removeAll(keepingCapacity: true) }
-            files[path] = file
+            files[path] = (file, now)
+        }
+    }
+
+    /// Forgets (and so closes, once no reply holds it) every file unused for `seconds`.
+    static func releaseIdle(after seconds: Double) {
+        let now = monotonicSeconds()
+        files.withLock { files in
+            guard files.values.contains(where: { now - $0.used >= seconds }) else { return }
+            files = files.filter { now - $0.value.used < seconds }
         }
     }
 }

@@ -74,6 +74,14 @@ public final class UnixReplyTarget {
         }
     }
 
+    /// Lets go of what the checks keep between replies (sender socket files, the sock_diag
+    /// socket) once unused for `seconds`: a server calls it from its service actions, so that no
+    /// descriptor outlives a burst of replies for long.
+    public static func releaseIdle(after seconds: Double = 2) {
+        SenderSocketFiles.releaseIdle(after: seconds)
+        cshims_unix_diag_close_idle(seconds)
+    }
+
     // MARK: - Filesystem senders
 
     /// Walks `path` and returns an `O_PATH` descriptor of the sender's socket file.
