@@ -51,10 +51,43 @@ enum ServerdMain {
         let logLevel = try Log.bootstrap(level: configuration.logLevel, destination: LogDestination(for: configuration))
         let logger = Logger(label: "serverd")
         let workingDirectory = currentDirectory()
-        if configuration.daemonize {
-            report = try Daemonizer.detach()
+        guard configuration.daemonize else {
+            let signals = try SignalReceiver()
+            return try startAndRun(
+                command: command, configuration: configuration, inherited: inherited, signals: signals, logger: logger,
+                logLevel: logLevel, workingDirectory: workingDirectory, runtimeDirectory: runtimeDirectory, report: &report)
         }
+        report = try Daemonizer.detach()
+        // The signals are blocked here, in the forked main thread, before the daemon's own thread
+        // (FreshThread) inherits the mask: no thread may take SIGTERM's default action.
         let signals = try SignalReceiver()
+        let detached = Detached(report: report)
+        report = nil
+        do {
+            return try FreshThread.run { [inherited] () throws(DaemonError) -> Int32 in
+                try startAndRun(
+                    command: command, configuration: configuration, inherited: inherited, signals: signals,
+                    logger: logger, logLevel: logLevel, workingDirectory: workingDirectory,
+                    runtimeDirectory: runtimeDirectory, report: &detached.report)
+            }
+        } catch {
+            report = detached.report
+            throw error
+        }
+    }
+
+    /// The `--daemon` parent's readiness report, handed to the daemon's thread and back.
+    private final class Detached: @unchecked Sendable {
+        var report: ReadinessReport?
+        init(report: ReadinessReport?) { self.report = report }
+    }
+
+    /// Binds or adopts every listener, reports readiness, and serves until stopped.
+    private static func startAndRun(
+        command: ServerdCommand, configuration: DaemonConfiguration, inherited: InheritedSocketPool,
+        signals: SignalReceiver, logger: Logger, logLevel: LogLevelControl, workingDirectory: String,
+        runtimeDirectory: PrivateRuntimeDirectory?, report: inout ReadinessReport?
+    ) throws(DaemonError) -> Int32 {
         let systemd = SystemdSession(detached: configuration.daemonize)
         let daemon = Daemon(
             command: command, configuration: configuration, inherited: inherited, signals: signals,

@@ -92,8 +92,10 @@ final class UnixReplyTargetTests: FamilyServerTestCase {
 
     /// What the checks keep between replies goes once unused: no descriptor outlives a burst.
     func testTheChecksLeaveNoDescriptorBehind() throws {
+        // Sockets and files only: the runtime may open an eventfd or timerfd of its own meanwhile.
+        func descriptors() -> [String] { openDescriptors().filter { !$0.contains("anon_inode:") } }
         UnixReplyTarget.releaseIdle(after: 0)
-        let before = openDescriptors()
+        let before = descriptors()
         for family in [TestFamily.unixPath, .unixAbstract] {
             let server = try RecordingDatagramServer(address: address(family, .datagram), handler: DatagramEchoHandler.self)
             let client = try Client.datagramSocket(for: server.serverAddress, bindingTo: clientAddress(for: server.serverAddress))
@@ -106,7 +108,7 @@ final class UnixReplyTargetTests: FamilyServerTestCase {
             server.serverClose()
         }
         UnixReplyTarget.releaseIdle(after: 0)
-        XCTAssertEqual(openDescriptors(), before)
+        XCTAssertEqual(descriptors(), before)
     }
 
     func testARootOwnedDirectorySymlinkIsFollowed() throws {
