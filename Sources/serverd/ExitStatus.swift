@@ -18,19 +18,45 @@ enum ExitStatus: Int32, Sendable {
 struct DaemonError: Error, Sendable, CustomStringConvertible {
     /// The exit status.
     var status: ExitStatus
-    /// What failed, naming the option, file:line, address or descriptor at fault (without the `serverd: ` prefix).
+    /// What failed, naming the option, file:line, address or descriptor at fault (without the `serverd: ` prefix);
+    /// always one line: control characters that came with quoted input are escaped.
     var message: String
     /// The errno reported to systemd as `ERRNO=`; EINVAL for usage and configuration errors.
     var errno: Int32
 
     init(_ status: ExitStatus, _ message: String, errno: Int32? = nil) {
         self.status = status
-        self.message = message
+        self.message = DaemonError.oneLine(message)
         self.errno = errno ?? 22  // EINVAL
+    }
+
+    /// `text` with every control character escaped (`\n`, `\r`, `\t`, `\x1B`): an argument, a
+    /// file name or a key that holds a newline must not split the one `serverd:` line.
+    static func oneLine(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else { return text }
+        var line = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": line += "\\n"
+            case "\r": line += "\\r"
+            case "\t": line += "\\t"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
+                line += "\\x" + String(scalar.value, radix: 16, uppercase: true).leftPadded(to: 2)
+            default: line.unicodeScalars.append(scalar)
+            }
+        }
+        return line
     }
 
     static func usage(_ message: String) -> DaemonError { DaemonError(.usage, message) }
     static func configuration(_ message: String) -> DaemonError { DaemonError(.configuration, message) }
 
     var description: String { "serverd: \(message)" }
+}
+
+extension String {
+    /// The string with leading zeros up to `width` characters.
+    fileprivate func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
 }

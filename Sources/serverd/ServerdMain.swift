@@ -96,7 +96,9 @@ enum ServerdMain {
         do {
             try daemon.start()
         } catch {
-            logger.error("\(error.message)")
+            // The one `serverd:` line goes to stderr (or the --daemon parent's); a log elsewhere
+            // records the failure too, but stderr must not get it twice.
+            if LogDestination(for: configuration) != .standardError { logger.error("\(error.message)") }
             throw error
         }
         report?.ready()

@@ -24,6 +24,14 @@ final class ExitStatusTests: XCTestCase {
         try assertFails(["--listen", "echo@unix:/" + String(repeating: "x", count: 120)], status: 64, mentioning: "too long")
     }
 
+    /// fuzz-options found it: an argument holding CR LF split the one `serverd:` line in two.
+    func testControlCharactersInTheInputDoNotSplitTheErrorLine() throws {
+        try assertFails(["\r\nle"], status: 64, mentioning: "'\\r\\nle'")
+        try assertFails(["--listen", "no\u{1B}[31msuch@tcp://127.0.0.1:0"], status: 64, mentioning: "no\\x1B[31msuch")
+        let result = try ServerdProcess.run(["--listen", "echo@tcp://127.0.0.1:1\n2"])
+        XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
+    }
+
     func testAddressInUseExits69() throws {
         let holder = try Socket(family: AF_INET, transport: .stream)
         try holder.bind(to: SocketAddress(parsing: "tcp://127.0.0.1:0"))
