@@ -36,8 +36,8 @@ final class UnixSocketFileRaceTests: FamilyServerTestCase {
             let stale = try Socket(family: AF_UNIX, transport: .stream)
             try stale.bind(to: requested)
             stale.close()
-            let servers = Mutex<[BaseServer]>([])
-            let failures = Mutex<[String]>([])
+            let servers = ConditionLock<[BaseServer]>([])
+            let failures = ConditionLock<[String]>([])
             try together(6) { _ in
                 do {
                     let server = try StreamServer(address: requested, handler: StreamEchoHandler.self)
@@ -68,7 +68,7 @@ final class UnixSocketFileRaceTests: FamilyServerTestCase {
         for round in 0..<150 {
             let requested = address(.unixPath, .stream)
             let socketPath = requested.path!
-            let seen = Mutex<Set<mode_t>>([])
+            let seen = ConditionLock<Set<mode_t>>([])
             let done = Atomic<Bool>(false)
             let watcher = try TestThread {
                 var info = stat()
