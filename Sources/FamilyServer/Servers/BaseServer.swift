@@ -66,8 +66,8 @@ open class BaseServer: @unchecked Sendable {
     private let closed = Atomic<Bool>(false)
     private let socketFile = ConditionLock<UnixSocketFile?>(nil)
     private let acceptPausedUntil = ConditionLock<Double>(0)
-    /// When the last accept pause was logged, and how many pauses went unlogged since.
-    private let acceptPauseLog = ConditionLock<(lastLogged: Double, unlogged: Int)>((-.infinity, 0))
+    /// Accept pauses, logged once, then at most every 10 s.
+    private let acceptPauses = ThrottledWarning()
 
     private struct LoopState: Sendable {
         var serving = false
@@ -432,18 +432,7 @@ open class BaseServer: @unchecked Sendable {
             // Logged once, then at most every 10 s: a peer holding the descriptors must not be
             // able to make the log grow by ten lines a second.
             let now = monotonicSeconds()
-            let unlogged = acceptPauseLog.withLock { state -> Int? in
-                guard now - state.lastLogged >= 10 else {
-                    state.unlogged += 1
-                    return nil
-                }
-                defer { state = (now, 0) }
-                return state.unlogged
-            }
-            if let unlogged {
-                let since = unlogged > 0 ? " (\(unlogged) more pauses since the last message)" : ""
-                logger.warning("\(serverAddress): \(error); pausing accept for 100 ms\(since)")
-            }
+            acceptPauses.record(logger, "\(serverAddress): \(error); pausing accept for 100 ms")
             acceptPausedUntil.withLock { $0 = now + 0.1 }
         case ECONNABORTED, EPROTO, EPERM, ENETDOWN, EHOSTUNREACH, ENETUNREACH, ECONNREFUSED:
             break
