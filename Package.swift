@@ -8,9 +8,7 @@ let package = Package(
         .library(name: "FamilyServer", targets: ["FamilyServer"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // libsystemd's sd-daemon API, found through pkg-config (Debian: libsystemd-dev).
@@ -34,9 +32,7 @@ let package = Package(
             dependencies: [
                 "FamilyServer",
                 "CShims",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),
         .testTarget(name: "FamilyServerTests", dependencies: ["FamilyServer", "CShims"]),

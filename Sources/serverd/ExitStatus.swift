@@ -1,3 +1,5 @@
+import Glibc
+
 /// serverd's exit statuses: the sysexits codes that systemd.exec(5) lists.
 enum ExitStatus: Int32, Sendable {
     /// A clean stop.
@@ -12,6 +14,16 @@ enum ExitStatus: Int32, Sendable {
     case noPermission = 77
     /// EX_CONFIG: bad config file, inherited socket mismatch, exec without a program.
     case configuration = 78
+
+    /// The one map from a failed system call's errno to an exit status: "cannot serve" because the address is in
+    /// use (69), permission is denied (77), or the system failed otherwise (71).
+    static func cannotServe(errno code: Int32) -> ExitStatus {
+        switch code {
+        case EADDRINUSE: return .unavailable
+        case EACCES, EPERM, EROFS: return .noPermission
+        default: return .osError
+        }
+    }
 }
 
 /// A failure that ends serverd: the status to exit with and the one `serverd: …` line that says why.

@@ -22,40 +22,46 @@ enum ServerdMain {
     }
 
     private static func serve(_ arguments: [String], report: inout ReadinessReport?) throws(DaemonError) -> Int32 {
-        var command: ServerdCommand
-        switch try ServerdCommand.parseCommandLine(arguments) {
+        let invocation: Invocation
+        switch try CommandLineParser.parse(arguments, workingDirectory: currentDirectory()) {
         case .print(let text):
             print(text)
             return 0
         case .run(let parsed):
-            command = parsed
+            invocation = parsed
         }
-        var configuration = try DaemonConfiguration.load(from: command)
         var inherited = try InheritedSocketPool.adopt()
         if let connection = inherited.takeConnection() {
-            return try AcceptedConnection.serve(connection, configuration: configuration)
+            return try AcceptedConnection.serve(connection, invocation: invocation)
         }
-        var runtimeDirectory: PrivateRuntimeDirectory?
-        if configuration.listeners.isEmpty {
-            let implicit = try ImplicitListeners(inherited: inherited, preparing: !configuration.checkConfig)
-            for text in implicit.specs {
-                command.listen.append(try implicitSpec(text))
-            }
-            runtimeDirectory = implicit.privateDirectory
-            configuration = try DaemonConfiguration.load(from: command)
-        }
-        if configuration.checkConfig {
-            try CheckConfig.validate(configuration)
+        let implicitListeners = ImplicitListeners(inherited: inherited, preparing: !invocation.checkOnly)
+        let desired = try DesiredState.build(invocation, implicitListeners: implicitListeners.specs)
+        try ListenerPrecheck.check(desired, inherited: inherited)
+        if invocation.checkOnly {
+            for line in CheckReport.lines(desired) { print(line) }
             return 0
         }
-        let logLevel = try Log.bootstrap(level: configuration.logLevel, destination: LogDestination(for: configuration))
+        let settings = desired.settings
+        let log = try Log.bootstrap(level: settings.logLevel, destination: settings.logDestination)
         let logger = Logger(label: "serverd")
-        let workingDirectory = currentDirectory()
-        guard configuration.daemonize else {
-            let signals = try SignalReceiver()
-            return try startAndRun(
-                command: command, configuration: configuration, inherited: inherited, signals: signals, logger: logger,
-                logLevel: logLevel, workingDirectory: workingDirectory, runtimeDirectory: runtimeDirectory, report: &report)
+        let start = { [inherited] (signals: SignalReceiver, report: inout ReadinessReport?) throws(DaemonError) -> Int32 in
+            let daemon = Daemon(
+                invocation: invocation, desired: desired, inherited: inherited, implicitListeners: implicitListeners,
+                signals: signals, systemd: SystemdSession(detached: settings.daemonize), logger: logger, log: log)
+            do throws(DaemonError) {
+                try daemon.start()
+            } catch {
+                // The one `serverd:` line goes to stderr (or the --daemon parent's); a log elsewhere
+                // records the failure too, but stderr must not get it twice.
+                if settings.logDestination != .standardError { logger.error("\(error.message)") }
+                throw error
+            }
+            report?.ready()
+            report = nil
+            return daemon.run()
+        }
+        guard settings.daemonize else {
+            return try start(try SignalReceiver(), &report)
         }
         report = try Daemonizer.detach()
         // The signals are blocked here, in the forked main thread, before the daemon's own thread
@@ -63,12 +69,9 @@ enum ServerdMain {
         let signals = try SignalReceiver()
         let detached = Detached(report: report)
         report = nil
-        do {
-            return try FreshThread.run { [inherited] () throws(DaemonError) -> Int32 in
-                try startAndRun(
-                    command: command, configuration: configuration, inherited: inherited, signals: signals,
-                    logger: logger, logLevel: logLevel, workingDirectory: workingDirectory,
-                    runtimeDirectory: runtimeDirectory, report: &detached.report)
+        do throws(DaemonError) {
+            return try FreshThread.run { () throws(DaemonError) -> Int32 in
+                try start(signals, &detached.report)
             }
         } catch {
             report = detached.report
@@ -80,38 +83,6 @@ enum ServerdMain {
     private final class Detached: @unchecked Sendable {
         var report: ReadinessReport?
         init(report: ReadinessReport?) { self.report = report }
-    }
-
-    /// Binds or adopts every listener, reports readiness, and serves until stopped.
-    private static func startAndRun(
-        command: ServerdCommand, configuration: DaemonConfiguration, inherited: InheritedSocketPool,
-        signals: SignalReceiver, logger: Logger, logLevel: LogLevelControl, workingDirectory: String,
-        runtimeDirectory: PrivateRuntimeDirectory?, report: inout ReadinessReport?
-    ) throws(DaemonError) -> Int32 {
-        let systemd = SystemdSession(detached: configuration.daemonize)
-        let daemon = Daemon(
-            command: command, configuration: configuration, inherited: inherited, signals: signals,
-            systemd: systemd, logger: logger, logLevel: logLevel, workingDirectory: workingDirectory,
-            runtimeDirectory: runtimeDirectory)
-        do {
-            try daemon.start()
-        } catch {
-            // The one `serverd:` line goes to stderr (or the --daemon parent's); a log elsewhere
-            // records the failure too, but stderr must not get it twice.
-            if LogDestination(for: configuration) != .standardError { logger.error("\(error.message)") }
-            throw error
-        }
-        report?.ready()
-        report = nil
-        return daemon.run()
-    }
-
-    private static func implicitSpec(_ text: String) throws(DaemonError) -> ListenSpec {
-        do {
-            return try ListenSpec(parsing: text)
-        } catch {
-            throw DaemonError(.configuration, "'\(text)': \(error)")
-        }
     }
 
     /// The working directory, which relative Unix socket paths are taken from even after `--daemon`.

@@ -10,7 +10,7 @@ final class ReplyRateLimiterTests: XCTestCase {
 
     /// The source key of an address, a /32 or /64 as the defaults make it.
     private func key(_ text: String) -> SourceKey {
-        SourceKey(peer: SocketAddress(.datagram, .inet(IPAddress(numeric: text)!, port: 40000)), settings: ListenerSettings())!
+        SourceKey(peer: SocketAddress(.datagram, .inet(IPAddress(numeric: text)!, port: 40000)), settings: ListenerPolicy(service: .echo, values: OptionTable.resolve(.listener, layers: [])))!
     }
 
     func testABurstThenTheRate() {

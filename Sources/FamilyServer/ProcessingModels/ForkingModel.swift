@@ -9,8 +9,16 @@ import Synchronization
 /// model forked are waited for, never other children of the process. A child that dies by a
 /// signal or exits non-zero is logged.
 public final class ForkingModel: ProcessingModel {
-    /// The most children at once; at that count the serve loop takes no new request.
-    public let maxChildren: Int
+    /// The most children at once; at that count the serve loop takes no new request. May be
+    /// changed while serving.
+    public var maxChildren: Int {
+        get { limit.load(ordering: .relaxed) }
+        set { limit.store(newValue, ordering: .relaxed) }
+    }
+    /// Runs first in every child, before the request.
+    public let workerSetup: (@Sendable () -> Void)?
+    /// How ``cutShort(server:)`` ends one child.
+    public let terminateWorker: @Sendable (pid_t) -> Void
     /// Wait for every child on close (else they are reaped if already done and left to finish).
     public let blockOnClose: Bool
 
@@ -20,15 +28,33 @@ public final class ForkingModel: ProcessingModel {
     }
 
     private let children = ConditionLock<[pid_t: Child]>([:])
+    private let limit: Atomic<Int>
 
     /// Creates a forking model.
-    public init(maxChildren: Int = 40, blockOnClose: Bool = true) {
-        self.maxChildren = maxChildren
+    /// - Parameters:
+    ///   - maxChildren: The most children at once.
+    ///   - blockOnClose: Whether closing the server waits for every child.
+    ///   - workerSetup: Runs first in every child: a program with several servers closes the other
+    ///     servers' sockets there, which the child must not keep open.
+    ///   - terminateWorker: How ``cutShort(server:)`` ends one child; SIGTERM by default. A program
+    ///     whose workers start programs of their own ends those too.
+    public init(
+        maxChildren: Int = 40, blockOnClose: Bool = true, workerSetup: (@Sendable () -> Void)? = nil,
+        terminateWorker: @escaping @Sendable (pid_t) -> Void = { kill($0, SIGTERM) }
+    ) {
+        self.workerSetup = workerSetup
+        self.terminateWorker = terminateWorker
+        self.limit = Atomic(maxChildren)
         self.blockOnClose = blockOnClose
     }
 
     public var activeRequests: Int { children.withLock { $0.count } }
-    public var capacity: Int? { maxChildren }
+    public var capacity: Int? {
+        get { maxChildren }
+        set { maxChildren = newValue ?? Int.max }
+    }
+    public var forksWorkers: Bool { true }
+    public var runsRequestsOnServingThread: Bool { false }
 
     /// The process ids of the children still running (or not yet reaped).
     public var activeChildren: Set<pid_t> { children.withLock { Set($0.keys) } }
@@ -42,6 +68,7 @@ public final class ForkingModel: ProcessingModel {
             // The child: default signal handling, no listener of its own, one request, then out.
             cshims_reset_signals()
             if request.connection != nil { server.socket.close() }
+            workerSetup?()
             let succeeded = server.runRequest(request, clientAddress: clientAddress)
             server.wake()
             _exit(succeeded ? 0 : 1)
@@ -56,6 +83,11 @@ public final class ForkingModel: ProcessingModel {
 
     public func close(server: BaseServer) {
         reap(server: server, blocking: blockOnClose)
+    }
+
+    /// Ends every child with ``terminateWorker``; they are reaped as usual.
+    public func cutShort(server: BaseServer) {
+        for pid in activeChildren { terminateWorker(pid) }
     }
 
     private func reap(server: BaseServer, blocking: Bool) {

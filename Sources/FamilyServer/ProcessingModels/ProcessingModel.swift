@@ -2,7 +2,10 @@
 /// processes, or any other way (an event-driven model fits the same four methods).
 ///
 /// The model decides where ``BaseServer/runRequest(_:clientAddress:)`` runs, counts the requests in
-/// flight so the serve loop can stop taking new ones at ``capacity``, and reaps its workers.
+/// flight so the serve loop can stop taking new ones at ``capacity``, and reaps its workers. It also
+/// tells whoever runs the serve loop what that loop may share with others (``forksWorkers``,
+/// ``runsRequestsOnServingThread``) and how to end its work early (``cutShort(server:)``): a
+/// program serving several servers asks the model, never which model it holds.
 public protocol ProcessingModel: AnyObject, Sendable {
     /// Starts serving `request`: calls `server.runRequest(request, clientAddress:)` somewhere.
     /// - Throws: when no worker could be started (the server then closes the request unserved).
@@ -12,12 +15,28 @@ public protocol ProcessingModel: AnyObject, Sendable {
     var activeRequests: Int { get }
 
     /// The most requests in flight at once; at that count the serve loop stops taking new ones
-    /// until one finishes. `nil`: no limit.
-    var capacity: Int? { get }
+    /// until one finishes. `nil`: no limit. May be changed while serving (a new limit applies to
+    /// the next request taken); a model that runs one request at a time ignores it.
+    var capacity: Int? { get set }
+
+    /// Whether workers are started with fork(2). A process that forks must hold no lock another
+    /// thread might hold (the child would inherit it locked forever): its serve loops then run on
+    /// one thread, the one that forks, and no other thread of the process serves at that time.
+    var forksWorkers: Bool { get }
+
+    /// Whether each request runs on the serving thread itself, so that the loop makes no pass
+    /// (no ``BaseServer/serviceActions()``, no heartbeat) while a request runs, and a shutdown
+    /// takes effect only once that request is over.
+    var runsRequestsOnServingThread: Bool { get }
 
     /// Reaps finished workers without waiting; called on every pass of the serve loop.
     func collect(server: BaseServer)
 
     /// Called by ``BaseServer/serverClose()``: waits for (or just reaps) the workers, as configured.
     func close(server: BaseServer)
+
+    /// Ends the requests in flight now rather than letting them finish (a drain that ran out of
+    /// time): the forking model terminates its workers; models whose requests run in this process
+    /// leave it to the server, which shuts their connections down.
+    func cutShort(server: BaseServer)
 }

@@ -10,7 +10,14 @@ public final class SerialModel: ProcessingModel {
     }
 
     public var activeRequests: Int { 0 }
-    public var capacity: Int? { nil }
+    /// Always `nil`: one request at a time, whatever is set.
+    public var capacity: Int? {
+        get { nil }
+        set {}
+    }
+    public var forksWorkers: Bool { false }
+    public var runsRequestsOnServingThread: Bool { true }
     public func collect(server: BaseServer) {}
     public func close(server: BaseServer) {}
+    public func cutShort(server: BaseServer) {}
 }

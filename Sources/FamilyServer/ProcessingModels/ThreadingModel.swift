@@ -9,8 +9,12 @@ public final class ThreadingModel: ProcessingModel {
     public let daemonThreads: Bool
     /// Wait for running requests on close unless ``daemonThreads`` (Python's `block_on_close`).
     public let blockOnClose: Bool
-    /// The most requests served at once; `nil` for no limit (Python has none).
-    public let maxThreads: Int?
+    /// The most requests served at once; `nil` for no limit (Python has none). May be changed
+    /// while serving.
+    public var maxThreads: Int? {
+        get { state.withLock { $0.maxThreads } }
+        set { state.withLock(notify: .none) { $0.maxThreads = newValue } }
+    }
     /// How long a worker stays parked for reuse before it exits.
     public let idleThreadTimeout: Double
 
@@ -26,20 +30,26 @@ public final class ThreadingModel: ProcessingModel {
         var threads = 0
         var queue: [Job] = []
         var closing = false
+        var maxThreads: Int?
     }
 
-    private let state = ConditionLock(State())
+    private let state: ConditionLock<State>
 
     /// Creates a threading model.
     public init(daemonThreads: Bool = false, blockOnClose: Bool = true, maxThreads: Int? = nil, idleThreadTimeout: Double = 10) {
         self.daemonThreads = daemonThreads
         self.blockOnClose = blockOnClose
-        self.maxThreads = maxThreads
+        self.state = ConditionLock(State(maxThreads: maxThreads))
         self.idleThreadTimeout = idleThreadTimeout
     }
 
     public var activeRequests: Int { state.withLock { $0.active } }
-    public var capacity: Int? { maxThreads }
+    public var capacity: Int? {
+        get { maxThreads }
+        set { maxThreads = newValue }
+    }
+    public var forksWorkers: Bool { false }
+    public var runsRequestsOnServingThread: Bool { false }
 
     /// Threads alive now, running or parked.
     public var threadCount: Int { state.withLock { $0.threads } }
@@ -77,7 +87,7 @@ public final class ThreadingModel: ProcessingModel {
             let (wakeServer, lastOneOut) = state.withLock { state -> (Bool, Bool) in
                 state.active -= 1
                 state.idle += 1
-                return (maxThreads.map { state.active == $0 - 1 } ?? false, state.closing && state.active == 0)
+                return (state.maxThreads.map { state.active == $0 - 1 } ?? false, state.closing && state.active == 0)
             }
             if lastOneOut { state.withLock(notify: .all) { _ in } }
             if wakeServer { job.server.wake() }
@@ -94,6 +104,10 @@ public final class ThreadingModel: ProcessingModel {
     }
 
     public func collect(server: BaseServer) {}
+
+    /// Nothing to end here: the requests run in this process, where the server shuts their
+    /// connections down.
+    public func cutShort(server: BaseServer) {}
 
     /// Releases parked workers and, with ``blockOnClose`` and without ``daemonThreads``, waits
     /// until every running request has finished.

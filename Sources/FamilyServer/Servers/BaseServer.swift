@@ -37,7 +37,7 @@ open class BaseServer: @unchecked Sendable {
     /// The handler class instantiated for every request.
     public let handlerType: BaseRequestHandler.Type
     /// How requests are run: serially, on threads or in child processes.
-    public let processingModel: ProcessingModel
+    public let processingModel: any ProcessingModel
     /// Where errors and notable events go.
     public var logger: Logger
 

@@ -120,6 +120,22 @@ public final class UnixSocketFile: Sendable {
         throw SocketError("bind", errno: EADDRINUSE, subject: "\(path) (another process serves it)")
     }
 
+    /// Sets the socket file's permission bits (a reload that changed the socket mode), if the file
+    /// is still the one this process created. The file is opened with `O_PATH|O_NOFOLLOW` through
+    /// the directory descriptor, checked by identity, and changed through `/proc/self/fd`: a name
+    /// swapped for a symlink meanwhile is never followed.
+    /// - Throws: ``SocketError`` for `openat` or `chmod`, or ESTALE when the name now stands for
+    ///   another file.
+    public func setMode(_ mode: mode_t) throws(SocketError) {
+        let fd = openat(directory.fileDescriptor, name, cshims_o_path | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw SocketError("openat", errno: errno, subject: path) }
+        defer { close(fd) }
+        guard try FileIdentity(descriptor: fd, subject: path) == identity else {
+            throw SocketError("chmod", errno: ESTALE, subject: "\(path) (no longer the socket serverd created; left alone)")
+        }
+        _ = try syscall("chmod", subject: path) { chmod("/proc/self/fd/\(fd)", mode) }
+    }
+
     /// Removes the socket file if it is still the one this process created, then its lock file,
     /// and releases the lock. Call once the socket is closed; later calls do nothing.
     /// - Throws: ``SocketError`` for `unlinkat` (EACCES or EPERM after privileges were dropped);

@@ -2,19 +2,31 @@ import FamilyServer
 import Glibc
 import Logging
 
-/// The running daemon: its listeners, and the control loop that handles signals (stop, reload),
-/// systemd notifications (readiness, status, watchdog) and the graceful drain.
+/// The running daemon as one state machine:
+///
+///     starting ──start()──► ready ──SIGHUP──► reloading ──(applied or rolled back)──► ready
+///                             │
+///                             └──SIGTERM/SIGINT──► draining ──(idle, timeout or second signal)──► stopped
+///
+/// Every change of the listeners goes through a ``ReloadPlan`` applied by the ``ListenerSet`` all or nothing;
+/// start-up is the plan against nothing running. Effects (notifications, log lines, drain) happen in the transitions.
 final class Daemon {
-    private let command: ServerdCommand
-    private var configuration: DaemonConfiguration
-    private let logger: Logger
-    private let logLevel: LogLevelControl
+    /// Where the daemon is in its life.
+    enum State: Equatable {
+        case starting, ready, reloading, draining, stopped
+    }
+
+    private(set) var state = State.starting
+    private let invocation: Invocation
+    private var desired: DesiredState
+    private let inherited: InheritedSocketPool
+    private let implicitListeners: ImplicitListeners
+    private let listeners: ListenerSet
+    private let opener: ListenerOpener
     private let signals: SignalReceiver
     private let systemd: SystemdSession
-    private var factory: ListenerFactory
-    private var listeners: [Listener] = []
-    /// Listeners a reload removed: no longer accepting, but still draining their connections.
-    private var retired: [Listener] = []
+    private let logger: Logger
+    private let log: LogControl
     /// The pidfile, the default socket's private directory and the `--user` cleanup helper.
     private let files: DaemonFiles
     private var lastStatus = ""
@@ -24,147 +36,115 @@ final class Daemon {
     private var pollInterval: Double { min(0.5, systemd.watchdogInterval.map { $0 / 4 } ?? 0.5) }
 
     init(
-        command: ServerdCommand, configuration: DaemonConfiguration, inherited: InheritedSocketPool,
-        signals: SignalReceiver, systemd: SystemdSession, logger: Logger, logLevel: LogLevelControl,
-        workingDirectory: String, runtimeDirectory: PrivateRuntimeDirectory? = nil
+        invocation: Invocation, desired: DesiredState, inherited: InheritedSocketPool,
+        implicitListeners: ImplicitListeners, signals: SignalReceiver, systemd: SystemdSession, logger: Logger,
+        log: LogControl
     ) {
-        self.logLevel = logLevel
-        self.command = command
-        self.configuration = configuration
-        self.logger = logger
+        self.invocation = invocation
+        self.desired = desired
+        self.inherited = inherited
+        self.implicitListeners = implicitListeners
         self.signals = signals
         self.systemd = systemd
-        self.factory = ListenerFactory(
-            model: configuration.model, logger: logger, inherited: inherited, baseDirectory: workingDirectory)
-        self.files = DaemonFiles(pidfile: configuration.pidfile, runtimeDirectory: runtimeDirectory, logger: logger)
+        self.logger = logger
+        self.log = log
+        listeners = ListenerSet(logger: logger)
+        opener = ListenerOpener(model: desired.settings.model, logger: logger, inherited: inherited)
+        files = DaemonFiles(
+            pidfile: desired.settings.pidfile, implicitListeners: implicitListeners, logger: logger)
     }
 
-    /// Takes the pidfile, binds or adopts every listener, drops privileges (a privileged helper
-    /// then removes at exit what was created as root), starts serving, then reports readiness
-    /// (the pid in the pidfile, `READY=1`, the `--daemon` parent).
-    /// A failed start closes what it had opened (removing socket files it created) before throwing.
+    // MARK: - starting → ready
+
+    /// Takes the pidfile, opens every listener, drops privileges (a privileged helper then removes at exit what was
+    /// created as root), then reports readiness (the pid in the pidfile, `READY=1`). A failed start closes what it
+    /// opened (removing socket files it created) before throwing.
     func start() throws(DaemonError) {
+        let settings = desired.settings
         do {
             try files.acquire()
-            factory.inherited.reserve(configuration.listeners)
-            for configuration in configuration.listeners {
-                listeners += try factory.make(configuration)
-            }
-            factory.inherited.warnAboutUnclaimed(logger: logger)
-            try files.handOver(listeners, user: configuration.user)
-            try Privileges.drop(user: configuration.user, group: configuration.group)
-            for listener in listeners {
-                try begin(listener)
-            }
+            let plan = ReloadPlan(desired: desired.listeners, running: [])
+            let started = try listeners.apply(plan, desired: desired.listeners, opener: opener, pollInterval: pollInterval)
+            inherited.warnAboutUnclaimed(desired.listeners, logger: logger)
+            try files.handOver(listeners.all, user: settings.user)
+            try Privileges.drop(user: settings.user, group: settings.group)
+            for listener in started { logger.notice("listening on \(listener.listeningText)") }
             try files.ready()
         } catch {
-            for listener in listeners { listener.stopListening() }
+            listeners.stopListening()
             files.release()
             throw error
         }
+        state = .ready
         systemd.ready(status: statusText())
     }
 
-    private func begin(_ listener: Listener) throws(DaemonError) {
-        do {
-            try listener.start(pollInterval: pollInterval)
-        } catch {
-            throw DaemonError(.osError, "\(listener.configuration.text): cannot start its serve loop: \(error)")
-        }
-        logger.notice("listening on \(listener.listeningText)")
-    }
-
-    /// Runs the control loop until a stop signal; returns the exit status.
+    /// Runs the control loop until a stop; returns the exit status.
     func run() -> Int32 {
-        while true {
+        while state == .ready {
             waitForSignalsAndServe()
-            for signal in signals.pending() {
+            for signal in signals.pending() where state == .ready {
                 if signal == SIGHUP {
                     reload()
                 } else {
-                    return stop(after: signal)
+                    drain(after: signal)
                 }
             }
             tick()
         }
+        return 0
     }
 
-    /// Waits for a signal, serving meanwhile the listeners the control loop serves (the forking
-    /// model's: see ``Listener/servedByControlLoop``).
-    private func waitForSignalsAndServe() {
-        let served = listeners.filter(\.servedByControlLoop)
-        var descriptors = [signals.fileDescriptor]
-        var owners: [Listener?] = [nil]
-        var atCapacity = false
-        for listener in served {
-            let own = listener.server.readinessDescriptors
-            atCapacity = atCapacity || own.count < 2
-            descriptors += own
-            owners += Array(repeating: listener, count: own.count)
-        }
-        // A forked worker that crashed wakes nobody: while one is needed, look again soon.
-        let timeout = atCapacity ? min(controlTimeout, 0.05) : controlTimeout
-        guard let ready = try? pollReadable(descriptors, timeout: timeout) else { return }
-        var servedNow = Set<ObjectIdentifier>()
-        for (index, isReady) in ready.enumerated() where isReady {
-            guard let listener = owners[index], servedNow.insert(ObjectIdentifier(listener)).inserted else { continue }
-            listener.server.serveReadyRequests()
-        }
-        for listener in served { listener.server.serviceActions() }
-    }
+    // MARK: - ready → reloading → ready
 
-    /// How long the control loop waits for a signal: at most a second, and no longer than until
-    /// the next watchdog ping is due — a signal that woke the loop just before a ping must not
-    /// postpone it by a whole interval, to nearly WATCHDOG_USEC. At least 20 ms, so that serve
-    /// loops that stopped passing (no ping then) do not make it spin.
-    private var controlTimeout: Double {
-        guard let due = systemd.secondsUntilWatchdogDue else { return 1 }
-        return min(1, max(0.02, due))
-    }
-
-    /// Watchdog and status, once per pass of the control loop.
-    private func tick() {
-        if servingLoopsAreAlive() { systemd.pingWatchdogIfDue() }
-        let now = monotonicSeconds()
-        if now - lastStatusTime >= 1 {
-            let status = statusText()
-            if status != lastStatus {
-                systemd.status(status)
-                lastStatus = status
+    /// SIGHUP: builds the desired state anew from the command line and the file, checks it as a start would, and
+    /// applies the plan from the running listeners. Anything that fails changes nothing; `READY=1` follows either way,
+    /// with a `STATUS=` that says which. SIGHUP also reopens the log file.
+    private func reload() {
+        state = .reloading
+        systemd.reloading()
+        logger.notice("received SIGHUP: reloading \(invocation.configFile ?? "the command line")")
+        var notes = log.reload(level: desired.settings.logLevel, destination: desired.settings.logDestination)
+        do {
+            var next = try DesiredState.build(invocation, implicitListeners: implicitListeners.specs)
+            for option in OptionTable.all where option.scope == .daemon && option.reload == .atRestart {
+                if next.daemonValues[option.name] != desired.daemonValues[option.name] {
+                    notes.append("\(option.name): a change takes effect at the next start")
+                    next.daemonValues[option.name] = desired.daemonValues[option.name]
+                }
             }
-            lastStatusTime = now
+            try ListenerPrecheck.check(next, inherited: inherited)
+            let plan = ReloadPlan(desired: next.listeners, running: listeners.identities)
+            let started = try listeners.apply(plan, desired: next.listeners, opener: opener, pollInterval: pollInterval)
+            for listener in started { logger.notice("listening on \(listener.listeningText)") }
+            desired = next
+            notes += log.reload(level: next.settings.logLevel, destination: next.settings.logDestination)
+            for note in Set(notes).sorted() { logger.warning("reload: \(note)") }
+            logger.notice(
+                "reloaded: \(plan.update.count) kept, \(plan.add.count) added, \(plan.remove.count) removed")
+            state = .ready
+            systemd.ready(status: statusText())
+        } catch {
+            for note in Set(notes).sorted() { logger.warning("reload: \(note)") }
+            logger.error("reload failed, keeping the running configuration: \(error.message)")
+            state = .ready
+            systemd.ready(status: "Reload failed: \(error.message). " + statusText())
         }
     }
 
-    /// The serve loops that should never block for long have all passed by recently.
-    private func servingLoopsAreAlive() -> Bool {
-        guard let interval = systemd.watchdogInterval else { return true }
-        let now = UInt64(monotonicSeconds() * 1e6)
-        let allowance = UInt64(interval * 1e6)
-        return listeners.allSatisfy { listener in
-            guard let beat = listener.heartbeat, beat > 0 else { return true }
-            return now &- beat < allowance
-        }
-    }
+    // MARK: - ready → draining → stopped
 
-    private func statusText() -> String {
-        let connections = (listeners + retired).reduce(0) { $0 + $1.activeRequests }
-        let noun = listeners.count == 1 ? "listener" : "listeners"
-        return "Serving \(listeners.count) \(noun), \(connections) active connection\(connections == 1 ? "" : "s")"
-    }
-
-    // MARK: - Stop
-
-    /// The graceful stop of SPEC section 3: `STOPPING=1`, listeners closed (their socket files
-    /// removed), in-flight connections given `--drain-timeout`, a second signal cutting it short.
-    /// Then every exec process group still alive gets SIGTERM, and SIGKILL after a short grace
-    /// (``ExecProcessGroups/end(logger:)``): no process serverd started outlives it.
-    private func stop(after signal: Int32) -> Int32 {
+    /// The graceful stop of SPEC section 3: `STOPPING=1`, listeners closed (their socket files removed), in-flight
+    /// connections given `drain-timeout`, a second signal cutting it short. Then every exec process group still
+    /// alive gets SIGTERM, and SIGKILL after a short grace: no process serverd started outlives it.
+    private func drain(after signal: Int32) {
+        state = .draining
         systemd.stopping()
-        logger.notice("received signal \(signal): stopping, draining connections for up to \(configuration.drainTimeout) s")
-        for listener in listeners { listener.stopListening() }
-        let all = listeners + retired
-        let deadline = monotonicSeconds() + configuration.drainTimeout
+        let drainTimeout = desired.settings.drainTimeout.seconds
+        logger.notice("received signal \(signal): stopping, draining connections for up to \(ValueSyntax.display(drainTimeout)) s")
+        listeners.stopListening()
+        let all = listeners.everyListener
+        let deadline = monotonicSeconds() + drainTimeout
         var drained = false
         while true {
             if all.allSatisfy(\.isIdle) {
@@ -185,7 +165,6 @@ final class Daemon {
         if !drained {
             for listener in all { listener.cutShort() }
         }
-        // Drained or not: exec children still running and what they left in the background.
         ExecProcessGroups.shared.end(logger: logger)
         if !drained {
             let cutDeadline = monotonicSeconds() + 2
@@ -195,50 +174,72 @@ final class Daemon {
         }
         files.release()
         logger.notice("stopped")
-        return 0
+        state = .stopped
     }
 
-    // MARK: - Reload
+    // MARK: - The control loop's pass
 
-    /// SIGHUP: re-reads `--config` and applies the difference. Unchanged listeners keep their
-    /// sockets and connections, removed ones stop accepting (their connections finish), new ones
-    /// start. An invalid configuration changes nothing.
-    private func reload() {
-        systemd.reloading()
-        logger.notice("received SIGHUP: reloading \(configuration.configFile ?? "the command line")")
-        defer { systemd.ready(status: statusText()) }
-        let updated: DaemonConfiguration
-        do {
-            updated = try DaemonConfiguration.load(from: command)
-        } catch {
-            logger.error("reload failed, keeping the running configuration: \(error.message)")
-            return
+    /// Waits for a signal, serving meanwhile the listeners the control loop serves (those whose model forks: see
+    /// ``Listener/servedByControlLoop``).
+    private func waitForSignalsAndServe() {
+        let served = listeners.all.filter(\.servedByControlLoop)
+        var descriptors = [signals.fileDescriptor]
+        var owners: [Listener?] = [nil]
+        var atCapacity = false
+        for listener in served {
+            let own = listener.server.readinessDescriptors
+            atCapacity = atCapacity || own.count < 2
+            descriptors += own
+            owners += Array(repeating: listener, count: own.count)
         }
-        let wanted = updated.listeners
-        var kept: [Listener] = []
-        for listener in listeners {
-            if wanted.contains(where: { $0.isEquivalent(to: listener.configuration) }) {
-                kept.append(listener)
-            } else {
-                logger.notice("reload: closing \(listener.listeningText)")
-                listener.stopListening()
-                retired.append(listener)
+        // A forked worker that crashed wakes nobody: while one is needed, look again soon.
+        let timeout = atCapacity ? min(controlTimeout, 0.05) : controlTimeout
+        guard let ready = try? pollReadable(descriptors, timeout: timeout) else { return }
+        var servedNow = Set<ObjectIdentifier>()
+        for (index, isReady) in ready.enumerated() where isReady {
+            guard let listener = owners[index], servedNow.insert(ObjectIdentifier(listener)).inserted else { continue }
+            listener.server.serveReadyRequests()
+        }
+        for listener in served { listener.server.serviceActions() }
+    }
+
+    /// How long the control loop waits for a signal: at most a second, and no longer than until the next watchdog
+    /// ping is due. At least 20 ms, so that serve loops that stopped passing (no ping then) do not make it spin.
+    private var controlTimeout: Double {
+        guard let due = systemd.secondsUntilWatchdogDue else { return 1 }
+        return min(1, max(0.02, due))
+    }
+
+    /// Watchdog and status, once per pass of the control loop.
+    private func tick() {
+        guard state == .ready else { return }
+        if servingLoopsAreAlive() { systemd.pingWatchdogIfDue() }
+        let now = monotonicSeconds()
+        if now - lastStatusTime >= 1 {
+            let status = statusText()
+            if status != lastStatus {
+                systemd.status(status)
+                lastStatus = status
             }
+            lastStatusTime = now
         }
-        listeners = kept
-        retired.removeAll { $0.isIdle }
-        factory.model = updated.model
-        logLevel.set(updated.logLevel.loggerLevel)
-        for configuration in wanted where !kept.contains(where: { $0.configuration.isEquivalent(to: configuration) }) {
-            do {
-                for listener in try factory.make(configuration) {
-                    try begin(listener)
-                    listeners.append(listener)
-                }
-            } catch {
-                logger.error("reload: cannot start \(configuration.text): \(error.message)")
-            }
+    }
+
+    /// The serve loops that should never block for long have all passed by recently.
+    private func servingLoopsAreAlive() -> Bool {
+        guard let interval = systemd.watchdogInterval else { return true }
+        let now = UInt64(monotonicSeconds() * 1e6)
+        let allowance = UInt64(interval * 1e6)
+        return listeners.all.allSatisfy { listener in
+            guard let beat = listener.heartbeat, beat > 0 else { return true }
+            return now &- beat < allowance
         }
-        configuration = updated
+    }
+
+    private func statusText() -> String {
+        let serving = listeners.all.count
+        let connections = listeners.everyListener.reduce(0) { $0 + $1.activeRequests }
+        let noun = serving == 1 ? "listener" : "listeners"
+        return "Serving \(serving) \(noun), \(connections) active connection\(connections == 1 ? "" : "s")"
     }
 }

@@ -11,13 +11,14 @@ import Logging
 /// after a failed start.
 final class DaemonFiles {
     private let pidfile: Pidfile?
-    private let runtimeDirectory: PrivateRuntimeDirectory?
+    private let implicitListeners: ImplicitListeners
+    private var runtimeDirectory: PrivateRuntimeDirectory? { implicitListeners.privateDirectory }
     private let logger: Logger
     private var cleanup: PrivilegedCleanup?
 
-    init(pidfile: String?, runtimeDirectory: PrivateRuntimeDirectory?, logger: Logger) {
+    init(pidfile: String?, implicitListeners: ImplicitListeners, logger: Logger) {
         self.pidfile = pidfile.map(Pidfile.init(path:))
-        self.runtimeDirectory = runtimeDirectory
+        self.implicitListeners = implicitListeners
         self.logger = logger
     }
 

@@ -2,17 +2,32 @@ import Glibc
 
 /// The listeners serverd serves when none is configured (SPEC section 3): each inherited socket
 /// by the service its fd name names, or, with nothing inherited, the embedded default set that
-/// shows every family at once.
-struct ImplicitListeners {
-    /// `SERVICE@ADDRESS` texts for a configuration that declares no listener.
-    let specs: [String]
+/// shows every family at once. Worked out when first asked for (``specs()``): a configuration
+/// that declares listeners never creates the default socket's directory.
+final class ImplicitListeners {
+    private let inherited: InheritedSocketPool
+    private let preparing: Bool
+    private var found: [String]?
     /// The private directory holding the default Unix socket, when the runtime directory is shared
     /// (see ``PrivateRuntimeDirectory``) and the directory was prepared.
-    let privateDirectory: PrivateRuntimeDirectory?
+    private(set) var privateDirectory: PrivateRuntimeDirectory?
 
-    /// The implicit listeners. With `preparing` false (`--check-config`) nothing is created: the
-    /// default socket's path is the one serverd would try first.
-    init(inherited: InheritedSocketPool, preparing: Bool) throws(DaemonError) {
+    /// With `preparing` false (`--check-config`) nothing is created: the default socket's path is
+    /// the one serverd would try first.
+    init(inherited: InheritedSocketPool, preparing: Bool) {
+        self.inherited = inherited
+        self.preparing = preparing
+    }
+
+    /// `SERVICE@ADDRESS` texts for a configuration that declares no listener.
+    func specs() throws(DaemonError) -> [String] {
+        if let found { return found }
+        let specs = try find()
+        found = specs
+        return specs
+    }
+
+    private func find() throws(DaemonError) -> [String] {
         guard inherited.isEmpty else {
             var specs: [String] = []
             for (fd, name) in inherited.named {
@@ -22,22 +37,19 @@ struct ImplicitListeners {
                 let spec = "\(name)@systemd:\(name)"
                 if !specs.contains(spec) { specs.append(spec) }
             }
-            self.specs = specs
-            privateDirectory = nil
-            return
+            return specs
         }
         var directory = Self.runtimeDirectory()
-        var privateDirectory: PrivateRuntimeDirectory?
         if PrivateRuntimeDirectory.isShared(directory) {
             if preparing {
-                privateDirectory = try PrivateRuntimeDirectory.prepare(in: directory)
-                directory = privateDirectory!.path
+                let prepared = try PrivateRuntimeDirectory.prepare(in: directory)
+                privateDirectory = prepared
+                directory = prepared.path
             } else {
                 directory = (directory == "/" ? "" : directory) + "/" + PrivateRuntimeDirectory.usualName()
             }
         }
-        specs = Self.embeddedDefault(unixSocketDirectory: directory)
-        self.privateDirectory = privateDirectory
+        return Self.embeddedDefault(unixSocketDirectory: directory)
     }
 
     /// `stamp` on TCP over IPv4 and IPv6, `echo` on UDP and on a Unix socket in `unixSocketDirectory`.

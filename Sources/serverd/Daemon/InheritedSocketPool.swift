@@ -1,69 +1,84 @@
 import FamilyServer
+import Glibc
 import Logging
 
-/// The sockets systemd (or a launcher like it) handed over, as listeners claim them:
-/// `systemd:NAME` takes every socket named NAME, `systemd` every socket no `systemd:NAME` names.
+/// The sockets systemd (or a launcher like it) handed over, held for serverd's whole life.
+///
+/// A listener never takes an inherited socket away: it serves a duplicate of its descriptor (``claim(_:reserved:)``),
+/// so that a reload that removes a `systemd:NAME` listener and a later one that declares it again find the socket
+/// still there, and an inherited socket is never closed under systemd's feet. `systemd:NAME` takes every socket named
+/// NAME; a bare `systemd` every socket that no `systemd:NAME` of the configuration names.
 struct InheritedSocketPool: Sendable {
-    private var available: [InheritedSocket]
-    /// Names that `systemd:NAME` listeners will claim; a bare `systemd` leaves them alone.
-    private var reserved: Set<String> = []
+    private var sockets: [InheritedSocket]
 
     /// Adopts what `LISTEN_PID`/`LISTEN_FDS`/`LISTEN_FDNAMES` describe (nothing when `LISTEN_PID`
     /// names another process); the variables are removed from the environment.
     /// - Throws: exit 78 naming the variable or descriptor at fault. Like every configuration
-    ///   error it reports EINVAL to systemd (SPEC section 3), not the errno the library found
-    ///   (EBADF for a closed descriptor, ENOTSOCK for a file, …).
+    ///   error it reports EINVAL to systemd (SPEC section 3), not the errno the library found.
     static func adopt() throws(DaemonError) -> InheritedSocketPool {
         do {
-            return InheritedSocketPool(available: Array(try InheritedSockets.adopt()))
+            return InheritedSocketPool(sockets: Array(try InheritedSockets.adopt()))
         } catch {
             throw DaemonError(.configuration, "\(error)")
         }
     }
 
-    private init(available: [InheritedSocket]) {
-        self.available = available
+    private init(sockets: [InheritedSocket]) {
+        self.sockets = sockets
     }
 
-    /// Whether nothing is left.
-    var isEmpty: Bool { available.isEmpty }
+    /// Whether nothing was inherited.
+    var isEmpty: Bool { sockets.isEmpty }
 
-    /// Descriptor and fd name of every socket left.
-    var named: [(fd: Int32, name: String)] { available.map { ($0.fileDescriptor, $0.name) } }
+    /// Descriptor and fd name of every socket.
+    var named: [(fd: Int32, name: String)] { sockets.map { ($0.fileDescriptor, $0.name) } }
+
+    /// Whether a socket named `name` was inherited.
+    func holds(name: String) -> Bool { sockets.contains { $0.name == name } }
+
+    /// The inherited sockets, for messages: `inherited: fd 3 'echo', fd 4 'stamp'`, or `none was inherited`.
+    var summary: String {
+        sockets.isEmpty
+            ? "none was inherited"
+            : "inherited: " + sockets.map { "fd \($0.fileDescriptor) '\($0.name)'" }.joined(separator: ", ")
+    }
 
     /// Takes the connected stream socket of an `Accept=yes` activation, if that is what was passed.
     mutating func takeConnection() -> InheritedSocket? {
-        guard let index = available.firstIndex(where: \.isConnection) else { return nil }
-        return available.remove(at: index)
+        guard let index = sockets.firstIndex(where: \.isConnection) else { return nil }
+        return sockets.remove(at: index)
     }
 
-    /// Records the names `systemd:NAME` listeners of this configuration will claim.
-    mutating func reserve(_ configurations: [ListenerConfiguration]) {
-        for configuration in configurations where configuration.address.hasPrefix("systemd:") {
-            reserved.insert(String(configuration.address.dropFirst("systemd:".count)))
+    /// Duplicates of the sockets a `systemd:NAME` (or, with `nil`, a bare `systemd`) listener serves.
+    /// - Parameters:
+    ///   - name: The fd name, or `nil` for every socket whose name is not in `reserved`.
+    ///   - reserved: The names that `systemd:NAME` listeners of the configuration claim.
+    /// - Throws: ``SocketError`` when a descriptor cannot be duplicated.
+    func claim(_ name: String?, reserved: Set<String>) throws(SocketError) -> [Socket] {
+        var claimed: [Socket] = []
+        for socket in sockets where name.map({ socket.name == $0 }) ?? !reserved.contains(socket.name) {
+            claimed.append(try Self.duplicate(socket.fileDescriptor))
+        }
+        return claimed
+    }
+
+    /// A socket on a duplicate of `fd` (close-on-exec), which can be closed without closing `fd`.
+    static func duplicate(_ fd: Int32) throws(SocketError) -> Socket {
+        let copy = fcntl(fd, F_DUPFD_CLOEXEC, 3)
+        guard copy >= 0 else { throw SocketError("dup", errno: errno, subject: "fd \(fd)") }
+        do {
+            return try Socket(adopting: copy)
+        } catch {
+            close(copy)
+            throw error
         }
     }
 
-    /// Takes the sockets a `systemd:NAME` (or, with `nil`, a bare `systemd`) listener serves.
-    /// - Throws: exit 78 naming the listener when no inherited socket matches.
-    mutating func claim(name: String?, for configuration: ListenerConfiguration) throws(DaemonError) -> [Socket] {
-        let matches: (InheritedSocket) -> Bool = { socket in
-            if let name { return socket.name == name }
-            return !reserved.contains(socket.name)
-        }
-        let claimed = available.filter(matches)
-        guard !claimed.isEmpty else {
-            let left = available.isEmpty ? "none is left" : "inherited: " + available.map { "fd \($0.fileDescriptor) '\($0.name)'" }.joined(separator: ", ")
-            let wanted = name.map { "named '\($0)'" } ?? "unclaimed"
-            throw DaemonError(.configuration, "\(configuration.origin) '\(configuration.text)': no inherited socket \(wanted) (\(left))")
-        }
-        available.removeAll(where: matches)
-        return claimed.map(\.socket)
-    }
-
-    /// Logs the sockets no listener claimed (they stay open but unserved).
-    func warnAboutUnclaimed(logger: Logger) {
-        for socket in available {
+    /// Logs the sockets no listener of the configuration serves (they stay open, unserved).
+    func warnAboutUnclaimed(_ listeners: [ListenerDeclaration], logger: Logger) {
+        let addresses = Set(listeners.map(\.identity.address))
+        if addresses.contains(.systemd(name: nil)) { return }
+        for socket in sockets where !addresses.contains(.systemd(name: socket.name)) {
             logger.warning("inherited fd \(socket.fileDescriptor) ('\(socket.name)') is not served by any listener")
         }
     }

@@ -3,66 +3,92 @@ import Glibc
 import Logging
 import Synchronization
 
-/// One configured listener while it serves: its server and the thread running the serve loop.
+/// One socket serverd serves, while it serves: its server, the listener context its handlers read, and the thread
+/// running its serve loop. What the loop may share, and how work in flight is ended, the processing model says
+/// (``ProcessingModel/forksWorkers``, ``ProcessingModel/runsRequestsOnServingThread``,
+/// ``ProcessingModel/cutShort(server:)``); the listener never asks which model it holds.
 final class Listener: Sendable {
-    /// `SERVICE@ADDRESS` and its settings, as configured.
-    let configuration: ListenerConfiguration
-    /// The server (a ``ServiceStreamServer`` or ``ServiceDatagramServer``).
-    let server: BaseServer
-    /// Whether the socket was inherited (systemd, `fd:N`); such a socket's file is never removed.
+    /// The declared identity (address and socket origin) this socket serves.
+    let identity: ListenerIdentity
+    /// The policy new connections get, the label and the log.
+    let context: ListenerContext
+    /// The server.
+    let server: any ServesListener
+    /// Whether the socket is a duplicate of an inherited one (systemd, `fd:N`), whose file is never removed.
     let inherited: Bool
     private let loopEnded = Atomic<Bool>(true)
 
-    /// Whether the daemon's control loop serves this listener instead of a thread of its own:
-    /// under the forking model, so that the process is single-threaded whenever it forks (a fork
-    /// copies only the forking thread, and a lock another thread held would stay locked forever
-    /// in the child).
+    /// Whether the daemon's control loop serves this listener instead of a thread of its own: when the stream model
+    /// forks, the whole process must be single-threaded whenever it forks (a fork copies only the forking thread, and
+    /// a lock another thread held would stay locked for ever in the child), datagram listeners included.
     let servedByControlLoop: Bool
 
-    init(configuration: ListenerConfiguration, server: BaseServer, inherited: Bool, servedByControlLoop: Bool) {
-        self.configuration = configuration
+    init(
+        identity: ListenerIdentity, context: ListenerContext, server: any ServesListener, inherited: Bool,
+        servedByControlLoop: Bool
+    ) {
+        self.identity = identity
+        self.context = context
         self.server = server
         self.inherited = inherited
         self.servedByControlLoop = servedByControlLoop
     }
 
     /// The `listening on SERVICE@ADDRESS` text: the socket's real address in canonical form.
-    var listeningText: String { "\(configuration.service.rawValue)@\(server.serverAddress)" }
+    var listeningText: String { "\(context.policy.service.rawValue)@\(server.serverAddress)" }
 
-    /// Starts the serve loop on a thread of its own, unless the daemon's control loop serves
-    /// this listener (``servedByControlLoop``).
+    /// Starts the serve loop on a thread of its own, unless the daemon's control loop serves this listener.
     func start(pollInterval: Double) throws {
         if servedByControlLoop { return }
         loopEnded.store(false, ordering: .releasing)
-        try startDetachedThread { [self] in
-            server.serveForever(pollInterval: pollInterval)
+        do {
+            try startDetachedThread { [self] in
+                server.serveForever(pollInterval: pollInterval)
+                loopEnded.store(true, ordering: .releasing)
+            }
+        } catch {
             loopEnded.store(true, ordering: .releasing)
+            throw error
         }
     }
 
-    /// Stops taking requests and closes the socket (removing a socket file serverd created);
-    /// requests in flight go on.
+    /// Applies a reloaded declaration of the same identity: new connections get its policy, the connection limit
+    /// and the reply rate change at once, a changed socket mode is set on the socket file serverd created. Open
+    /// connections keep what they started with.
+    func update(_ declaration: ListenerDeclaration, logger: Logger) {
+        let old = context.policy
+        context.update(declaration)
+        server.apply(declaration.policy)
+        if declaration.policy.socketMode != old.socketMode, let mode = declaration.policy.socketMode,
+            let file = server.createdSocketFile
+        {
+            do {
+                try file.setMode(mode_t(mode))
+            } catch {
+                logger.warning("\(declaration.text): cannot change the socket mode: \(error)")
+            }
+        }
+    }
+
+    /// Stops taking requests and closes the socket (removing a socket file serverd created); requests in flight go on.
     func stopListening() {
         server.shutdown(wait: false)
-        // A serve loop inside poll(2) holds a reference to the socket, which stays bound until
-        // poll returns: closing it under the loop's feet left the address in use for a moment, so
-        // that a reload binding it again (a listener whose options changed) failed with
-        // EADDRINUSE. The loop wakes at once; wait for it to end. A serial loop busy with a
-        // connection is in its handler, not in poll, and is not waited for.
+        // A serve loop inside poll(2) holds a reference to the socket, which stays bound until poll returns: closing
+        // it under the loop's feet left the address in use for a moment. The loop wakes at once; wait for it to end.
+        // A loop that runs its requests itself may be busy with one, and is not waited for.
         let deadline = monotonicSeconds() + 2
-        while !loopEnded.load(ordering: .acquiring) && !isBusyServingSerially && monotonicSeconds() < deadline {
+        while !loopEnded.load(ordering: .acquiring) && !isBusyWithRequest && monotonicSeconds() < deadline {
             usleep(1_000)
         }
         server.serverClose()
     }
 
-    /// A serial stream server whose loop is running a handler.
-    private var isBusyServingSerially: Bool {
-        guard server.processingModel is SerialModel, let listener = server as? any ServesListener else { return false }
-        return listener.context.inFlight.isServing
+    /// Whether the serve loop is running a request itself.
+    private var isBusyWithRequest: Bool {
+        server.processingModel.runsRequestsOnServingThread && context.inFlight.isServing
     }
 
-    /// Requests still being served (including, for a serial server, one its loop is busy with).
+    /// Whether nothing is in flight any more and the loop has ended.
     var isIdle: Bool {
         server.processingModel.collect(server: server)
         return loopEnded.load(ordering: .acquiring) && server.processingModel.activeRequests == 0
@@ -71,25 +97,17 @@ final class Listener: Sendable {
     /// Connections in flight now.
     var activeRequests: Int { server.processingModel.activeRequests }
 
-    /// Ends what is still in flight: shuts connections down and ends forked workers. Exec
-    /// children are ended with their process groups (``ExecProcessGroups/end(logger:)``).
+    /// Ends what is still in flight: shuts connections down and lets the model end its workers. Exec children are
+    /// ended with their process groups (``ExecProcessGroups/end(logger:)``).
     func cutShort() {
-        (server as? any ServesListener)?.context.inFlight.cutShort()
-        if let forking = server.processingModel as? ForkingModel {
-            for pid in forking.activeChildren { ForkedWorker.terminate(pid) }
-        }
+        context.inFlight.cutShort()
+        server.processingModel.cutShort(server: server)
     }
 
-    /// Monotonic µs of the serve loop's last pass; `nil` where a busy loop is normal (a serial
-    /// stream server serving a long connection) or the loop has ended.
+    /// Monotonic µs of the serve loop's last pass; `nil` where a busy loop is normal (a loop running a long request
+    /// itself) or the loop has ended.
     var heartbeat: UInt64? {
-        guard !loopEnded.load(ordering: .acquiring) else { return nil }
-        if let stream = server as? ServiceStreamServer, !(stream.processingModel is SerialModel) {
-            return stream.heartbeat.load(ordering: .relaxed)
-        }
-        if let datagram = server as? ServiceDatagramServer {
-            return datagram.heartbeat.load(ordering: .relaxed)
-        }
-        return nil
+        guard !loopEnded.load(ordering: .acquiring), !isBusyWithRequest else { return nil }
+        return server.heartbeat.load(ordering: .relaxed)
     }
 }

@@ -38,7 +38,7 @@ final class Pidfile {
         do {
             directory = try DirectoryHandle(path: DirectoryHandle.split(path).directory)
         } catch {
-            throw DaemonError(.cannotCreate(error.errno), "--pidfile \(path): \(error)", errno: error.errno)
+            throw DaemonError(.cannotServe(errno: error.errno), "--pidfile \(path): \(error)", errno: error.errno)
         }
         for _ in 0..<100 {
             let fd = try open(in: directory)
@@ -88,7 +88,7 @@ final class Pidfile {
         if code == ELOOP {
             throw DaemonError(.noPermission, "--pidfile \(path): open: a symbolic link; not followed, left alone", errno: code)
         }
-        throw DaemonError(.cannotCreate(code), "--pidfile \(path): open: \(String(cString: strerror(code)))", errno: code)
+        throw DaemonError(.cannotServe(errno: code), "--pidfile \(path): open: \(String(cString: strerror(code)))", errno: code)
     }
 
     /// The pid written in the open pidfile `fd`, if any.
@@ -126,13 +126,6 @@ final class Pidfile {
             directory.close()
         }
         try directory.remove(name, ifStill: identity)
-    }
-}
-
-extension ExitStatus {
-    /// The status for failing to create a file: permission denied is 77, anything else 71.
-    static func cannotCreate(_ code: Int32) -> ExitStatus {
-        code == EACCES || code == EPERM ? .noPermission : .osError
     }
 }
 

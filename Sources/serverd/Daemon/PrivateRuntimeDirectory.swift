@@ -53,7 +53,7 @@ final class PrivateRuntimeDirectory {
         do {
             parent = try DirectoryHandle(path: directory)
         } catch {
-            throw DaemonError(.cannotCreate(error.errno), "default Unix socket directory: \(error)", errno: error.errno)
+            throw DaemonError(.cannotServe(errno: error.errno), "default Unix socket directory: \(error)", errno: error.errno)
         }
         let name = usualName()
         let created = mkdirat(parent.fileDescriptor, name, 0o700) == 0
@@ -99,7 +99,7 @@ final class PrivateRuntimeDirectory {
 
     private static func failure(_ call: String, _ path: String) -> DaemonError {
         let code = errno
-        return DaemonError(.cannotCreate(code), "default Unix socket directory \(path): \(call): \(String(cString: strerror(code)))", errno: code)
+        return DaemonError(.cannotServe(errno: code), "default Unix socket directory \(path): \(call): \(String(cString: strerror(code)))", errno: code)
     }
 
     /// Removes the directory if serverd created it, it is still the same one, and it is empty.

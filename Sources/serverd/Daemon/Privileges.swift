@@ -36,6 +36,6 @@ enum Privileges {
 
     private static func failure(_ call: String, _ name: String) -> DaemonError {
         let code = errno
-        return DaemonError(.cannotCreate(code), "dropping privileges to \(name): \(call): \(String(cString: strerror(code)))", errno: code)
+        return DaemonError(.cannotServe(errno: code), "dropping privileges to \(name): \(call): \(String(cString: strerror(code)))", errno: code)
     }
 }

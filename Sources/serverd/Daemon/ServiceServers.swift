@@ -3,33 +3,32 @@ import Glibc
 import Logging
 import Synchronization
 
-/// The daemon's stream server: one listener's service over any family, behind its admission rules.
+/// The daemon's stream server: one listener's service over any family, behind its admission rules. The service and
+/// the limits come from the listener's current policy, read anew for each connection.
 final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendable {
     let context: ListenerContext
     private let admission: Admission
-    /// Monotonic time (µs) of the serve loop's last pass, for the watchdog.
     let heartbeat = Atomic<UInt64>(0)
-    /// The serving process; a handler running elsewhere runs in a forked worker.
-    private let daemonPID = getpid()
 
     /// Serves an adopted listening socket (inherited or `fd:N`).
-    init(context: ListenerContext, adopting socket: Socket, model: ProcessingModel) throws {
+    init(context: ListenerContext, adopting socket: Socket, model: any ProcessingModel) throws {
         self.context = context
         self.admission = Admission(context: context)
-        try super.init(adopting: socket, handler: Self.handlerType(for: context.configuration.service), model: model, logger: context.logger)
+        try super.init(adopting: socket, handler: ServiceStreamHandler.self, model: model, logger: context.logger)
     }
 
     /// Binds and listens on `address`, creating a Unix socket file with the listener's socket mode.
-    init(context: ListenerContext, binding address: SocketAddress, model: ProcessingModel) throws {
+    init(context: ListenerContext, binding address: SocketAddress, model: any ProcessingModel) throws {
         self.context = context
         self.admission = Admission(context: context)
         try super.init(
-            address: address, handler: Self.handlerType(for: context.configuration.service), model: model,
-            logger: context.logger, bindAndActivate: false)
-        socketMode = context.settings.socketMode.map { mode_t($0) }
+            address: address, handler: ServiceStreamHandler.self, model: model, logger: context.logger,
+            bindAndActivate: false)
+        socketMode = context.policy.socketMode.map { mode_t($0) }
         try bindAndActivate()
     }
 
+    /// The handler class of a service.
     private static func handlerType(for service: ServiceName) -> BaseRequestHandler.Type {
         switch service {
         case .echo: return EchoHandler.self
@@ -40,18 +39,23 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
         }
     }
 
+    func apply(_ policy: ListenerPolicy) {
+        processingModel.capacity = policy.maxConnections
+        wake()
+    }
+
     override func verifyRequest(_ request: Request, clientAddress: SocketAddress) -> Bool {
         guard let connection = request.connection else { return false }
         guard admission.admits(connection: connection, from: clientAddress) else { return false }
-        context.logger.debug("\(context.configuration.text): connection from \(clientAddress)")
+        context.logger.debug("\(context.label): connection from \(clientAddress)")
         return true
     }
 
     override func finishRequest(_ request: Request, clientAddress: SocketAddress) throws {
         guard let connection = request.connection else { return }
-        if getpid() != daemonPID { ForkedWorker.closeInheritedListeners() }
+        let handler = Self.handlerType(for: context.policy.service)
         try context.inFlight.serving(connection) {
-            try super.finishRequest(request, clientAddress: clientAddress)
+            try handler.init(request: request, clientAddress: clientAddress, server: self).run()
         }
     }
 
@@ -61,7 +65,7 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
 
     override func handleError(_ request: Request?, clientAddress: SocketAddress?, error: any Error) {
         let client = clientAddress.map { " from \($0)" } ?? ""
-        logger.error("\(context.configuration.text): connection\(client): \(error)")
+        logger.error("\(context.label): connection\(client): \(error)")
     }
 
     override func serviceActions() {
@@ -75,8 +79,8 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
 final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Sendable {
     let context: ListenerContext
     private let admission: Admission
-    private let reflectionGuard: ReflectionGuard
-    /// Monotonic time (µs) of the serve loop's last pass, for the watchdog.
+    /// The guard of the current reply rate, replaced when a reload changes the rate.
+    private let reflectionGuard: ConditionLock<ReflectionGuard>
     let heartbeat = Atomic<UInt64>(0)
     /// The UDP port registered in ``OwnDatagramPorts`` while this listener serves.
     private var ownPort: UInt16?
@@ -85,7 +89,7 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
     init(context: ListenerContext, adopting socket: Socket) throws {
         self.context = context
         self.admission = Admission(context: context)
-        self.reflectionGuard = ReflectionGuard(replyRatePerSource: context.settings.replyRatePerSource)
+        self.reflectionGuard = ConditionLock(ReflectionGuard(replyRatePerSource: context.policy.replyRatePerSource))
         try super.init(adopting: socket, handler: ServiceDatagramHandler.self, model: SerialModel(), logger: context.logger)
         registerOwnPort()
     }
@@ -94,13 +98,21 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
     init(context: ListenerContext, binding address: SocketAddress) throws {
         self.context = context
         self.admission = Admission(context: context)
-        self.reflectionGuard = ReflectionGuard(replyRatePerSource: context.settings.replyRatePerSource)
+        self.reflectionGuard = ConditionLock(ReflectionGuard(replyRatePerSource: context.policy.replyRatePerSource))
         try super.init(
             address: address, handler: ServiceDatagramHandler.self, model: SerialModel(), logger: context.logger,
             bindAndActivate: false)
-        socketMode = context.settings.socketMode.map { mode_t($0) }
+        socketMode = context.policy.socketMode.map { mode_t($0) }
         try bindAndActivate()
         registerOwnPort()
+    }
+
+    func apply(_ policy: ListenerPolicy) {
+        reflectionGuard.withLock { guardNow in
+            if (guardNow.limiter?.rate ?? 0) != policy.replyRatePerSource {
+                guardNow = ReflectionGuard(replyRatePerSource: policy.replyRatePerSource)
+            }
+        }
     }
 
     private func registerOwnPort() {
@@ -119,12 +131,14 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
 
     override func verifyRequest(_ request: Request, clientAddress: SocketAddress) -> Bool {
         guard let datagram = request.datagram else { return false }
-        if context.configuration.service != .discard,
-            let refusal = reflectionGuard.refusal(for: clientAddress, source: { SourceKey(peer: clientAddress, settings: context.settings) })
-        {
-            let listener = "\(context.configuration.service.rawValue)@\(serverAddress)"
-            reflectionGuard.record(refusal.rule, logger: logger, "\(listener): dropped a datagram from \(clientAddress): \(refusal.reason)")
-            return false
+        let policy = context.policy
+        if policy.service != .discard {
+            let current = reflectionGuard.withLock { $0 }
+            if let refusal = current.refusal(for: clientAddress, source: { SourceKey(peer: clientAddress, settings: policy) }) {
+                let listener = "\(policy.service.rawValue)@\(serverAddress)"
+                current.record(refusal.rule, logger: logger, "\(listener): dropped a datagram from \(clientAddress): \(refusal.reason)")
+                return false
+            }
         }
         return admission.admits(datagram: datagram, from: clientAddress)
     }
@@ -135,7 +149,7 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
             return
         }
         let client = clientAddress.map { " from \($0)" } ?? ""
-        logger.warning("\(context.configuration.text): datagram\(client): \(error)")
+        logger.warning("\(context.label): datagram\(client): \(error)")
     }
 
     override func serviceActions() {

@@ -15,9 +15,9 @@ enum SourceKey: Hashable, Sendable, CustomStringConvertible {
     /// The source of an inet peer address; `nil` for a Unix address, whose source is its peer's uid.
     /// - Parameters:
     ///   - peer: The peer's address (a connection's client address or a datagram's sender).
-    ///   - settings: The listener's settings, whose ``ListenerSettings/sourcePrefixV4`` and
-    ///     ``ListenerSettings/sourcePrefixV6`` apply.
-    init?(peer: SocketAddress, settings: ListenerSettings) {
+    ///   - settings: The listener's settings, whose ``ListenerPolicy/sourcePrefixV4`` and
+    ///     ``ListenerPolicy/sourcePrefixV6`` apply.
+    init?(peer: SocketAddress, settings: ListenerPolicy) {
         guard let ip = peer.ip else { return nil }
         let bytes = (ip.mappedIPv4 ?? ip).bytes
         let bits = bytes.count == 4 ? settings.sourcePrefixV4 : settings.sourcePrefixV6

@@ -1,3 +1,4 @@
+import CShims
 import Glibc
 import Logging
 
@@ -5,12 +6,11 @@ import Logging
 /// the writing process (forked children log too).
 ///
 /// The file is opened once with O_APPEND, so each event's single write(2) lands whole at the end even when threads
-/// and processes write at once, and with O_CLOEXEC, so `exec` children do not inherit it. A reload keeps the file
-/// open; rotate logs with copytruncate or restart serverd.
+/// and processes write at once, and with O_CLOEXEC, so `exec` children do not inherit it. SIGHUP reopens it
+/// (``reopen(path:)``), so that logrotate's default `create` rotation works: the new file takes the descriptor's
+/// place at once (`dup3`), and no writer ever sees it closed.
 struct FileLogSink: LogSink {
-    /// The path, as configured.
-    let path: String
-    /// The open descriptor, kept for the life of the process.
+    /// The descriptor, the same number for the life of the process.
     let descriptor: Int32
 
     /// Opens (creating with mode 0640 if needed) the log file.
@@ -21,12 +21,24 @@ struct FileLogSink: LogSink {
         let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
         guard fd >= 0 else {
             let code = errno
-            let status: ExitStatus = [EACCES, EPERM, EROFS].contains(code) ? .noPermission : .osError
+            let status = ExitStatus.cannotServe(errno: code)
             throw DaemonError(
                 status, "--log-file \(path): cannot open: \(String(cString: strerror(code)))", errno: code)
         }
-        self.path = path
         descriptor = fd
+    }
+
+    /// Opens `path` anew (the same one after a rotation, or the one a reload names) in place of the current file.
+    /// - Throws: ``DaemonError`` as ``init(path:)``; the current file then stays.
+    func reopen(path: String) throws(DaemonError) {
+        let fresh = try FileLogSink(path: path)
+        defer { close(fresh.descriptor) }
+        guard cshims_dup_cloexec(fresh.descriptor, descriptor) >= 0 else {
+            let code = errno
+            throw DaemonError(
+                ExitStatus.cannotServe(errno: code), "--log-file \(path): dup3: \(String(cString: strerror(code)))",
+                errno: code)
+        }
     }
 
     /// Appends the event's lines in one write(2).

@@ -1,5 +1,5 @@
 /// Where serverd sends its log.
-enum LogDestination: Equatable, Sendable {
+enum LogDestination: Equatable, Sendable, CustomStringConvertible {
     /// stderr, with `<N>` priority prefixes when it is the journal's stream.
     case standardError
     /// A file, appended to.
@@ -7,15 +7,12 @@ enum LogDestination: Equatable, Sendable {
     /// syslog(3), daemon facility.
     case syslog
 
-    /// The destination a configuration asks for: its `log-file` if set, else syslog when it detaches (`--daemon`),
-    /// else stderr.
-    init(for configuration: DaemonConfiguration) {
-        if let path = configuration.logFile {
-            self = .file(path)
-        } else if configuration.daemonize {
-            self = .syslog
-        } else {
-            self = .standardError
+    /// For messages: `stderr`, `/var/log/serverd.log`, `syslog`.
+    var description: String {
+        switch self {
+        case .standardError: return "stderr"
+        case .file(let path): return path
+        case .syslog: return "syslog"
         }
     }
 }

@@ -9,8 +9,8 @@ import Logging
 /// the child left in the background still holds its stderr (or the connection).
 final class ExecHandler: StreamRequestHandler {
     override func handle() throws {
-        let program = context.settings.exec
-        let label = context.configuration.text
+        let program = context.policy.exec
+        let label = context.label
         let environment = ExecEnvironment.variables(for: connection, client: clientAddress, listener: server.serverAddress)
         let child: ExecChild
         do {

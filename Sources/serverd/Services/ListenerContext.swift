@@ -1,28 +1,49 @@
 import FamilyServer
+import Synchronization
 import Logging
 
-/// What a service handler needs to know about the listener that accepted its request.
+/// What a service handler needs to know about the listener that accepted its request: the listener's current
+/// policy, its name for messages, the log, and what is in flight.
+///
+/// A reload that keeps the listener replaces the policy here (``update(_:)``); each connection reads it once, when it
+/// starts, so that new values apply to new connections and open ones finish under the values they started with.
 final class ListenerContext: Sendable {
-    /// The listener as configured (`SERVICE@ADDRESS` and its settings).
-    let configuration: ListenerConfiguration
+    private struct Current: Sendable {
+        var policy: ListenerPolicy
+        var label: String
+    }
+
+    private let current: ConditionLock<Current>
     /// Where the service logs.
     let logger: Logger
     /// Connections and exec children in flight, for a drain that has to cut them short.
     let inFlight = InFlightRegistry()
 
-    init(configuration: ListenerConfiguration, logger: Logger) {
-        self.configuration = configuration
+    init(_ declaration: ListenerDeclaration, logger: Logger) {
+        current = ConditionLock(Current(policy: declaration.policy, label: declaration.text))
         self.logger = logger
     }
 
-    /// The per-listener settings.
-    var settings: ListenerSettings { configuration.settings }
+    /// The policy new connections get.
+    var policy: ListenerPolicy { current.withLock { $0.policy } }
+
+    /// `SERVICE@ADDRESS` as declared, for messages.
+    var label: String { current.withLock { $0.label } }
+
+    /// Makes a reloaded declaration the one new connections get.
+    func update(_ declaration: ListenerDeclaration) {
+        current.withLock { $0 = Current(policy: declaration.policy, label: declaration.text) }
+    }
 }
 
 /// A server that serves one configured listener.
 protocol ServesListener: BaseServer {
     /// The listener it serves.
     var context: ListenerContext { get }
+    /// Monotonic time (µs) of the serve loop's last pass, for the watchdog.
+    var heartbeat: Atomic<UInt64> { get }
+    /// Applies a reloaded declaration to what the server itself holds (the context is updated by the caller).
+    func apply(_ policy: ListenerPolicy)
 }
 
 extension BaseRequestHandler {

@@ -5,7 +5,7 @@ import FamilyServer
 final class ServiceDatagramHandler: DatagramRequestHandler {
     override func handle() throws {
         let payload = datagram.payload
-        switch context.configuration.service {
+        switch context.policy.service {
         case .echo:
             try wfile.write(payload)
         case .discard, .exec:

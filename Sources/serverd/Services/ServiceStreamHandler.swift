@@ -6,23 +6,25 @@ import Glibc
 /// and ends quietly when the client idles, is too slow, resets or goes away — those end only this
 /// connection. Each cut for time is logged with its reason, the listener and the peer.
 class ServiceStreamHandler: StreamRequestHandler {
+    /// The listener's policy when this connection started: a reload meanwhile applies to later connections.
+    lazy var policy = context.policy
+
     override var timeout: Double? {
-        let idle = context.settings.idleTimeout
-        return idle > 0 ? idle : nil
+        let idle = policy.idleTimeout
+        return idle > .zero ? idle.seconds : nil
     }
 
     override var writeBufferSize: Int { 64 * 1024 }
 
     /// The grace period of `min-rate` when `request-timeout` is 0.
-    static let defaultRateGrace = ListenerSettings.defaultRequestTimeout
+    static let defaultRateGrace = Duration.seconds(60)
 
     override func setup() throws {
         try super.setup()
-        let settings = context.settings
-        if settings.minRate > 0 {
-            let grace = settings.requestTimeout > 0 ? settings.requestTimeout : Self.defaultRateGrace
+        if policy.minRate > 0 {
+            let grace = policy.requestTimeout > .zero ? policy.requestTimeout : Self.defaultRateGrace
             rfile.minimumRate = MinimumRate(
-                bytesPerSecond: Double(settings.minRate), start: monotonicSeconds(), grace: grace)
+                bytesPerSecond: Double(policy.minRate), start: monotonicSeconds(), grace: grace.seconds)
         }
     }
 
@@ -30,23 +32,22 @@ class ServiceStreamHandler: StreamRequestHandler {
     func serve() throws {}
 
     final override func handle() throws {
-        let label = context.configuration.text
-        let settings = context.settings
+        let label = context.label
         do {
             try serve()
         } catch let error as ReadDeadlineError {
             switch error.reason {
             case .deadline:
-                context.logger.notice("\(label): closing connection from \(clientAddress): request not complete within request-timeout \(settings.requestTimeout) s")
+                context.logger.notice("\(label): closing connection from \(clientAddress): request not complete within request-timeout \(ValueSyntax.display(policy.requestTimeout.seconds)) s")
             case .minimumRate:
-                context.logger.notice("\(label): closing connection from \(clientAddress): too slow, below min-rate \(settings.minRate) bytes/s")
+                context.logger.notice("\(label): closing connection from \(clientAddress): too slow, below min-rate \(policy.minRate) bytes/s")
             }
         } catch let error as SocketError {
             switch error.errno {
             case EAGAIN, EWOULDBLOCK:
-                context.logger.info("\(label): closing connection from \(clientAddress): idle for idle-timeout \(settings.idleTimeout) s")
+                context.logger.info("\(label): closing connection from \(clientAddress): idle for idle-timeout \(ValueSyntax.display(policy.idleTimeout.seconds)) s")
             case ECONNRESET, EPIPE, ENOTCONN, ESHUTDOWN:
-                context.logger.debug("\(context.configuration.text): \(clientAddress) went away: \(error)")
+                context.logger.debug("\(context.label): \(clientAddress) went away: \(error)")
             default:
                 throw error
             }
@@ -55,7 +56,7 @@ class ServiceStreamHandler: StreamRequestHandler {
 
     override func finish() throws {
         try super.finish()
-        context.logger.debug("\(context.configuration.text): connection from \(clientAddress) closed")
+        context.logger.debug("\(context.label): connection from \(clientAddress) closed")
     }
 }
 
@@ -89,8 +90,8 @@ final class DaytimeHandler: ServiceStreamHandler {
 /// one whose LF has not arrived `request-timeout` seconds after its first byte.
 final class StampHandler: ServiceStreamHandler {
     override func serve() throws {
-        let maxLine = context.settings.maxLine
-        let requestTimeout = context.settings.requestTimeout
+        let maxLine = policy.maxLine
+        let requestTimeout = policy.requestTimeout.seconds
         while true {
             // Between lines only the idle timeout (and min-rate) applies; the line's clock starts
             // with its first byte.
@@ -102,7 +103,7 @@ final class StampHandler: ServiceStreamHandler {
             if line.last == 0x0A {
                 line.removeLast()
             } else if line.count > maxLine {
-                context.logger.warning("\(context.configuration.text): closing connection from \(clientAddress): line longer than \(maxLine) bytes")
+                context.logger.warning("\(context.label): closing connection from \(clientAddress): line longer than \(maxLine) bytes")
                 return
             }
             if line.last == 0x0D { line.removeLast() }

@@ -1,0 +1,116 @@
+import FamilyServer
+import Glibc
+import Logging
+
+/// Opens the sockets of a declared listener: binds a new one, or adopts a duplicate of an inherited or `fd:N` one,
+/// and builds its server with the processing model. Every failure is a ``DaemonError`` that names the listener and
+/// the failing call, with the exit status SPEC section 3 gives it (``ExitStatus/cannotServe(errno:)``).
+struct ListenerOpener {
+    /// The processing model of stream listeners.
+    let model: ModelName
+    /// Where listeners log.
+    let logger: Logger
+    /// The sockets systemd passed.
+    let inherited: InheritedSocketPool
+
+    /// Opens the listener's sockets: one, or for a bare `systemd` every unclaimed inherited socket.
+    /// - Parameter reserved: The fd names that `systemd:NAME` listeners of the configuration claim.
+    func open(_ declaration: ListenerDeclaration, reserved: Set<String>) throws(DaemonError) -> [Listener] {
+        switch declaration.identity.address {
+        case .bind(let address):
+            let context = ListenerContext(declaration, logger: logger)
+            do {
+                let server: any ServesListener
+                if address.transport == .stream {
+                    server = try ServiceStreamServer(
+                        context: context, binding: address, model: processingModel(declaration.policy))
+                } else {
+                    server = try ServiceDatagramServer(context: context, binding: address)
+                }
+                return [Listener(identity: declaration.identity, context: context, server: server, inherited: false,
+                    servedByControlLoop: forks)]
+            } catch {
+                throw Self.cannotServe(declaration, error)
+            }
+        case .descriptor(let fd):
+            let socket: Socket
+            do {
+                socket = try InheritedSocketPool.duplicate(fd)
+            } catch {
+                throw DaemonError(.configuration, "\(declaration.subject): fd \(fd): \(error)")
+            }
+            return [try adopt(socket, declaration)]
+        case .systemd(let name):
+            let sockets: [Socket]
+            do {
+                sockets = try inherited.claim(name, reserved: reserved)
+            } catch {
+                throw DaemonError(.osError, "\(declaration.subject): \(error)", errno: error.errno)
+            }
+            guard !sockets.isEmpty else {
+                let wanted = name.map { "named '\($0)'" } ?? "unclaimed"
+                throw DaemonError(
+                    .configuration, "\(declaration.subject): no inherited socket \(wanted) (\(inherited.summary))")
+            }
+            var listeners: [Listener] = []
+            do throws(DaemonError) {
+                for socket in sockets { listeners.append(try adopt(socket, declaration)) }
+            } catch {
+                for listener in listeners { listener.stopListening() }
+                throw error
+            }
+            return listeners
+        }
+    }
+
+    /// Serves an adopted socket, checking that it fits the service and the access rules. Closes it on failure.
+    private func adopt(_ socket: Socket, _ declaration: ListenerDeclaration) throws(DaemonError) -> Listener {
+        let subject = "\(declaration.subject): fd \(socket.fileDescriptor)"
+        do throws(DaemonError) {
+            try ListenerPrecheck.checkService(declaration, transport: socket.transport, fd: socket.fileDescriptor)
+            try declaration.checkAccessRules(for: socket.family == AF_UNIX ? .unix : .inet)
+            if socket.transport == .stream && !socket.isListening {
+                throw DaemonError(.configuration, "\(subject): stream socket is not listening")
+            }
+        } catch {
+            socket.close()
+            throw error
+        }
+        let context = ListenerContext(declaration, logger: logger)
+        do {
+            let server: any ServesListener
+            if socket.transport == .stream {
+                server = try ServiceStreamServer(
+                    context: context, adopting: socket, model: processingModel(declaration.policy))
+            } else {
+                server = try ServiceDatagramServer(context: context, adopting: socket)
+            }
+            return Listener(identity: declaration.identity, context: context, server: server, inherited: true,
+                servedByControlLoop: forks)
+        } catch {
+            socket.close()
+            throw DaemonError(.configuration, "\(subject): \(error)")
+        }
+    }
+
+    /// Whether the stream model forks: then every listener is served from the daemon's one thread.
+    private var forks: Bool { processingModel(ListenerPolicy(service: .echo, values: [:])).forksWorkers }
+
+    /// The processing model of a stream listener, limited to the policy's `max-connections`.
+    private func processingModel(_ policy: ListenerPolicy) -> any ProcessingModel {
+        switch model {
+        case .serial: return SerialModel()
+        case .threading: return ThreadingModel(blockOnClose: false, maxThreads: policy.maxConnections)
+        case .forking:
+            return ForkingModel(
+                maxChildren: policy.maxConnections, blockOnClose: false,
+                workerSetup: ForkedWorker.closeInheritedListeners, terminateWorker: ForkedWorker.terminate)
+        }
+    }
+
+    /// A failure to bind or listen, with SPEC's "cannot serve" status.
+    static func cannotServe(_ declaration: ListenerDeclaration, _ error: any Error) -> DaemonError {
+        guard let error = error as? SocketError else { return DaemonError(.osError, "\(declaration.subject): \(error)") }
+        return DaemonError(ExitStatus.cannotServe(errno: error.errno), "\(declaration.subject): \(error)", errno: error.errno)
+    }
+}

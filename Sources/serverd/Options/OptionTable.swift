@@ -1,0 +1,157 @@
+/// Every option of serverd, once (SPEC sections 3 and 5). Adding an option is one entry here and the code that uses
+/// its field; the command line, the configuration file, their merge, the checks, `--help` and the test that holds
+/// serverd(8) to this list follow from the entry.
+enum OptionTable {
+    static let all: [Option] = [
+        // MARK: How to run serverd this time
+        Option(
+            name: "listen", kind: .name, scope: .listeners, reload: .applies, defaultValue: nil,
+            defaultText: "the inherited sockets, else the built-in set",
+            help: "Serve SERVICE (echo, discard, daytime, stamp or exec) on ADDRESS; repeatable, adds to the --config "
+                + "file's listeners.",
+            field: .none),
+        Option(
+            name: "config", kind: .path, scope: .invocation, reload: .applies, defaultValue: nil, defaultText: "none",
+            help: "Read listeners and options from this TOML file; SIGHUP reads it again.", field: .none),
+        Option(
+            name: "check-config", kind: .flag, scope: .invocation, reload: .applies, defaultValue: nil,
+            defaultText: "off",
+            help: "Check the options and the configuration file as a start would, print the listeners that would "
+                + "start, and exit.",
+            field: .none),
+
+        // MARK: The whole daemon
+        Option(
+            name: "model", kind: .model, scope: .daemon, reload: .atRestart, defaultValue: .model(.threading),
+            defaultText: "", help: "Processing model of stream listeners: serial, threading or forking.",
+            field: .daemon { $0.model = $1.modelName }),
+        Option(
+            name: "drain-timeout", kind: .seconds, scope: .daemon, reload: .applies, defaultValue: .duration(.seconds(10)),
+            defaultText: "",
+            help: "On stop, how long in-flight connections may take to finish, \(OptionRange.secondsText) seconds, "
+                + "decimals allowed.",
+            field: .daemon { $0.drainTimeout = $1.duration }),
+        Option(
+            name: "daemon", kind: .flag, scope: .daemon, reload: .atRestart, defaultValue: nil, defaultText: "foreground",
+            help: "Detach (SysV style) once serving; logs go to syslog unless --log-file is given.",
+            field: .daemon { $0.daemonize = $1.flag }),
+        Option(
+            name: "pidfile", kind: .path, scope: .daemon, reload: .atRestart, defaultValue: nil, defaultText: "none",
+            help: "Write the PID here once ready; refuse to start if a live process holds it; remove it on exit.",
+            field: .daemon { $0.pidfile = $1.text }),
+        Option(
+            name: "user", kind: .name, scope: .daemon, reload: .atRestart, defaultValue: nil, defaultText: "none",
+            help: "Switch to this user after binding.", field: .daemon { $0.user = $1.text }),
+        Option(
+            name: "group", kind: .name, scope: .daemon, reload: .atRestart, defaultValue: nil, defaultText: "none",
+            help: "Switch to this group after binding.", field: .daemon { $0.group = $1.text }),
+        Option(
+            name: "log-level", kind: .logLevel, scope: .daemon, reload: .applies, defaultValue: .logLevel(.info),
+            defaultText: "", help: "Lowest level logged: debug, info, notice, warning or error.",
+            field: .daemon { $0.logLevel = $1.levelName }),
+        Option(
+            name: "log-file", kind: .path, scope: .daemon, reload: .applies, defaultValue: nil,
+            defaultText: "stderr, or syslog with --daemon",
+            help: "Append logs to this file; SIGHUP reopens it (for logrotate).",
+            field: .daemon { $0.logFile = $1.text }),
+
+        // MARK: Each listener
+        Option(
+            name: "exec", kind: .program, scope: .listener, reload: .applies, defaultValue: nil, defaultText: "none",
+            help: "The program and arguments that exec listeners run per connection: after -- on the command line, "
+                + "exec = [\"PROGRAM\", \"ARG\"] in the file.",
+            field: .listener { $0.exec = $0.service == .exec ? $1.words : [] }),
+        Option(
+            name: "socket-mode", kind: .socketMode, scope: .listener, reload: .applies, defaultValue: nil,
+            defaultText: "from the umask",
+            help: "Permission bits, in octal (0660 or 660), of the Unix socket files serverd creates.",
+            field: .listener { $0.socketMode = $1.mode }),
+        Option(
+            name: "allow-uid", kind: .uids, scope: .listener, reload: .applies, defaultValue: nil,
+            defaultText: "everyone",
+            help: "Unix listeners: serve only peers with one of these uids (numbers or user names), or with a gid of "
+                + "--allow-gid.",
+            field: .listener { $0.allowUIDs = $1.ids }),
+        Option(
+            name: "allow-gid", kind: .gids, scope: .listener, reload: .applies, defaultValue: nil,
+            defaultText: "everyone",
+            help: "Unix listeners: serve only peers with one of these gids (numbers or group names), or with a uid of "
+                + "--allow-uid.",
+            field: .listener { $0.allowGIDs = $1.ids }),
+        Option(
+            name: "allow", kind: .blocks, scope: .listener, reload: .applies, defaultValue: nil, defaultText: "everyone",
+            help: "Inet listeners: serve only sources in these blocks (10.0.0.0/8, ::1); an IPv6 block also holds the "
+                + "IPv4-mapped form of an IPv4 source.",
+            field: .listener { $0.allow = $1.blocks }),
+        Option(
+            name: "deny", kind: .blocks, scope: .listener, reload: .applies, defaultValue: nil, defaultText: "no one",
+            help: "Inet listeners: never serve sources in these blocks; deny wins over allow.",
+            field: .listener { $0.deny = $1.blocks }),
+        Option(
+            name: "max-connections", kind: .integer(OptionRange.maxConnections), scope: .listener, reload: .applies,
+            defaultValue: .integer(1024), defaultText: "",
+            help: "At most N connections at once per listener, N from \(OptionRange.text(OptionRange.maxConnections)); "
+                + "at the limit, stop accepting until one ends (clients wait in the backlog).",
+            field: .listener { $0.maxConnections = $1.integer }),
+        Option(
+            name: "max-per-source", kind: .integer(OptionRange.maxPerSource), scope: .listener, reload: .applies,
+            defaultValue: nil, defaultText: "unlimited",
+            help: "At most N simultaneous connections per listener from one source (an address prefix, see "
+                + "--source-prefix-v4 and --source-prefix-v6) or one uid, N from "
+                + "\(OptionRange.text(OptionRange.maxPerSource)); more are closed unserved.",
+            field: .listener { $0.maxPerSource = $1.integer }),
+        Option(
+            name: "idle-timeout", kind: .seconds, scope: .listener, reload: .applies, defaultValue: .duration(.seconds(300)),
+            defaultText: "",
+            help: "Close a stream connection idle this long, \(OptionRange.secondsText) seconds, decimals allowed; 0 "
+                + "for no idle timeout.",
+            field: .listener { $0.idleTimeout = $1.duration }),
+        Option(
+            name: "max-line", kind: .integer(OptionRange.maxLine), scope: .listener, reload: .applies,
+            defaultValue: .integer(65536), defaultText: "",
+            help: "Longest line the line services accept, in bytes before the LF, "
+                + "\(OptionRange.text(OptionRange.maxLine)); a longer one closes the connection.",
+            field: .listener { $0.maxLine = $1.integer }),
+        Option(
+            name: "request-timeout", kind: .seconds, scope: .listener, reload: .applies,
+            defaultValue: .duration(.seconds(60)), defaultText: "",
+            help: "Stream services: the longest a request may take to arrive however it trickles (stamp: a line, from "
+                + "its first byte to its LF), \(OptionRange.secondsText) seconds, decimals allowed; 0 for no limit.",
+            field: .listener { $0.requestTimeout = $1.duration }),
+        Option(
+            name: "min-rate", kind: .integer(OptionRange.minRate), scope: .listener, reload: .applies,
+            defaultValue: .integer(0), defaultText: "",
+            help: "Stream services: close a connection older than --request-timeout (60 s when that is 0) whose "
+                + "average inbound rate falls below N bytes per second, \(OptionRange.text(OptionRange.minRate)); 0 "
+                + "for no minimum.",
+            field: .listener { $0.minRate = $1.integer }),
+        Option(
+            name: "source-prefix-v4", kind: .integer(OptionRange.sourcePrefixV4), scope: .listener, reload: .applies,
+            defaultValue: .integer(32), defaultText: "",
+            help: "The leading bits of an IPv4 address that make one source for --max-per-source, "
+                + "\(OptionRange.text(OptionRange.sourcePrefixV4)).",
+            field: .listener { $0.sourcePrefixV4 = $1.integer }),
+        Option(
+            name: "source-prefix-v6", kind: .integer(OptionRange.sourcePrefixV6), scope: .listener, reload: .applies,
+            defaultValue: .integer(64), defaultText: "",
+            help: "The leading bits of an IPv6 address that make one source for --max-per-source, "
+                + "\(OptionRange.text(OptionRange.sourcePrefixV6)).",
+            field: .listener { $0.sourcePrefixV6 = $1.integer }),
+        Option(
+            name: "reply-rate-per-source", kind: .integer(OptionRange.replyRatePerSource), scope: .listener,
+            reload: .applies, defaultValue: .integer(100), defaultText: "",
+            help: "UDP listeners: at most N replies per second to one source prefix, "
+                + "\(OptionRange.text(OptionRange.replyRatePerSource)); 0 for unlimited.",
+            field: .listener { $0.replyRatePerSource = $1.integer }),
+    ]
+
+    /// The option named `name` (`max-connections`, without dashes).
+    static func named(_ name: String) -> Option? {
+        all.first { $0.name == name }
+    }
+
+    /// The option a mistyped name most likely meant, for a "did you mean" hint.
+    static func suggestion(for unknown: String) -> String? {
+        Suggestion.closest(to: unknown, among: all.map(\.name))
+    }
+}

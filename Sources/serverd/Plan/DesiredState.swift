@@ -1,0 +1,121 @@
+import FamilyServer
+
+/// What serverd should be doing: the daemon-wide settings and every listener, as plain values. Built from the
+/// command line, the configuration file and the built-in defaults at start, for `--check-config` and on every
+/// reload; the daemon then makes the running state match it (``ReloadPlan``).
+struct DesiredState: Equatable, Sendable {
+    /// The value of every daemon-wide option that has one.
+    var daemonValues: [String: OptionValue]
+    /// The daemon-wide options.
+    var settings: DaemonSettings { DaemonSettings(values: daemonValues) }
+    /// The listeners, in order: the file's top-level `listen`, its `[[listener]]` tables, then `--listen`; or, when
+    /// none is configured, the implicit ones (the inherited sockets by fd name, else the built-in set).
+    var listeners: [ListenerDeclaration]
+
+    /// Builds the desired state.
+    ///
+    /// A listener's options come from its own `[[listener]]` table, else the command line, else the file's top level,
+    /// else the default; daemon-wide options from the command line, else the file, else the default. An `exec`
+    /// listener's program is its table's `exec`, else the command line's `-- PROGRAM ARGS`, else the file's.
+    /// - Parameters:
+    ///   - invocation: The command line.
+    ///   - implicitListeners: The `SERVICE@ADDRESS` texts to serve when none is configured.
+    /// - Throws: ``DaemonError``: exit 64 for what the command line declares wrong, 78 for the file's.
+    static func build(
+        _ invocation: Invocation, implicitListeners: () throws(DaemonError) -> [String]
+    ) throws(DaemonError) -> DesiredState {
+        let file = try invocation.configFile.map { (path) throws(DaemonError) in try ConfigFile.read(path) }
+        let daemonValues = OptionTable.resolve(.daemon, layers: [file?.topLevel ?? OptionLayer(), invocation.options])
+
+        var declared: [(listen: ConfigFile.Listen, commandLine: Bool)] = (file?.listeners ?? []).map { ($0, false) }
+        declared += invocation.listen.map { (ConfigFile.Listen(text: $0, place: "--listen"), true) }
+        if declared.isEmpty {
+            declared = try implicitListeners().map { (ConfigFile.Listen(text: $0, place: "implicit listener"), false) }
+        }
+        var listeners: [ListenerDeclaration] = []
+        for (listen, _) in declared {
+            listeners.append(try declaration(listen, file: file, invocation: invocation))
+        }
+        try checkUnique(&listeners)
+        let sources = AccessRuleSource.sources(
+            of: declared.indices.map { index in
+                (listeners[index].family, ruleplaces(declared[index].listen.options))
+            },
+            commandLine: AccessRule.allCases.filter { invocation.options[$0.rawValue] != nil },
+            topLevel: ruleplaces(file?.topLevel ?? OptionLayer()))
+        for index in listeners.indices {
+            listeners[index].accessRules = sources[index]
+            if let family = listeners[index].family { try listeners[index].checkAccessRules(for: family) }
+        }
+        return DesiredState(daemonValues: daemonValues, listeners: listeners)
+    }
+
+    /// One listener: its spec parsed, its options resolved.
+    private static func declaration(
+        _ listen: ConfigFile.Listen, file: ConfigFile?, invocation: Invocation
+    ) throws(DaemonError) -> ListenerDeclaration {
+        let commandLine = listen.place == "--listen"
+        let subject = commandLine ? "--listen '\(listen.text)'" : "\(listen.place): listen '\(listen.text)'"
+        let status: ExitStatus = commandLine ? .usage : .configuration
+        let service: ServiceName
+        let address: ListenAddress
+        do throws(OptionValueError) {
+            let (name, text) = try ListenerSpec.split(listen.text)
+            service = name
+            address = try ListenerSpec.address(text, relativeTo: invocation.workingDirectory)
+        } catch {
+            throw DaemonError(status, "\(subject): \(error.reason)")
+        }
+        var values = OptionTable.resolve(
+            .listener, layers: [file?.topLevel ?? OptionLayer(), invocation.options, listen.options])
+        if service != .exec { values["exec"] = nil }
+        let policy = ListenerPolicy(service: service, values: values)
+        let declaration = ListenerDeclaration(
+            identity: ListenerIdentity(address: address), policy: policy, values: values, text: listen.text, place: listen.place)
+        if let own = listen.options["exec"], service != .exec {
+            throw DaemonError(
+                .configuration, "\(own.place): exec: '\(listen.text)' is no exec listener, so it runs no program")
+        }
+        if service == .exec && policy.exec.isEmpty {
+            throw DaemonError(
+                .configuration, "\(subject): the exec service needs a program (after -- or exec = [...])")
+        }
+        if policy.allowUIDs?.isEmpty == true && (policy.allowGIDs ?? []).isEmpty
+            || policy.allowGIDs?.isEmpty == true && (policy.allowUIDs ?? []).isEmpty
+        {
+            throw DaemonError(
+                status,
+                "\(subject): an empty allow-uid or allow-gid list would serve no peer; list the ids to serve, or leave "
+                    + "both out to serve every peer")
+        }
+        return declaration
+    }
+
+    /// Where each access rule of a layer was written.
+    private static func ruleplaces(_ layer: OptionLayer) -> [AccessRule: String] {
+        var places: [AccessRule: String] = [:]
+        for rule in AccessRule.allCases {
+            if let entry = layer[rule.rawValue] { places[rule] = entry.place }
+        }
+        return places
+    }
+
+    /// Refuses two listeners on the same address, which could not both bind, except port 0, where each declaration
+    /// gets a port of its own and an ordinal in its identity that a reload matches by.
+    private static func checkUnique(_ listeners: inout [ListenerDeclaration]) throws(DaemonError) {
+        var first: [ListenerIdentity: ListenerDeclaration] = [:]
+        for index in listeners.indices {
+            while listeners[index].identity.isEphemeral, first[listeners[index].identity] != nil {
+                listeners[index].identity.ordinal += 1
+            }
+            let listener = listeners[index]
+            guard let earlier = first[listener.identity] else {
+                first[listener.identity] = listener
+                continue
+            }
+            let where_ = earlier.isCommandLine ? "by an earlier --listen" : "at \(earlier.place)"
+            let status: ExitStatus = earlier.isCommandLine && listener.isCommandLine ? .usage : .configuration
+            throw DaemonError(status, "\(listener.subject): \(listener.identity) already declared \(where_)")
+        }
+    }
+}
