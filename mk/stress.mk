@@ -1,6 +1,6 @@
 # Reliability and security (issue 7): the fault suite, the fuzzers and the sanitizer runs.
 #
-#   make test-stress   build serverd (debug), run Stress/stress.py against it: every fault in every
+#   make test-stress   build serverd (debug), run Stress/stress/ against it: every fault in every
 #                      processing model where it applies (about 2.5 minutes on 2 cores).
 #                      STRESS_ARGS="--only churn --models forking" picks faults and models.
 #   make fuzz-smoke    build the libFuzzer targets in Fuzz/ (own package, scratch .build-fuzz) and run
@@ -29,7 +29,7 @@ SANITIZER_TEST_ARGS ?=
 .PHONY: test-stress fuzz-build fuzz-smoke fuzz test-tsan test-asan
 
 test-stress: build
-	python3 Stress/stress.py --serverd "$$($(SWIFT) build $(BUILD_FLAGS) --show-bin-path)/serverd" $(STRESS_ARGS)
+	PYTHONPATH=Stress python3 -m stress --serverd "$$($(SWIFT) build $(BUILD_FLAGS) --show-bin-path)/serverd" $(STRESS_ARGS)
 
 fuzz-build: deps
 	$(SWIFT) build $(FUZZ_BUILD_FLAGS)
