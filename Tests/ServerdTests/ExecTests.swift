@@ -172,12 +172,30 @@ final class ExecTests: XCTestCase {
         try serverd.stop()
     }
 
-    func testMissingProgramIsLoggedPerConnectionAndServingGoesOn() throws {
+    /// The check and the start refuse an exec listener whose program is missing (before: the start passed and every
+    /// connection failed).
+    func testMissingProgramIsRefusedByCheckAndStart() throws {
         let missing = "/nonexistent/serverd-test-program"
+        for extra in [["--check-config"], []] {
+            try assertServerdFails(
+                ["--listen", "exec@tcp://127.0.0.1:0"] + extra + ["--", missing], status: 78,
+                mentioning: ["exec@tcp://127.0.0.1:0", missing])
+        }
+        try assertServerdFails(
+            ["--listen", "exec@tcp://127.0.0.1:0", "--", "serverd-test-no-such-program"], status: 78,
+            mentioning: ["serverd-test-no-such-program", "PATH"])
+    }
+
+    /// A program that disappears while serverd serves: each connection's failure is logged, serving goes on.
+    func testMissingProgramIsLoggedPerConnectionAndServingGoesOn() throws {
+        let dir = try TemporaryDirectory()
+        let missing = dir.path("program")
+        XCTAssertTrue(FileManager.default.createFile(atPath: missing, contents: Data("#!/bin/sh\n".utf8), attributes: [.posixPermissions: 0o755]))
         let serverd = try ServerdProcess([
             "--listen", "exec@tcp://127.0.0.1:0", "--listen", "echo@tcp://127.0.0.1:0", "--", missing, "arg",
-        ])
+        ], directory: dir)
         try serverd.waitForListening(2)
+        try FileManager.default.removeItem(atPath: missing)
         for attempt in 1...3 {
             let client = try TestClient.connect(serverd.address(0))
             XCTAssertTrue(client.isClosedWithoutData(), "connection \(attempt) is closed")

@@ -83,7 +83,7 @@ final class HardeningOptionTests: XCTestCase {
             "--request-timeout", "5", "--min-rate", "9", "--source-prefix-v4", "24", "--source-prefix-v6", "48",
         ])
         XCTAssertEqual(result.status, 0, result.stderr)
-        for text in ["reply-rate-per-source 7", "request-timeout 5.0", "min-rate 9", "source-prefix-v4 24", "source-prefix-v6 48"] {
+        for text in ["reply-rate-per-source 7", "request-timeout 5,", "min-rate 9", "source-prefix-v4 24", "source-prefix-v6 48"] {
             XCTAssertTrue(result.stdout.contains(text), "\(text) in \(result.stdout)")
         }
     }

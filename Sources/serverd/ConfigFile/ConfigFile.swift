@@ -39,6 +39,7 @@ struct ConfigFile: Equatable, Sendable {
             throw DaemonError(.configuration, "\(path):\(error)")
         }
         let reader = Reader(path: path, lines: SourceLines(bytes))
+        try reader.refuseNUL(in: document)
         for entry in document.entries {
             switch entry.key {
             case "listen":
@@ -67,6 +68,7 @@ struct ConfigFile: Equatable, Sendable {
                 try reader.set(entry, in: &topLevel, inListener: false)
             }
         }
+        try reader.checkAccountLists(topLevel)
     }
 
     /// Reads entries into layers, naming the file, the place and the key in errors.
@@ -77,6 +79,32 @@ struct ConfigFile: Equatable, Sendable {
         var directory: String { ValueSyntax.directory(of: path) }
 
         func place(_ position: TOMLPosition) -> String { "\(path):\(position)" }
+
+        /// Refuses a string holding NUL (`"\\u0000"`, valid TOML): no path, name or argument can hold one, and the
+        /// C calls that take them would stop there, at a shorter path.
+        func refuseNUL(in table: TOMLTable) throws(DaemonError) {
+            for entry in table.entries {
+                if let position = Self.firstNUL(in: entry.node) {
+                    throw DaemonError(
+                        .configuration,
+                        "\(place(position)): \(entry.key): a string contains a NUL character (\\u0000), which would cut "
+                            + "it short")
+                }
+            }
+        }
+
+        private static func firstNUL(in node: TOMLNode) -> TOMLPosition? {
+            switch node.value {
+            case .string(let text): return text.utf8.contains(0) ? node.position : nil
+            case .array(let elements):
+                for element in elements { if let found = firstNUL(in: element) { return found } }
+                return nil
+            case .table(let table):
+                for entry in table.entries { if let found = firstNUL(in: entry.node) { return found } }
+                return nil
+            default: return nil
+            }
+        }
 
         func error(_ entry: TOMLEntry, _ reason: String) -> DaemonError {
             DaemonError(.configuration, "\(place(entry.keyPosition)): \(entry.key): \(reason)")
@@ -123,8 +151,23 @@ struct ConfigFile: Equatable, Sendable {
             guard var listen else {
                 throw DaemonError(.configuration, "\(place(header)): [[listener]] needs a listen = \"SERVICE@ADDRESS\" key")
             }
+            try checkAccountLists(options)
             listen.options = options
             return listen
+        }
+
+        /// An empty `allow-uid` serves no peer by itself: refused unless the same table gives `allow-gid` ids beside
+        /// it (`allow-uid = []` with `allow-gid = ["adm"]` serves group adm only); the same the other way round.
+        func checkAccountLists(_ layer: OptionLayer) throws(DaemonError) {
+            for (key, other, kind) in [("allow-uid", "allow-gid", AccountID.Kind.user), ("allow-gid", "allow-uid", .group)] {
+                guard let entry = layer[key], entry.value.ids.isEmpty, layer[other]?.value.ids.isEmpty ?? true else {
+                    continue
+                }
+                throw DaemonError(
+                    .configuration,
+                    "\(entry.place): \(key): an empty list would serve no peer; list the \(kind.idName)s to serve, or "
+                        + "leave \(key) out to serve every peer")
+            }
         }
 
         /// An empty `allow` serves no source and an empty uid and gid list no peer: refused, with what to write

@@ -54,10 +54,11 @@ struct InheritedSocketPool: Sendable {
     ///   - name: The fd name, or `nil` for every socket whose name is not in `reserved`.
     ///   - reserved: The names that `systemd:NAME` listeners of the configuration claim.
     /// - Throws: ``SocketError`` when a descriptor cannot be duplicated.
-    func claim(_ name: String?, reserved: Set<String>) throws(SocketError) -> [Socket] {
-        var claimed: [Socket] = []
+    /// - Returns: Each inherited descriptor (for messages) with the socket on its duplicate.
+    func claim(_ name: String?, reserved: Set<String>) throws(SocketError) -> [(fd: Int32, socket: Socket)] {
+        var claimed: [(fd: Int32, socket: Socket)] = []
         for socket in sockets where name.map({ socket.name == $0 }) ?? !reserved.contains(socket.name) {
-            claimed.append(try Self.duplicate(socket.fileDescriptor))
+            claimed.append((socket.fileDescriptor, try Self.duplicate(socket.fileDescriptor)))
         }
         return claimed
     }

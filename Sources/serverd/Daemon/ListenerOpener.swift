@@ -39,9 +39,9 @@ struct ListenerOpener {
             } catch {
                 throw DaemonError(.configuration, "\(declaration.subject): fd \(fd): \(error)")
             }
-            return [try adopt(socket, declaration)]
+            return [try adopt(socket, inheritedAs: fd, declaration)]
         case .systemd(let name):
-            let sockets: [Socket]
+            let sockets: [(fd: Int32, socket: Socket)]
             do {
                 sockets = try inherited.claim(name, reserved: reserved)
             } catch {
@@ -54,7 +54,7 @@ struct ListenerOpener {
             }
             var listeners: [Listener] = []
             do throws(DaemonError) {
-                for socket in sockets { listeners.append(try adopt(socket, declaration)) }
+                for (fd, socket) in sockets { listeners.append(try adopt(socket, inheritedAs: fd, declaration)) }
             } catch {
                 for listener in listeners { listener.stopListening() }
                 throw error
@@ -63,11 +63,14 @@ struct ListenerOpener {
         }
     }
 
-    /// Serves an adopted socket, checking that it fits the service and the access rules. Closes it on failure.
-    private func adopt(_ socket: Socket, _ declaration: ListenerDeclaration) throws(DaemonError) -> Listener {
-        let subject = "\(declaration.subject): fd \(socket.fileDescriptor)"
+    /// Serves an adopted socket (a duplicate of the inherited descriptor `fd`), checking that it fits the service and
+    /// the access rules. Closes it on failure.
+    private func adopt(_ socket: Socket, inheritedAs fd: Int32, _ declaration: ListenerDeclaration) throws(DaemonError)
+        -> Listener
+    {
+        let subject = "\(declaration.subject): fd \(fd)"
         do throws(DaemonError) {
-            try ListenerPrecheck.checkService(declaration, transport: socket.transport, fd: socket.fileDescriptor)
+            try ListenerPrecheck.checkService(declaration, transport: socket.transport, fd: fd)
             try declaration.checkAccessRules(for: socket.family == AF_UNIX ? .unix : .inet)
             if socket.transport == .stream && !socket.isListening {
                 throw DaemonError(.configuration, "\(subject): stream socket is not listening")

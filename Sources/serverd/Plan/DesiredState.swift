@@ -80,14 +80,6 @@ struct DesiredState: Equatable, Sendable {
             throw DaemonError(
                 .configuration, "\(subject): the exec service needs a program (after -- or exec = [...])")
         }
-        if policy.allowUIDs?.isEmpty == true && (policy.allowGIDs ?? []).isEmpty
-            || policy.allowGIDs?.isEmpty == true && (policy.allowUIDs ?? []).isEmpty
-        {
-            throw DaemonError(
-                status,
-                "\(subject): an empty allow-uid or allow-gid list would serve no peer; list the ids to serve, or leave "
-                    + "both out to serve every peer")
-        }
         return declaration
     }
 
