@@ -39,7 +39,7 @@ let package = Package(
         .testTarget(
             name: "ServerdTests", dependencies: ["serverd", "FamilyServer", "CShims"],
             // The suite's own socket-activation launcher and local attacker, run with python3.
-            exclude: ["Support/launch.py", "Support/attacker.py"]
+            exclude: ["Support/launch.py", "Support/attacker.py", "Support/toml_reference.py", "TOMLCorpus"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -68,6 +68,12 @@ let package = Package(
             name: "fuzz-options",
             dependencies: ["FuzzDriver", "ServerdConfiguration"]
         ),
+        // serverd's own TOML parser, compiled from its files (a symbolic link), without TOMLKit.
+        .target(name: "ServerdTOML"),
+        .executableTarget(
+            name: "fuzz-toml",
+            dependencies: ["FuzzDriver", "ServerdTOML"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -20,7 +20,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-FUZZERS = ["fuzz-address", "fuzz-config", "fuzz-fdnames", "fuzz-linereader", "fuzz-datagram", "fuzz-options"]
+FUZZERS = ["fuzz-address", "fuzz-config", "fuzz-fdnames", "fuzz-linereader", "fuzz-datagram", "fuzz-options", "fuzz-toml"]
 # Per-fuzzer libFuzzer options, each with its reason.
 OPTIONS = {
     # TOMLKit leaks on every parse (see lsan.supp), so with per-input leak checks LeakSanitizer

@@ -26,12 +26,15 @@ struct TOMLDocumentParser {
                 reader.advance()
                 continue
             }
+            var statement = "a comment"
             if TOMLKeyPart.isBareKeyByte(byte) || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "'") {
+                statement = "a key/value pair"
                 let key = try parseKey()
                 let value = try parseKeyValueRest(key, depth: builder.depth(of: section) + key.count)
                 try builder.insert(value, at: key, in: section)
                 reader.skipWhitespace()
             } else if byte == UInt8(ascii: "[") {
+                statement = "a table header"
                 try parseHeader()
                 reader.skipWhitespace()
             } else if byte != UInt8(ascii: "#") {
@@ -40,7 +43,7 @@ struct TOMLDocumentParser {
             try skipComment()
             guard let next = reader.peek() else { break }
             guard next == UInt8(ascii: "\n") else {
-                throw reader.error("expected the end of the line, found \(reader.describedNext)")
+                throw reader.error("expected the end of the line after \(statement), found \(reader.describedNext)")
             }
             reader.advance()
         }

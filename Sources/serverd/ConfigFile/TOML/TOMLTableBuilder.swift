@@ -43,12 +43,14 @@ struct TOMLTableBuilder {
         case value(TOMLNode)
         /// A table that may still grow, by index.
         case table(Int)
-        /// An array of tables (never empty), by table index, and the position of its first header.
-        case tableArray([Int], position: TOMLPosition)
+        /// An array of tables, by index into `tableArrays`, and the position of its first header.
+        case tableArray(Int, position: TOMLPosition)
     }
 
     /// All tables; index 0 is the root.
     private var tables: [Table]
+    /// The tables (indices into `tables`) of each array of tables, never empty.
+    private var tableArrays: [[Int]] = []
     /// Tables that dotted keys of the current section went through; closed when the next header starts.
     private var pending: [Int] = []
 
@@ -106,14 +108,14 @@ struct TOMLTableBuilder {
         guard depth <= Self.maximumDepth else { throw tooDeep(at: last.position) }
         guard let existing = tables[parent].index[last.bytes] else {
             let table = newTable(at: header, depth: depth, closed: false)
-            add(Entry(key: last, content: .tableArray([table], position: header)), to: parent)
+            tableArrays.append([table])
+            add(Entry(key: last, content: .tableArray(tableArrays.count - 1, position: header)), to: parent)
             return table
         }
         switch tables[parent].entries[existing].content {
-        case .tableArray(var elements, let position):
+        case .tableArray(let array, _):
             let table = newTable(at: header, depth: depth, closed: false)
-            elements.append(table)
-            tables[parent].entries[existing].content = .tableArray(elements, position: position)
+            tableArrays[array].append(table)
             return table
         case .table(let table):
             throw TOMLError(position: last.position, message: "cannot make '\(name)' an array of tables: it is already a table (at \(tables[table].position))")
@@ -134,8 +136,8 @@ struct TOMLTableBuilder {
             switch tables[table].entries[existing].content {
             case .table(let child):
                 table = child
-            case .tableArray(let elements, _):
-                guard let lastElement = elements.last else {
+            case .tableArray(let array, _):
+                guard let lastElement = tableArrays[array].last else {
                     throw TOMLError(position: part.position, message: "internal error: empty array of tables")
                 }
                 table = lastElement
@@ -160,7 +162,7 @@ struct TOMLTableBuilder {
         guard let last = key.last else { throw TOMLError(position: node.position, message: "a key/value pair needs a key") }
         var current = table
         for (offset, part) in key.dropLast().enumerated() {
-            let name = TOMLKeyPart.dotted(key.prefix(offset + 1))
+            var name: String { TOMLKeyPart.dotted(key.prefix(offset + 1)) }
             guard let existing = tables[current].index[part.bytes] else {
                 current = try addTable(named: part, in: current, at: part.position)
                 pending.append(current)
@@ -243,7 +245,7 @@ struct TOMLTableBuilder {
             case .table(let child):
                 node = TOMLNode(value: .table(table(child)), position: tables[child].position)
             case .tableArray(let elements, let position):
-                let array = elements.map { TOMLNode(value: .table(table($0)), position: tables[$0].position) }
+                let array = tableArrays[elements].map { TOMLNode(value: .table(table($0)), position: tables[$0].position) }
                 node = TOMLNode(value: .array(array), position: position)
             }
             return TOMLEntry(key: entry.key.name, keyPosition: entry.key.position, node: node)
