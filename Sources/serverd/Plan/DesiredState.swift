@@ -71,7 +71,7 @@ struct DesiredState: Equatable, Sendable {
         if service != .exec { values["exec"] = nil }
         let policy = ListenerPolicy(service: service, values: values)
         let declaration = ListenerDeclaration(
-            identity: ListenerIdentity(address: address), policy: policy, values: values, text: listen.text, place: listen.place)
+            identity: ListenerIdentity(address: address, service: service), policy: policy, values: values, text: listen.text, place: listen.place)
         if let own = listen.options["exec"], service != .exec {
             throw DaemonError(
                 .configuration, "\(own.place): exec: '\(listen.text)' is no exec listener, so it runs no program")
@@ -105,9 +105,9 @@ struct DesiredState: Equatable, Sendable {
                 first[listener.identity] = listener
                 continue
             }
-            let where_ = earlier.isCommandLine ? "by an earlier --listen" : "at \(earlier.place)"
+            let earlierPlace = earlier.isCommandLine ? "by an earlier --listen" : "at \(earlier.place)"
             let status: ExitStatus = earlier.isCommandLine && listener.isCommandLine ? .usage : .configuration
-            throw DaemonError(status, "\(listener.subject): \(listener.identity) already declared \(where_)")
+            throw DaemonError(status, "\(listener.subject): \(listener.identity) already declared \(earlierPlace)")
         }
     }
 }

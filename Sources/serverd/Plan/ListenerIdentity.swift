@@ -1,19 +1,29 @@
 import FamilyServer
 
 /// What tells one listener from another across reloads: its address and socket origin (bound by serverd,
-/// `systemd:NAME`, `systemd`, `fd:N`) and, for an address with port 0 declared more than once, which of those
-/// declarations it is (the first, the second, …): each asks for a port of its own.
+/// `systemd:NAME`, `systemd`, `fd:N`). An inet address with port 0 asks for a new port each time it is bound, and may
+/// be declared several times: such a listener is told apart by its service too, and by which declaration of that
+/// service and address it is (the first, the second, …), so that adding or removing another port-0 listener does not
+/// move it to another socket.
 struct ListenerIdentity: Hashable, Sendable, CustomStringConvertible {
     /// The address and socket origin.
     var address: ListenAddress
-    /// How many earlier declarations have the same port-0 address; 0 for every other address.
+    /// For a port-0 address: the service.
+    var service: ServiceName?
+    /// For a port-0 address: how many earlier declarations have the same service and address.
     var ordinal = 0
 
-    /// Whether several declarations may share the address: an inet address with port 0, where each gets its own port.
-    var isEphemeral: Bool {
-        if case .bind(let socketAddress) = address, socketAddress.port == 0 { return true }
-        return false
+    /// The identity of a listener declared with this address and service.
+    init(address: ListenAddress, service: ServiceName) {
+        self.address = address
+        if case .bind(let socketAddress) = address, socketAddress.port == 0 { self.service = service }
     }
 
-    var description: String { ordinal == 0 ? "\(address)" : "\(address) (#\(ordinal + 1))" }
+    /// Whether several declarations may share the address: an inet address with port 0, where each gets its own port.
+    var isEphemeral: Bool { service != nil }
+
+    var description: String {
+        guard let service else { return "\(address)" }
+        return "\(service.rawValue)@\(address)" + (ordinal == 0 ? "" : " (#\(ordinal + 1))")
+    }
 }
