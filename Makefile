@@ -5,11 +5,9 @@
 
 SWIFT      ?= swift
 APT_PACKAGES = libsystemd-dev pkgconf systemd python3
-# One build folder for everything the tests and `make run` use.
+# One build folder for everything the tests and `make run` use; a plain `swift build`, the
+# configuration parser being fit for any build configuration.
 BUILD_FLAGS ?=
-# TOMLKit 0.6.0 compiles toml++ without NDEBUG, and toml++ then aborts on some malformed TOML
-# (`[)x]`) instead of reporting a parse error: every build of serverd defines it.
-override BUILD_FLAGS += -Xcxx -DNDEBUG
 
 .PHONY: all deps build release run test clean
 

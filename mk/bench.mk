@@ -39,7 +39,7 @@ $(BENCH_SCRATCH)/bin/epoll_echo: Benchmarks/peers/epoll_echo.c
 bench-c: $(BENCH_SCRATCH)/bin/loadgen $(BENCH_SCRATCH)/bin/epoll_echo
 
 # Both Swift servers link the Swift runtime statically, as the Debian package ships serverd (build
-# a baseline binary the same way: swift build -c release --static-swift-stdlib -Xcxx -DNDEBUG).
+# a baseline binary the same way: swift build -c release --static-swift-stdlib).
 bench-build-serverd: deps
 	$(SWIFT) build -c release --static-swift-stdlib -j $(BENCH_JOBS) --product serverd $(BUILD_FLAGS)
 

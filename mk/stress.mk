@@ -23,7 +23,7 @@ FUZZ_ARGS         ?=
 FUZZ_BUILD_FLAGS   = -c release --package-path Fuzz --scratch-path $(FUZZ_SCRATCH) \
                      -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing \
                      -Xcc -fsanitize=fuzzer-no-link,address -Xcxx -fsanitize=fuzzer-no-link,address \
-                     -Xcxx -DNDEBUG -Xswiftc -use-ld=lld
+                     -Xswiftc -use-ld=lld
 SANITIZER_TEST_ARGS ?=
 
 .PHONY: test-stress fuzz-build fuzz-smoke fuzz test-tsan test-asan

@@ -29,6 +29,14 @@ enum CommandLineParser {
             }
             if argument == "--help" || argument == "-h" { return .print(HelpText.text) }
             if argument == "--version" { return .print(version) }
+            if argument == "--generate-completion-script" {
+                let shell = index < arguments.count ? arguments[index] : ""
+                guard let script = CompletionScript.script(for: shell) else {
+                    throw DaemonError(
+                        .usage, "--generate-completion-script: expected one of \(CompletionScript.shells.joined(separator: ", "))")
+                }
+                return .print(script)
+            }
             guard argument.hasPrefix("--"), argument.count > 2 else {
                 throw DaemonError(.usage, "unexpected argument '\(argument)' (options start with --; a program goes after --)")
             }
