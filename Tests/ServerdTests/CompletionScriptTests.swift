@@ -6,7 +6,10 @@ import XCTest
 final class CompletionScriptTests: XCTestCase {
     func testEveryShellsScriptOffersEveryOption() throws {
         let help = try ServerdProcess.run(["--help"]).stdout
-        let flags = Set(help.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "," }).filter { $0.hasPrefix("--") }.map(String.init))
+        // The head line of each option in --help: two spaces, then the flag.
+        let flags = Set(help.split(separator: "\n").filter { $0.hasPrefix("  --") }.compactMap {
+            $0.dropFirst(2).split(separator: " ").first.map(String.init)
+        })
         XCTAssertGreaterThan(flags.count, 20, help)
         for shell in ["bash", "zsh", "fish"] {
             let result = try ServerdProcess.run(["--generate-completion-script", shell])

@@ -44,7 +44,9 @@ enum CommandLineParser {
             let name = String(body.prefix { $0 != "=" })
             let attached = body.firstIndex(of: "=").map { String(body[body.index(after: $0)...]) }
             guard let option = OptionTable.named(name), let flag = option.flag else {
-                let hint = OptionTable.suggestion(for: name).map { " (did you mean --\($0)?)" } ?? ""
+                let names = OptionTable.all.filter { $0.flag != nil }.map(\.name) + ["help", "version"]
+                let hint = Suggestion.closest(to: name, among: names).filter { $0 != name }
+                    .map { " (did you mean --\($0)?)" } ?? ""
                 throw DaemonError(.usage, "unknown option '--\(name)'\(hint)")
             }
             var text: String

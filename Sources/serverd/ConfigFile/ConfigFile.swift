@@ -113,7 +113,9 @@ struct ConfigFile: Equatable, Sendable {
         /// Checks an option key and stores its value.
         func set(_ entry: TOMLEntry, in layer: inout OptionLayer, inListener: Bool) throws(DaemonError) {
             guard let option = OptionTable.named(entry.key), option.isFileKey, option.scope != .listeners else {
-                let hint = OptionTable.suggestion(for: entry.key).map { " (did you mean '\($0)'?)" } ?? ""
+                let keys = OptionTable.all.filter(\.isFileKey).map(\.name) + ["listener"]
+                let hint = Suggestion.closest(to: entry.key, among: keys).filter { $0 != entry.key }
+                    .map { " (did you mean '\($0)'?)" } ?? ""
                 let table = inListener ? " in [[listener]]" : ""
                 throw DaemonError(.configuration, "\(place(entry.keyPosition)): unknown key '\(entry.key)'\(table)\(hint)")
             }

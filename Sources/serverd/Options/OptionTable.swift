@@ -149,9 +149,4 @@ enum OptionTable {
     static func named(_ name: String) -> Option? {
         all.first { $0.name == name }
     }
-
-    /// The option a mistyped name most likely meant, for a "did you mean" hint.
-    static func suggestion(for unknown: String) -> String? {
-        Suggestion.closest(to: unknown, among: all.map(\.name))
-    }
 }
