@@ -84,10 +84,17 @@ final class HardeningConfigurationTests: XCTestCase {
     /// the configuration refuses it (exit 78) naming the file, the line and the key; a literal string's `\u0000`,
     /// an escaped backslash and a comment hold no NUL.
     func testNULInStringsIsRefusedNamingFileLineAndKey() throws {
-        let path = "/etc/serverd.toml"
+        var template = Array("/tmp/serverd-nul-XXXXXX".utf8CString)
+        let directory = String(cString: template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!)! })
+        let path = "\(directory)/s.toml"
+        defer { unlink(path); rmdir(directory) }
+        /// The error of a start with this file (reading it and building the desired state), or `nil`.
         func error(_ text: String) -> DaemonError? {
+            XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(text.utf8)))
+            var invocation = Invocation(workingDirectory: directory)
+            invocation.configFile = path
             do {
-                _ = try ConfigFile(path: path, bytes: Array(text.utf8))
+                _ = try DesiredState.build(invocation, implicitListeners: { () throws(DaemonError) in [] })
                 return nil
             } catch {
                 return error
@@ -98,11 +105,12 @@ final class HardeningConfigurationTests: XCTestCase {
             ("model = \"serial\"\npidfile = \"/tmp/a\\u0000b\"\n", [2], "pidfile"),
             ("log-file = \"\"\"\nx\n\\U00000000\"\"\"\n", [1, 3], "log-file"),
             ("user = \"nobody\\u0000\"\n", [1], "user"),
-            ("allow-uid = [\"root\\u0000x\"]\n", [1], "allow-uid"),
-            ("exec = [\n\"/bin/cat\",\n\"\\u0000\"]\n", [1, 3], "exec"),
+            ("allow-uid = [\"root\\u0000x\"]\nlisten = [\"echo@unix:@nul\"]\n", [1], "allow-uid"),
+            ("exec = [\n\"/bin/cat\",\n\"\\u0000\"]\nlisten = [\"exec@unix:@nul\"]\n", [1, 3], "exec"),
             ("listen = [\n\"echo@unix:/tmp/a\\u0000b\"]\n", [1, 2], "listen"),
             ("[[listener]]\nlisten = \"echo@unix:/tmp/a\\u0000b\"\n", [2], "listen"),
         ]
+        // Without the check, `allow-uid = ["root\u0000x"]` admits uid 0: getpwnam_r sees "root".
         for (text, lines, key) in cases {
             guard let error = error(text) else {
                 XCTFail("a NUL in \(key) is accepted: \(text.debugDescription)")
