@@ -294,7 +294,7 @@ final class ConfigurationTests: XCTestCase {
         guard case .print(let script) = request else {
             return XCTFail("--generate-completion-script did not ask to print")
         }
-        XCTAssertTrue(script.hasPrefix("#!/bin/bash"))
+        XCTAssertTrue(script.contains("complete -F _serverd serverd"))
         XCTAssertTrue(script.contains("--max-connections"))
     }
 
@@ -367,9 +367,12 @@ final class ConfigurationTests: XCTestCase {
 
     /// New: the duplicate-address rule of the desired state.
     func testDuplicateAddressesAreRefusedExceptPortZero() throws {
-        // Two port-0 declarations are allowed (each asks for a port of its own); each gets its own identity ordinal.
+        // Two port-0 declarations are allowed (each asks for a port of its own); the service and an ordinal among
+        // declarations of the same service tell them apart.
         let ephemeral = try load(["--listen", "echo@tcp://127.0.0.1:0", "--listen", "discard@tcp://127.0.0.1:0"])
-        XCTAssertEqual(ephemeral.listeners.map(\.identity.ordinal), [0, 1])
+        XCTAssertEqual(ephemeral.listeners.map(\.identity.ordinal), [0, 0])
+        let same = try load(["--listen", "echo@tcp://127.0.0.1:0", "--listen", "echo@tcp://127.0.0.1:0"])
+        XCTAssertEqual(same.listeners.map(\.identity.ordinal), [0, 1])
         XCTAssertNotEqual(ephemeral.listeners[0].identity, ephemeral.listeners[1].identity)
         // A non-zero address declared twice is refused whatever the service.
         assertFailure(
@@ -692,8 +695,8 @@ final class ConfigurationTests: XCTestCase {
                 + "serve every source not denied")
         assertFileFailure(
             "[[listener]]\nlisten = \"echo@unix:@e\"\nallow-uid = []\n",
-            "FILE:2:10: listen 'echo@unix:@e': an empty allow-uid or allow-gid list would serve no peer; list the ids "
-                + "to serve, or leave both out to serve every peer")
+            "FILE:3:1: allow-uid: an empty list would serve no peer; list the uids to serve, or leave allow-uid out to "
+                + "serve every peer")
         // An empty allow-uid beside a non-empty allow-gid is fine.
         let path = file("[[listener]]\nlisten = \"echo@unix:@g\"\nallow-uid = []\nallow-gid = [0]\n", named: "g.toml")
         XCTAssertEqual(try load(["--config", path]).listeners[0].policy.allowGIDs, [0])

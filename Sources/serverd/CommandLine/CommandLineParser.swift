@@ -45,7 +45,7 @@ enum CommandLineParser {
             let attached = body.firstIndex(of: "=").map { String(body[body.index(after: $0)...]) }
             guard let option = OptionTable.named(name), let flag = option.flag else {
                 let names = OptionTable.all.filter { $0.flag != nil }.map(\.name) + ["help", "version"]
-                let hint = Suggestion.closest(to: name, among: names).filter { $0 != name }
+                let hint = Suggestion.closest(to: name, among: names).flatMap { $0 == name ? nil : $0 }
                     .map { " (did you mean --\($0)?)" } ?? ""
                 throw DaemonError(.usage, "unknown option '--\(name)'\(hint)")
             }

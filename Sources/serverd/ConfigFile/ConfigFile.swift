@@ -114,7 +114,7 @@ struct ConfigFile: Equatable, Sendable {
         func set(_ entry: TOMLEntry, in layer: inout OptionLayer, inListener: Bool) throws(DaemonError) {
             guard let option = OptionTable.named(entry.key), option.isFileKey, option.scope != .listeners else {
                 let keys = OptionTable.all.filter(\.isFileKey).map(\.name) + ["listener"]
-                let hint = Suggestion.closest(to: entry.key, among: keys).filter { $0 != entry.key }
+                let hint = Suggestion.closest(to: entry.key, among: keys).flatMap { $0 == entry.key ? nil : $0 }
                     .map { " (did you mean '\($0)'?)" } ?? ""
                 let table = inListener ? " in [[listener]]" : ""
                 throw DaemonError(.configuration, "\(place(entry.keyPosition)): unknown key '\(entry.key)'\(table)\(hint)")
