@@ -16,16 +16,7 @@ enum ListenerPrecheck {
         for listener in state.listeners {
             switch listener.identity.address {
             case .bind(let address):
-                try checkService(listener, transport: address.transport)
-                if let path = address.path { try checkDirectory(of: path, listener) }
-                if let earlier = ports.first(where: { overlap($0.address, address) }) {
-                    throw DaemonError(
-                        .unavailable,
-                        "\(listener.subject): \(address) and '\(earlier.declaration.text)' (\(earlier.declaration.place)) "
-                            + "would bind the same port",
-                        errno: EADDRINUSE)
-                }
-                if address.port.map({ $0 != 0 }) == true { ports.append((listener, address)) }
+                try checkBound(listener, address, ports: &ports)
             case .descriptor(let fd):
                 var status = stat()
                 guard fstat(fd, &status) == 0, status.st_mode & S_IFMT == S_IFSOCK else {
@@ -39,6 +30,25 @@ enum ListenerPrecheck {
             }
             if listener.policy.service == .exec { try checkProgram(listener) }
         }
+    }
+
+    /// A listener serverd binds: its service fits, its socket directory exists, and it takes no port another one takes.
+    /// (A function of its own: the 6.3.1 optimizer crashes on this code inlined in ``check(_:inherited:)``.)
+    @inline(never)
+    private static func checkBound(
+        _ listener: ListenerDeclaration, _ address: SocketAddress,
+        ports: inout [(declaration: ListenerDeclaration, address: SocketAddress)]
+    ) throws(DaemonError) {
+        try checkService(listener, transport: address.transport)
+        if let path = address.path { try checkDirectory(of: path, listener) }
+        for earlier in ports where overlap(earlier.address, address) {
+            throw DaemonError(
+                .unavailable,
+                "\(listener.subject): \(address) and '\(earlier.declaration.text)' (\(earlier.declaration.place)) "
+                    + "would bind the same port",
+                errno: EADDRINUSE)
+        }
+        if let port = address.port, port != 0 { ports.append((listener, address)) }
     }
 
     /// `--user` and `--group` name accounts that exist.
