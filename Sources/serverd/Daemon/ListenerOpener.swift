@@ -18,17 +18,8 @@ struct ListenerOpener {
     func open(_ declaration: ListenerDeclaration, reserved: Set<String>) throws(DaemonError) -> [Listener] {
         switch declaration.identity.address {
         case .bind(let address):
-            let context = ListenerContext(declaration, logger: logger)
             do {
-                let server: any ServesListener
-                if address.transport == .stream {
-                    server = try ServiceStreamServer(
-                        context: context, binding: address, model: processingModel(declaration.policy))
-                } else {
-                    server = try ServiceDatagramServer(context: context, binding: address)
-                }
-                return [Listener(identity: declaration.identity, context: context, server: server, inherited: false,
-                    servedByControlLoop: forks)]
+                return [try listener(declaration, .bind(address))]
             } catch {
                 throw Self.cannotServe(declaration, error)
             }
@@ -79,21 +70,39 @@ struct ListenerOpener {
             socket.close()
             throw error
         }
-        let context = ListenerContext(declaration, logger: logger)
         do {
-            let server: any ServesListener
-            if socket.transport == .stream {
-                server = try ServiceStreamServer(
-                    context: context, adopting: socket, model: processingModel(declaration.policy))
-            } else {
-                server = try ServiceDatagramServer(context: context, adopting: socket)
-            }
-            return Listener(identity: declaration.identity, context: context, server: server, inherited: true,
-                servedByControlLoop: forks)
+            return try listener(declaration, .adopt(socket))
         } catch {
             socket.close()
             throw DaemonError(.configuration, "\(subject): \(error)")
         }
+    }
+
+    /// Where a listener's socket comes from.
+    private enum Origin {
+        case bind(SocketAddress)
+        case adopt(Socket)
+    }
+
+    /// The listener of a declaration on a socket it binds or adopts: a stream server with the processing model, or a
+    /// datagram server.
+    private func listener(_ declaration: ListenerDeclaration, _ origin: Origin) throws -> Listener {
+        let context = ListenerContext(declaration, logger: logger)
+        let server: any ServesListener
+        switch origin {
+        case .bind(let address) where address.transport == .stream:
+            server = try ServiceStreamServer(context: context, binding: address, model: processingModel(declaration.policy))
+        case .bind(let address):
+            server = try ServiceDatagramServer(context: context, binding: address)
+        case .adopt(let socket) where socket.transport == .stream:
+            server = try ServiceStreamServer(context: context, adopting: socket, model: processingModel(declaration.policy))
+        case .adopt(let socket):
+            server = try ServiceDatagramServer(context: context, adopting: socket)
+        }
+        let inherited = if case .adopt = origin { true } else { false }
+        return Listener(
+            identity: declaration.identity, context: context, server: server, inherited: inherited,
+            servedByControlLoop: forks)
     }
 
     /// Whether the stream model forks: then every listener is served from the daemon's one thread.
