@@ -344,18 +344,4 @@ final class ReloadUnderLoadTests: XCTestCase {
         XCTAssertEqual(directoryEntries(run), [], "a stop removes every socket file serverd created")
         print("ReloadUnderLoadTests: \(done) reloads under load in \(String(format: "%.1f", loopSeconds)) s, whole test \(String(format: "%.1f", monotonicSeconds() - started)) s")
     }
-
-    /// Polls `condition` every 20 ms until it holds or `timeout` passes, without failing: the
-    /// assertion that follows says what was expected. (A removed listener's socket file, or the
-    /// descriptors of connections the clients closed, may go a moment after `READY=1`.)
-    private func eventually(timeout: Double = 5, _ condition: () -> Bool) {
-        let deadline = monotonicSeconds() + timeout
-        while !condition() && monotonicSeconds() < deadline { usleep(20_000) }
-    }
-
-    /// `fd N -> target` for every descriptor of a process, for failure messages.
-    private func descriptorList(_ pid: pid_t) -> String {
-        let fds = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).compactMap(Int32.init).sorted()
-        return fds.map { "\($0) -> \(descriptorTarget(pid, $0) ?? "?")" }.joined(separator: ", ")
-    }
 }

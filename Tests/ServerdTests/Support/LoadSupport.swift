@@ -261,3 +261,17 @@ func replaceFile(_ path: String, with bytes: [UInt8]) throws {
     }
     guard rename(temporary, path) == 0 else { throw TestFailure("rename \(temporary): errno \(errno)") }
 }
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes, without failing: the
+/// assertion that follows says what was expected. (A removed listener's socket file, or the
+/// descriptors of connections the clients closed, may go a moment after `READY=1`.)
+func eventually(timeout: Double = 5, _ condition: () -> Bool) {
+    let deadline = monotonicSeconds() + timeout
+    while !condition() && monotonicSeconds() < deadline { usleep(20_000) }
+}
+
+/// `fd N -> target` for every descriptor of a process, for failure messages.
+func descriptorList(_ pid: pid_t) -> String {
+    let fds = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).compactMap(Int32.init).sorted()
+    return fds.map { "\($0) -> \(descriptorTarget(pid, $0) ?? "?")" }.joined(separator: ", ")
+}

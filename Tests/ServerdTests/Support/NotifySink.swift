@@ -60,6 +60,12 @@ final class NotifySink {
     /// `["NOTIFY_SOCKET": address]`, for the serverd environment.
     var environment: [String: String] { ["NOTIFY_SOCKET": address] }
 
+    /// Forgets the messages already consumed (a long test's thousands of reloads).
+    func discardConsumed() {
+        messages.removeFirst(consumed)
+        consumed = 0
+    }
+
     /// Receives one message within `timeout` seconds (appending it to ``messages``), or `nil`.
     @discardableResult
     func receive(timeout: Double) throws -> Message? {
