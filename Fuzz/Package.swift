@@ -9,10 +9,11 @@
 // (`-enable-testing` lets fuzz-fdnames reach the library's internal, uncached adoption path
 // through `@testable import FamilyServer`.)
 //
-// The configuration parser lives in the `serverd` executable target, which no other package can
-// import. The ServerdConfiguration target compiles those very files: its Configuration,
-// CommandLine and ExitStatus.swift are symbolic links into ../Sources/serverd, so fuzz-config
-// and fuzz-options always run the daemon's current parsers, not copies.
+// The configuration layer lives in the `serverd` executable target, which no other package can
+// import. The ServerdConfiguration target compiles those very files: its Options, CommandLine,
+// ConfigFile (with the TOML parser), Plan, ExitStatus.swift and the two single files they need
+// (LogDestination.swift, InheritedSocketPool.swift) are symbolic links into ../Sources/serverd, so
+// fuzz-config and fuzz-options always run the daemon's current parsers, not copies.
 //
 // Each fuzzer's main code hands its `LLVMFuzzerTestOneInput` to `LLVMFuzzerRunDriver`, libFuzzer's
 // entry for programs with a main of their own: SwiftPM gives every Swift executable a main, which
@@ -29,8 +30,7 @@ let package = Package(
     name: "serverd-fuzz",
     dependencies: [
         .package(path: ".."),
-        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // Declares libFuzzer's LLVMFuzzerRunDriver for the fuzzers' main code.
@@ -51,22 +51,26 @@ let package = Package(
             name: "fuzz-datagram",
             dependencies: ["FuzzDriver", .product(name: "FamilyServer", package: mainPackage)]
         ),
-        // The daemon's configuration and command-line parsers, compiled from its own files
-        // (symbolic links).
+        // The daemon's configuration layer (options, command line, configuration file, plan),
+        // compiled from its own files (symbolic links).
         .target(
             name: "ServerdConfiguration",
             dependencies: [
-                .product(name: "TOMLKit", package: "TOMLKit"),
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+                .product(name: "FamilyServer", package: mainPackage),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            // Swift 6.3.1 crashes in the CopyPropagation pass ("Found ownership error?!", in
+            // ListenerPrecheck.check(_:inherited:)) when these files are built -c release with
+            // -enable-testing, which the fuzz build needs for `@testable import`; without the pass they build.
+            swiftSettings: [.unsafeFlags(["-Xllvm", "-sil-disable-pass=copy-propagation"])]
         ),
         .executableTarget(
             name: "fuzz-config",
-            dependencies: ["FuzzDriver", "ServerdConfiguration"]
+            dependencies: ["FuzzDriver", "ServerdConfiguration", .product(name: "FamilyServer", package: mainPackage)]
         ),
         .executableTarget(
             name: "fuzz-options",
-            dependencies: ["FuzzDriver", "ServerdConfiguration"]
+            dependencies: ["FuzzDriver", "ServerdConfiguration", .product(name: "FamilyServer", package: mainPackage)]
         ),
         // serverd's own TOML parser, compiled from its files (a symbolic link), without TOMLKit.
         .target(name: "ServerdTOML"),

@@ -23,9 +23,6 @@ ROOT = os.path.dirname(HERE)
 FUZZERS = ["fuzz-address", "fuzz-config", "fuzz-fdnames", "fuzz-linereader", "fuzz-datagram", "fuzz-options", "fuzz-toml"]
 # Per-fuzzer libFuzzer options, each with its reason.
 OPTIONS = {
-    # TOMLKit leaks on every parse (see lsan.supp), so with per-input leak checks LeakSanitizer
-    # would scan the heap after every input (about 10x slower); leaks are still checked at exit.
-    "fuzz-config": ["-detect_leaks=0"],
     # Inputs span several 16 KiB receive chunks.
     "fuzz-linereader": ["-max_len=65536"],
 }

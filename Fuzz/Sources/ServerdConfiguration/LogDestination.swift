@@ -1,0 +1,1 @@
+../../../Sources/serverd/Logging/LogDestination.swift
