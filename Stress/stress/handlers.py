@@ -14,7 +14,12 @@ from .clients import (Prober, baseline_of, closed_by_peer, connect, receive_all,
 from .harness import FIGURES, check, fault, holds_socket, parent_of, read_cmdline
 
 def exec_config(ctx, extra=""):
-    """A configuration file with one exec listener per behaviour."""
+    """A configuration file with one exec listener per behaviour. The program of missing.sock exists when
+    serverd starts (a start refuses a missing program) and is removed by start_exec_daemon."""
+    vanishing = ctx.path("vanishing-program")
+    with open(vanishing, "w") as script:
+        script.write("#!/bin/sh\nexit 0\n")
+    os.chmod(vanishing, 0o755)
     return ctx.write("exec.toml", """
 listen = ["stamp@tcp://127.0.0.1:0"]
 [[listener]]
@@ -22,14 +27,21 @@ listen = "exec@tcp://127.0.0.1:0"
 exec = ["/bin/sh", "-c", "kill -SEGV $$"]
 [[listener]]
 listen = "exec@unix:%s"
-exec = ["/nonexistent/serverd-stress-missing"]
+exec = ["%s"]
 [[listener]]
 listen = "exec@unix:%s"
 exec = ["/bin/sh", "-c", "echo started; read line; echo \\"got $line\\""]
 [[listener]]
 listen = "exec@unix:%s"
 exec = ["/bin/sh", "-c", "ls /proc/$$/fd"]
-%s""" % (ctx.path("missing.sock"), ctx.path("slow.sock"), ctx.path("fds.sock"), extra))
+%s""" % (ctx.path("missing.sock"), vanishing, ctx.path("slow.sock"), ctx.path("fds.sock"), extra))
+
+
+def start_exec_daemon(ctx):
+    """serverd on exec_config, with missing.sock's program removed once it serves."""
+    daemon = ctx.serverd(["--config", exec_config(ctx)], expect_listening=5)
+    os.unlink(ctx.path("vanishing-program"))
+    return daemon
 
 
 @fault("failing-handlers", ["threading", "forking"],
@@ -37,7 +49,7 @@ exec = ["/bin/sh", "-c", "ls /proc/$$/fd"]
        "outside, and (forking) workers killed by SIGKILL and SIGSEGV: each is logged and reaped, "
        "and the daemon serves on")
 def fault_failing_handlers(ctx):
-    daemon = ctx.serverd(["--config", exec_config(ctx)], expect_listening=5)
+    daemon = start_exec_daemon(ctx)
     stamp = daemon.address("stamp@")
     crash = daemon.address("exec@tcp")
     missing, slow = "unix:" + ctx.path("missing.sock"), "unix:" + ctx.path("slow.sock")
@@ -98,7 +110,7 @@ def fault_failing_handlers(ctx):
     daemon.settle(base, thread_slack=32)
     log = daemon.log()
     check(len(re.findall(r"killed by signal 11", log)) >= 30, "crashing exec children not logged")
-    check(log.count("cannot run /nonexistent/serverd-stress-missing") >= 30, "missing program not logged")
+    check(log.count("cannot run %s" % ctx.path("vanishing-program")) >= 30, "missing program not logged")
     check(len(re.findall(r"killed by signal 15", log)) >= 10, "killed exec children not logged")
     if ctx.model == "forking":
         check(len(re.findall(r"worker process \d+ killed by signal (9|11|6)", log)) >= worker_kills,

@@ -15,7 +15,7 @@ import threading
 import time
 
 from .clients import connect, echo_exchange, receive_all, stamp_exchange
-from .handlers import exec_config
+from .handlers import start_exec_daemon
 from .harness import FIGURES, NOBODY, NOBODY_PYTHON, Failure, Skip, as_user, check, fault
 
 def require_root():
@@ -200,7 +200,7 @@ exec = ["/usr/bin/id"]
        "40 exec children started while 40 other connections are open on other listeners: each "
        "child has exactly descriptors 0, 1 and 2 (its connection twice and the log pipe)")
 def fault_exec_descriptors(ctx):
-    daemon = ctx.serverd(["--config", exec_config(ctx)], expect_listening=5)
+    daemon = start_exec_daemon(ctx)
     stamp = daemon.address("stamp@")
     others = [connect(stamp) for _ in range(40)]
     results = []

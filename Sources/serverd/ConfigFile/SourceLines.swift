@@ -11,12 +11,14 @@ struct SourceLines: Sendable {
         lineStarts = starts
     }
 
-    /// The text from `position` (1-based line, 1-based byte column) to the end of its line.
+    /// The text from `position` (1-based line, 1-based byte column) to the end of its line; empty for a position past
+    /// the end of its line.
     func text(at position: TOMLPosition) -> Substring {
         guard position.line >= 1, position.line <= lineStarts.count, position.column >= 1 else { return "" }
-        let start = lineStarts[position.line - 1] + position.column - 1
-        guard start < bytes.count else { return "" }
-        let end = bytes[start...].firstIndex(of: 0x0A) ?? bytes.count
-        return Substring(decoding: bytes[start..<end], as: UTF8.self)
+        let lineStart = lineStarts[position.line - 1]
+        let lineEnd = bytes[lineStart...].firstIndex(of: 0x0A) ?? bytes.count
+        let start = lineStart + position.column - 1
+        guard start < lineEnd else { return "" }
+        return Substring(decoding: bytes[start..<lineEnd], as: UTF8.self)
     }
 }
