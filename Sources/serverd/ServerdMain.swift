@@ -36,7 +36,7 @@ enum ServerdMain {
         }
         let implicitListeners = ImplicitListeners(inherited: inherited, preparing: !invocation.checkOnly)
         let desired = try DesiredState.build(invocation, implicitListeners: implicitListeners.specs)
-        try ListenerPrecheck.check(desired, inherited: inherited)
+        try ListenerPrecheck.check(desired, inherited: inherited, createdDirectory: implicitListeners.plannedDirectory)
         if invocation.checkOnly {
             for line in CheckReport.lines(desired) { print(line) }
             return 0

@@ -45,3 +45,16 @@ final class ReadmeExamplesTests: XCTestCase {
         }
     }
 }
+
+/// A bare `serverd --check-config` (the implicit listeners) passes where the start would create the private directory
+/// of the default Unix socket itself. Before: the shared check failed it with exit 71 ("socket directory … No such
+/// file or directory"), which broke `make deb`'s own check of the shipped configuration.
+final class ImplicitListenerCheckTests: XCTestCase {
+    func testCheckPassesBeforeTheDefaultSocketsDirectoryExists() throws {
+        let dir = try TemporaryDirectory()
+        XCTAssertEqual(chmod(dir.path, 0o1777), 0)  // shared, like /tmp: serverd would make a private directory in it
+        let result = try ServerdProcess.run(["--check-config"], directory: dir, environment: ["RUNTIME_DIRECTORY": dir.path])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("echo@unix:\(dir.path)/serverd-"), result.stdout)
+    }
+}

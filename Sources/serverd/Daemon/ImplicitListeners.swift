@@ -11,6 +11,8 @@ final class ImplicitListeners {
     /// The private directory holding the default Unix socket, when the runtime directory is shared
     /// (see ``PrivateRuntimeDirectory``) and the directory was prepared.
     private(set) var privateDirectory: PrivateRuntimeDirectory?
+    /// Without `preparing`: the private directory a start would create for the default Unix socket.
+    private(set) var plannedDirectory: String?
 
     /// With `preparing` false (`--check-config`) nothing is created: the default socket's path is
     /// the one serverd would try first.
@@ -47,6 +49,7 @@ final class ImplicitListeners {
                 directory = prepared.path
             } else {
                 directory = (directory == "/" ? "" : directory) + "/" + PrivateRuntimeDirectory.usualName()
+                plannedDirectory = directory
             }
         }
         return Self.embeddedDefault(unixSocketDirectory: directory)

@@ -30,7 +30,7 @@ struct DesiredState: Equatable, Sendable {
         var declared: [(listen: ConfigFile.Listen, commandLine: Bool)] = (file?.listeners ?? []).map { ($0, false) }
         declared += invocation.listen.map { (ConfigFile.Listen(text: $0, place: "--listen"), true) }
         if declared.isEmpty {
-            declared = try implicitListeners().map { (ConfigFile.Listen(text: $0, place: "implicit listener"), false) }
+            declared = try implicitListeners().map { (ConfigFile.Listen(text: $0, place: ListenerDeclaration.implicitPlace), false) }
         }
         var listeners: [ListenerDeclaration] = []
         for (listen, _) in declared {

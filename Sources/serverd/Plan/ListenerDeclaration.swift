@@ -20,6 +20,9 @@ struct ListenerDeclaration: Equatable, Sendable {
     /// Whether it was declared on the command line (its errors are usage errors, exit 64).
     var isCommandLine: Bool { place == "--listen" }
 
+    /// The place of an implicit listener.
+    static let implicitPlace = "implicit listener"
+
     /// The start of a message about it: `--listen 'echo@tcp://…'`, `serverd.toml:3:10: listen 'echo@…'`.
     var subject: String { isCommandLine ? "--listen '\(text)'" : "\(place): listen '\(text)'" }
 

@@ -9,14 +9,18 @@ enum ListenerPrecheck {
     /// - Parameters:
     ///   - state: The desired state.
     ///   - inherited: The sockets systemd passed, which `systemd:NAME` listeners need.
+    ///   - createdDirectory: A socket directory the start creates itself (the private runtime directory of the default
+    ///     Unix socket, which `--check-config` does not create).
     /// - Throws: ``DaemonError`` naming the listener, with the status the start would fail with.
-    static func check(_ state: DesiredState, inherited: InheritedSocketPool) throws(DaemonError) {
+    static func check(_ state: DesiredState, inherited: InheritedSocketPool, createdDirectory: String? = nil)
+        throws(DaemonError)
+    {
         try checkAccounts(state.settings)
         var ports: [(declaration: ListenerDeclaration, address: SocketAddress)] = []
         for listener in state.listeners {
             switch listener.identity.address {
             case .bind(let address):
-                try checkBound(listener, address, ports: &ports)
+                try checkBound(listener, address, createdDirectory: createdDirectory, ports: &ports)
             case .descriptor(let fd):
                 var status = stat()
                 guard fstat(fd, &status) == 0, status.st_mode & S_IFMT == S_IFSOCK else {
@@ -36,11 +40,13 @@ enum ListenerPrecheck {
     /// (A function of its own: the 6.3.1 optimizer crashes on this code inlined in ``check(_:inherited:)``.)
     @inline(never)
     private static func checkBound(
-        _ listener: ListenerDeclaration, _ address: SocketAddress,
+        _ listener: ListenerDeclaration, _ address: SocketAddress, createdDirectory: String?,
         ports: inout [(declaration: ListenerDeclaration, address: SocketAddress)]
     ) throws(DaemonError) {
         try checkService(listener, transport: address.transport)
-        if let path = address.path { try checkDirectory(of: path, listener) }
+        if let path = address.path, ValueSyntax.directory(of: path) != createdDirectory {
+            try checkDirectory(of: path, listener)
+        }
         for earlier in ports where overlap(earlier.address, address) {
             throw DaemonError(
                 .unavailable,
