@@ -48,27 +48,9 @@ enum ForkedWorker {
 
     /// The children of every thread of `pid` (reliable while it is stopped).
     private static func children(of pid: pid_t) -> [pid_t] {
-        guard let tasks = opendir("/proc/\(pid)/task") else { return [] }
-        var names: [String] = []
-        while let entry = readdir(tasks) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { bytes in
-                String(decoding: bytes.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if Int32(name) != nil { names.append(name) }
-        }
-        closedir(tasks)
         var result: [pid_t] = []
-        for task in names {
-            let fd = open("/proc/\(pid)/task/\(task)/children", O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { continue }
-            var bytes: [UInt8] = []
-            var chunk = [UInt8](repeating: 0, count: 512)
-            while true {
-                let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if count <= 0 { break }
-                bytes += chunk[0..<count]
-            }
-            close(fd)
+        for task in ProcFiles.numericEntries(of: "/proc/\(pid)/task") ?? [] {
+            guard let bytes = ProcFiles.read("/proc/\(pid)/task/\(task)/children") else { continue }
             result += String(decoding: bytes, as: UTF8.self).split(separator: " ").compactMap { pid_t($0) }
         }
         return result

@@ -5,17 +5,7 @@ import Glibc
 enum OpenDescriptors {
     /// Every descriptor above 2, read from /proc/self/fd; `nil` if that cannot be read.
     static func aboveStandardStreams() -> [Int32]? {
-        guard let directory = opendir("/proc/self/fd") else { return nil }
-        defer { closedir(directory) }
-        var descriptors: [Int32] = []
-        let own = dirfd(directory)
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { bytes in
-                String(decoding: bytes.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if let fd = Int32(name), fd > 2, fd != own { descriptors.append(fd) }
-        }
-        return descriptors
+        ProcFiles.numericEntries(of: "/proc/self/fd", skippingOwnDescriptor: true)?.filter { $0 > 2 }
     }
 
     /// The socket type (SO_TYPE) of `fd`, or `nil` if it is no socket.

@@ -9,17 +9,17 @@ enum Privileges {
         var gid: gid_t?
         var uid: uid_t?
         if let user {
-            guard let entry = getpwnam(user) else {
+            guard let account = AccountID.user(named: user) else {
                 throw DaemonError(.configuration, "--user \(user): no such user")
             }
-            uid = entry.pointee.pw_uid
-            gid = entry.pointee.pw_gid
+            uid = account.uid
+            gid = account.gid
         }
         if let group {
-            guard let entry = getgrnam(group) else {
+            guard let found = AccountID.group(named: group) else {
                 throw DaemonError(.configuration, "--group \(group): no such group")
             }
-            gid = entry.pointee.gr_gid
+            gid = found
         }
         if let gid {
             var groups = [gid]

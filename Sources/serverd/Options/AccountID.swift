@@ -63,27 +63,38 @@ enum AccountID {
 
     /// The ID of a user or group name, or `nil` when the database has no such entry.
     private static func lookUp(_ name: String, kind: Kind) -> UInt32? {
+        kind == .user ? user(named: name)?.uid : group(named: name)
+    }
+
+    /// A user's uid and primary gid (`getpwnam_r`), or `nil` when the database has no such user.
+    static func user(named name: String) -> (uid: UInt32, gid: UInt32)? {
+        withEntryBuffer { storage in
+            var entry = passwd()
+            var result: UnsafeMutablePointer<passwd>?
+            let status = getpwnam_r(name, &entry, storage.baseAddress!, storage.count, &result)
+            return (status, result.map { ($0.pointee.pw_uid, $0.pointee.pw_gid) })
+        }
+    }
+
+    /// A group's gid (`getgrnam_r`), or `nil` when the database has no such group.
+    static func group(named name: String) -> UInt32? {
+        withEntryBuffer { storage in
+            var entry = Glibc.group()
+            var result: UnsafeMutablePointer<group>?
+            let status = getgrnam_r(name, &entry, storage.baseAddress!, storage.count, &result)
+            return (status, result.map { $0.pointee.gr_gid })
+        }
+    }
+
+    /// Runs a `get*nam_r` lookup with a buffer that grows while the call says ERANGE, up to 1 MiB.
+    private static func withEntryBuffer<Found>(
+        _ lookUp: (UnsafeMutableBufferPointer<CChar>) -> (status: Int32, found: Found?)
+    ) -> Found? {
         var bufferSize = 1024
         while bufferSize <= 1 << 20 {
             var buffer = [CChar](repeating: 0, count: bufferSize)
-            var id: UInt32?
-            let status: Int32 = buffer.withUnsafeMutableBufferPointer { storage in
-                switch kind {
-                case .user:
-                    var entry = passwd()
-                    var result: UnsafeMutablePointer<passwd>?
-                    let status = getpwnam_r(name, &entry, storage.baseAddress!, storage.count, &result)
-                    id = result.map { $0.pointee.pw_uid }
-                    return status
-                case .group:
-                    var entry = group()
-                    var result: UnsafeMutablePointer<group>?
-                    let status = getgrnam_r(name, &entry, storage.baseAddress!, storage.count, &result)
-                    id = result.map { $0.pointee.gr_gid }
-                    return status
-                }
-            }
-            guard status == ERANGE else { return id }
+            let (status, found) = buffer.withUnsafeMutableBufferPointer { lookUp($0) }
+            guard status == ERANGE else { return found }
             bufferSize *= 4
         }
         return nil

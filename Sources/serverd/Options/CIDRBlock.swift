@@ -1,4 +1,4 @@
-import Glibc
+import FamilyServer
 
 /// An IPv4 or IPv6 network in CIDR notation, used by `--allow` and `--deny`.
 ///
@@ -34,7 +34,7 @@ struct CIDRBlock: Hashable, Sendable, CustomStringConvertible {
             }
             length = parsed
         }
-        if bytes.count == 16, CIDRBlock.isIPv4Mapped(bytes), length >= 96 {
+        if bytes.count == 16, IPAddress(bytes: bytes).mappedIPv4 != nil, length >= 96 {
             bytes = Array(bytes[12...])
             length -= 96
         }
@@ -67,39 +67,20 @@ struct CIDRBlock: Hashable, Sendable, CustomStringConvertible {
         return CIDRBlock.masked(address, prefixLength: prefixLength) == network
     }
 
-    /// The canonical form: the network as `inet_ntop` prints it, a slash and the prefix length (`10.0.0.0/8`).
+    /// The canonical form: the network as ``IPAddress`` prints it, a slash and the prefix length (`10.0.0.0/8`).
     var description: String {
-        let family = network.count == 4 ? AF_INET : AF_INET6
-        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        let printed = network.withUnsafeBytes { source in
-            buffer.withUnsafeMutableBufferPointer { target in
-                inet_ntop(family, source.baseAddress, target.baseAddress, socklen_t(target.count)) != nil
-            }
-        }
-        // inet_ntop cannot fail for 4 or 16 bytes and a buffer of INET6_ADDRSTRLEN.
-        precondition(printed, "inet_ntop failed for \(network)")
-        let end = buffer.firstIndex(of: 0) ?? buffer.endIndex
-        let address = String(decoding: buffer[..<end].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return "\(address)/\(prefixLength)"
+        "\(IPAddress(bytes: network))/\(prefixLength)"
     }
 
     /// The IPv4 address an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) maps; any other address unchanged.
     /// - Parameter addressBytes: 4 or 16 bytes in network byte order.
     static func unmapped(_ addressBytes: [UInt8]) -> [UInt8] {
-        addressBytes.count == 16 && isIPv4Mapped(addressBytes) ? Array(addressBytes[12...]) : addressBytes
+        addressBytes.count == 16 ? IPAddress(bytes: addressBytes).mappedIPv4?.bytes ?? addressBytes : addressBytes
     }
 
-    /// Whether 16 address bytes have the IPv4-mapped prefix `::ffff:0:0/96`.
-    private static func isIPv4Mapped(_ bytes: [UInt8]) -> Bool {
-        bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xff && bytes[11] == 0xff
-    }
-
-    /// The bytes of a textual IPv4 (dotted quad) or IPv6 address, or `nil` when `inet_pton` rejects it.
+    /// The bytes of a textual IPv4 (dotted quad) or IPv6 address (FamilyServer's ``IPAddress``), or `nil`.
     private static func addressBytes(_ text: String) -> [UInt8]? {
-        let family = text.contains(":") ? AF_INET6 : AF_INET
-        var bytes = [UInt8](repeating: 0, count: family == AF_INET ? 4 : 16)
-        let result = bytes.withUnsafeMutableBytes { inet_pton(family, text, $0.baseAddress) }
-        return result == 1 ? bytes : nil
+        IPAddress(numeric: text)?.bytes
     }
 
     /// `bytes` with every bit past the first `prefixLength` cleared.

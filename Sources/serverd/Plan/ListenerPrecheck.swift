@@ -59,10 +59,10 @@ enum ListenerPrecheck {
 
     /// `--user` and `--group` name accounts that exist.
     private static func checkAccounts(_ settings: DaemonSettings) throws(DaemonError) {
-        if let user = settings.user, getpwnam(user) == nil {
+        if let user = settings.user, AccountID.user(named: user) == nil {
             throw DaemonError(.configuration, "--user \(user): no such user")
         }
-        if let group = settings.group, getgrnam(group) == nil {
+        if let group = settings.group, AccountID.group(named: group) == nil {
             throw DaemonError(.configuration, "--group \(group): no such group")
         }
     }

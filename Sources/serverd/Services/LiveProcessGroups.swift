@@ -12,15 +12,10 @@ enum LiveProcessGroups {
     /// The groups among `groups` with at least one member that is not a zombie, in serverd's session.
     static func among(_ groups: Set<pid_t>) -> Set<pid_t> {
         guard !groups.isEmpty else { return [] }
-        guard let proc = opendir("/proc") else { return groups }
-        defer { closedir(proc) }
+        guard let processes = ProcFiles.numericEntries(of: "/proc") else { return groups }
         let session = getsid(0)
         var live: Set<pid_t> = []
-        while let entry = readdir(proc) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { bytes in
-                String(decoding: bytes.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            guard let pid = pid_t(name) else { continue }
+        for pid in processes {
             guard let member = stat(of: pid) else {
                 if errno != ENOENT && errno != ESRCH { return groups }
                 continue
@@ -35,13 +30,10 @@ enum LiveProcessGroups {
     /// State, process group and session of `pid` from /proc/PID/stat (fields 3, 5 and 6); nil
     /// with errno ENOENT or ESRCH when the process is gone, another errno when it cannot be read.
     private static func stat(of pid: pid_t) -> (state: Character, group: pid_t, session: pid_t)? {
-        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: 512)
-        let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard let bytes = ProcFiles.read("/proc/\(pid)/stat", limit: 1024) else { return nil }
+        let count = bytes.count
         guard count > 0 else {
-            if count == 0 { errno = ESRCH }
+            errno = ESRCH
             return nil
         }
         // The command name (field 2) is in parentheses and may itself contain ") ".
