@@ -9,6 +9,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // libsystemd's sd-daemon API, found through pkg-config (Debian: libsystemd-dev).
@@ -33,6 +34,7 @@ let package = Package(
                 "FamilyServer",
                 "CShims",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         .testTarget(name: "FamilyServerTests", dependencies: ["FamilyServer", "CShims"]),

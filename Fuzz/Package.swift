@@ -31,6 +31,7 @@ let package = Package(
     dependencies: [
         .package(path: ".."),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // Declares libFuzzer's LLVMFuzzerRunDriver for the fuzzers' main code.
@@ -58,6 +59,7 @@ let package = Package(
             dependencies: [
                 .product(name: "FamilyServer", package: mainPackage),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             // Swift 6.3.1 crashes in the CopyPropagation pass ("Found ownership error?!", in
             // ListenerPrecheck.check(_:inherited:)) when these files are built -c release with

@@ -1,4 +1,5 @@
 import Glibc
+import SystemPackage
 
 /// serverd's exit statuses: the sysexits codes that systemd.exec(5) lists.
 enum ExitStatus: Int32, Sendable {
@@ -35,6 +36,12 @@ struct DaemonError: Error, Sendable, CustomStringConvertible {
     var message: String
     /// The errno reported to systemd as `ERRNO=`; EINVAL for usage and configuration errors.
     var errno: Int32
+
+    /// The error of a failed system call: "cannot serve" status (``ExitStatus/cannotServe(errno:)``), the message
+    /// followed by the call's reason, and its errno for systemd.
+    init(_ errno: Errno, _ message: String) {
+        self.init(.cannotServe(errno: errno.rawValue), "\(message): \(errno)", errno: errno.rawValue)
+    }
 
     init(_ status: ExitStatus, _ message: String, errno: Int32? = nil) {
         self.status = status

@@ -1,4 +1,5 @@
 import Glibc
+import SystemPackage
 
 /// Reading /proc, the one way serverd does it: the numeric entries of a directory (processes, threads, descriptors)
 /// and the bytes of a small file. Plain open/read/readdir calls, no Foundation: a forked worker uses them too.
@@ -22,21 +23,20 @@ enum ProcFiles {
 
     /// Up to `limit` bytes of a file; `nil` (with errno) if it cannot be opened or read.
     static func read(_ path: String, limit: Int = 64 * 1024) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while bytes.count < limit {
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count > 0 {
+        do {
+            let file = try FileDescriptor.open(FilePath(path), .readOnly, options: .closeOnExec)
+            defer { try? file.close() }
+            var bytes: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            while bytes.count < limit {
+                let count = try chunk.withUnsafeMutableBytes { try file.read(into: $0) }
+                if count == 0 { break }
                 bytes += chunk[0..<min(count, limit - bytes.count)]
-            } else if count == 0 {
-                break
-            } else if errno != EINTR {
-                return nil
             }
+            return bytes
+        } catch {
+            errno = (error as? Errno)?.rawValue ?? EIO
+            return nil
         }
-        return bytes
     }
 }

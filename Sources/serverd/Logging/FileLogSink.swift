@@ -1,6 +1,6 @@
-import CShims
 import Glibc
 import Logging
+import SystemPackage
 
 /// Appends to a `--log-file`: `2026-11-26T13:55:52.123+0100 [4242] notice: listening on …`, with the local time and
 /// the writing process (forked children log too).
@@ -18,26 +18,25 @@ struct FileLogSink: LogSink {
     /// - Throws: ``DaemonError`` naming `--log-file` and the path: status `.noPermission` for EACCES, EPERM or EROFS,
     ///   otherwise `.osError`, with the call's errno.
     init(path: String) throws(DaemonError) {
-        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
-        guard fd >= 0 else {
-            let code = errno
-            let status = ExitStatus.cannotServe(errno: code)
-            throw DaemonError(
-                status, "--log-file \(path): cannot open: \(String(cString: strerror(code)))", errno: code)
+        do {
+            descriptor = try FileDescriptor.open(
+                FilePath(path), .writeOnly, options: [.append, .create, .closeOnExec],
+                permissions: [.ownerReadWrite, .groupRead]
+            ).rawValue
+        } catch {
+            throw DaemonError(error as? Errno ?? .ioError, "--log-file \(path): cannot open")
         }
-        descriptor = fd
     }
 
     /// Opens `path` anew (the same one after a rotation, or the one a reload names) in place of the current file.
     /// - Throws: ``DaemonError`` as ``init(path:)``; the current file then stays.
     func reopen(path: String) throws(DaemonError) {
-        let fresh = try FileLogSink(path: path)
-        defer { close(fresh.descriptor) }
-        guard cshims_dup_cloexec(fresh.descriptor, descriptor) >= 0 else {
-            let code = errno
-            throw DaemonError(
-                ExitStatus.cannotServe(errno: code), "--log-file \(path): dup3: \(String(cString: strerror(code)))",
-                errno: code)
+        let fresh = FileDescriptor(rawValue: try FileLogSink(path: path).descriptor)
+        defer { try? fresh.close() }
+        do {
+            try fresh.duplicate(as: FileDescriptor(rawValue: descriptor), options: .closeOnExec)
+        } catch {
+            throw DaemonError(error, "--log-file \(path): dup3")
         }
     }
 
