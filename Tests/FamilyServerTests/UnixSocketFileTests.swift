@@ -102,6 +102,32 @@ final class UnixSocketFileTests: FamilyServerTestCase {
         }
     }
 
+    /// `setMode` (a daemon's reload of the socket mode) changes the socket file the server created, and never what
+    /// replaced it: a symlink put in its place is not followed, its target keeps its mode.
+    func testSetModeChangesOnlyTheServersOwnSocketFile() throws {
+        let server = try makeServer(at: address(.unixPath, .stream), mode: 0o600)
+        defer { server.serverClose() }
+        let path = server.serverAddress.path!
+        let file = try XCTUnwrap(server.createdSocketFile)
+        try file.setMode(0o660)
+        var info = stat()
+        XCTAssertEqual(lstat(path, &info), 0)
+        XCTAssertEqual(info.st_mode & 0o7777, 0o660)
+
+        let target = path + ".target"
+        try writeFile(target, "not the socket")
+        XCTAssertEqual(chmod(target, 0o600), 0)
+        XCTAssertEqual(unlink(path), 0)
+        XCTAssertEqual(symlink(target, path), 0)
+        XCTAssertThrowsError(try file.setMode(0o666)) { error in
+            XCTAssertTrue([ELOOP, ESTALE].contains((error as? SocketError)?.errno ?? 0), "\(error)")
+        }
+        XCTAssertEqual(stat(target, &info), 0)
+        XCTAssertEqual(info.st_mode & 0o7777, 0o600, "the symlink's target keeps its mode")
+        unlink(path)
+        unlink(target)
+    }
+
     /// Another process's socket (one that takes no lock) put where the server's was is left alone.
     func testServerCloseLeavesASocketThatReplacedItsOwn() throws {
         let requested = address(.unixPath, .stream)

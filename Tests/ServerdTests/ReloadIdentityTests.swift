@@ -67,6 +67,32 @@ final class ReloadIdentityTests: XCTestCase {
         XCTAssertTrue(try TestClient.connect("unix:\(path)").isStamped("now stamp"))
         XCTAssertTrue(try open.echoes("still echo"), "the open connection keeps its service")
         XCTAssertEqual(serverd.listeningLines.count, 1)
+        open.close()
+        try serverd.stop()
+    }
+
+    /// A raised `max-connections` takes effect at once on the kept socket: a client waiting in the backlog at the old
+    /// limit is served without anyone leaving. (Before: the listener was replaced; the waiting client was reset.)
+    func testRaisedConnectionLimitServesTheWaitingClient() throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.path("s.sock")
+        func text(_ limit: Int) -> String { "max-connections = \(limit)\nlisten = [\"echo@unix:\(path)\"]\n" }
+        let config = try writeConfig(dir, text(1))
+        let serverd = try ServerdProcess(["--config", config], directory: dir)
+        try serverd.waitForListening(1)
+        let first = try TestClient.connect("unix:\(path)")
+        XCTAssertTrue(try first.echoes("first"))
+        let waiting = try TestClient.connect("unix:\(path)", timeout: 1)
+        try waiting.send("waiting\n")
+        XCTAssertThrowsError(try waiting.receiveLine(), "at the limit of 1 the second client waits in the backlog")
+        try writeConfig(dir, text(2))
+        serverd.send(SIGHUP)
+        try serverd.waitForLog("reloaded: 1 kept, 0 added, 0 removed")
+        try waiting.socket.setTimeouts(receive: 10, send: 10)
+        XCTAssertEqual(try waiting.receiveLine(), "waiting\n", "served once the limit is 2, the first client still there")
+        XCTAssertTrue(try first.echoes("still here"))
+        first.close()
+        waiting.close()
         try serverd.stop()
     }
 
