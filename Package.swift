@@ -12,10 +12,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
-        // libsystemd's sd-daemon API, found through pkg-config (Debian: libsystemd-dev).
+        // libsystemd's sd-daemon API (Debian: libsystemd-dev for the header). Not linked: shim.h binds the calls
+        // with dlopen on first use, so that a start without systemd never loads libsystemd and its dependencies.
         .systemLibrary(
             name: "CSystemd",
-            pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]
         ),
         // The few Linux calls the Glibc module does not export (accept4, eventfd, signalfd, ucred).

@@ -152,8 +152,15 @@ public struct InheritedSockets: Sendable, RandomAccessCollection, CustomStringCo
     /// The uncached adoption behind ``adopt()``.
     static func adoptFromEnvironment() throws(SocketActivationError) -> InheritedSockets {
         let environment = ActivationEnvironment.read()
+        // Without LISTEN_PID nothing was passed; as libsystemd would, drop the other two variables (and libsystemd
+        // is not even loaded).
+        guard getenv("LISTEN_PID") != nil else {
+            unsetenv("LISTEN_FDS")
+            unsetenv("LISTEN_FDNAMES")
+            return InheritedSockets([])
+        }
         var names: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = nil
-        let count = sd_listen_fds_with_names(1, &names)
+        let count = csystemd_listen_fds_with_names(1, &names)
         var nameList: [String] = []
         if let names {
             var index = 0

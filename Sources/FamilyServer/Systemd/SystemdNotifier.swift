@@ -135,7 +135,7 @@ public struct SystemdNotifier: Sendable {
     @discardableResult
     public func barrier(timeout: UInt64 = 5_000_000) throws(SocketError) -> Bool {
         guard let address = socketAddress else { return false }
-        let result = sd_notify_barrier(0, timeout)
+        let result = csystemd_notify_barrier(0, timeout)
         if result < 0 {
             throw SocketError("sd_notify_barrier", errno: -result, subject: "NOTIFY_SOCKET=\(address)")
         }
@@ -149,10 +149,10 @@ public struct SystemdNotifier: Sendable {
         guard let address = socketAddress else { return false }
         let result: Int32
         if fds.isEmpty {
-            result = message.withCString { sd_notify(0, $0) }
+            result = message.withCString { csystemd_notify(0, $0) }
         } else {
             result = message.withCString { state in
-                fds.withUnsafeBufferPointer { sd_pid_notify_with_fds(0, 0, state, $0.baseAddress, UInt32($0.count)) }
+                fds.withUnsafeBufferPointer { csystemd_pid_notify_with_fds(0, 0, state, $0.baseAddress, UInt32($0.count)) }
             }
         }
         guard result >= 0 else {

@@ -33,8 +33,10 @@ public final class Watchdog: Sendable {
     /// - Throws: ``SocketError`` for `sd_watchdog_enabled` with EINVAL when `WATCHDOG_USEC` or
     ///   `WATCHDOG_PID` is malformed (the message quotes both).
     public static func fromEnvironment(notifier: SystemdNotifier = SystemdNotifier()) throws(SocketError) -> Watchdog? {
+        // Without WATCHDOG_USEC there is nothing to ask (and libsystemd is not even loaded).
+        guard getenv("WATCHDOG_USEC") != nil else { return nil }
         var usec: UInt64 = 0
-        let result = sd_watchdog_enabled(0, &usec)
+        let result = csystemd_watchdog_enabled(0, &usec)
         if result < 0 {
             let value = { (name: String) in getenv(name).map { String(cString: $0) } ?? "(unset)" }
             throw SocketError(

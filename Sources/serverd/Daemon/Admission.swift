@@ -21,8 +21,7 @@ final class Admission: Sendable {
     private var label: String { context.label }
 
     /// Decides whether an accepted connection is served; counts it against its source if so.
-    func admits(connection: Socket, from client: SocketAddress) -> Bool {
-        let settings = context.policy
+    func admits(connection: Socket, from client: SocketAddress, policy settings: ListenerPolicy) -> Bool {
         let key: SourceKey
         if let ip = client.ip, let source = SourceKey(peer: client, settings: settings) {
             guard settings.admits(address: (ip.mappedIPv4 ?? ip).bytes) else {
@@ -60,8 +59,7 @@ final class Admission: Sendable {
     }
 
     /// Decides whether a datagram is served (address rules, or the credentials it carries).
-    func admits(datagram: Datagram, from client: SocketAddress) -> Bool {
-        let settings = context.policy
+    func admits(datagram: Datagram, from client: SocketAddress, policy settings: ListenerPolicy) -> Bool {
         if let ip = client.ip {
             guard settings.admits(address: (ip.mappedIPv4 ?? ip).bytes) else {
                 droppedDatagrams.record(context.logger, "\(label): dropped a datagram from \(client): source address not allowed")

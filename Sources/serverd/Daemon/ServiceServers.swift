@@ -46,7 +46,7 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
 
     override func verifyRequest(_ request: Request, clientAddress: SocketAddress) -> Bool {
         guard let connection = request.connection else { return false }
-        guard admission.admits(connection: connection, from: clientAddress) else { return false }
+        guard admission.admits(connection: connection, from: clientAddress, policy: context.policy) else { return false }
         context.logger.debug("\(context.label): connection from \(clientAddress)")
         return true
     }
@@ -79,8 +79,10 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
 final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Sendable {
     let context: ListenerContext
     private let admission: Admission
-    /// The guard of the current reply rate, replaced when a reload changes the rate.
-    private let reflectionGuard: ConditionLock<ReflectionGuard>
+    /// The guard of the current reply rate, rebuilt when a reload changed the rate; only the serving thread uses it.
+    private var reflectionGuard: ReflectionGuard
+    /// The service of the datagram being handled, for ``ServiceDatagramHandler``; set by the serving thread.
+    private(set) var service: ServiceName
     let heartbeat = Atomic<UInt64>(0)
     /// The UDP port registered in ``OwnDatagramPorts`` while this listener serves.
     private var ownPort: UInt16?
@@ -89,7 +91,8 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
     init(context: ListenerContext, adopting socket: Socket) throws {
         self.context = context
         self.admission = Admission(context: context)
-        self.reflectionGuard = ConditionLock(ReflectionGuard(replyRatePerSource: context.policy.replyRatePerSource))
+        self.reflectionGuard = ReflectionGuard(replyRatePerSource: context.policy.replyRatePerSource)
+        self.service = context.policy.service
         try super.init(adopting: socket, handler: ServiceDatagramHandler.self, model: SerialModel(), logger: context.logger)
         registerOwnPort()
     }
@@ -98,7 +101,8 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
     init(context: ListenerContext, binding address: SocketAddress) throws {
         self.context = context
         self.admission = Admission(context: context)
-        self.reflectionGuard = ConditionLock(ReflectionGuard(replyRatePerSource: context.policy.replyRatePerSource))
+        self.reflectionGuard = ReflectionGuard(replyRatePerSource: context.policy.replyRatePerSource)
+        self.service = context.policy.service
         try super.init(
             address: address, handler: ServiceDatagramHandler.self, model: SerialModel(), logger: context.logger,
             bindAndActivate: false)
@@ -107,13 +111,8 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
         registerOwnPort()
     }
 
-    func apply(_ policy: ListenerPolicy) {
-        reflectionGuard.withLock { guardNow in
-            if (guardNow.limiter?.rate ?? 0) != policy.replyRatePerSource {
-                guardNow = ReflectionGuard(replyRatePerSource: policy.replyRatePerSource)
-            }
-        }
-    }
+    /// Nothing to do at once: each datagram reads the current policy (``verifyRequest(_:clientAddress:)``).
+    func apply(_ policy: ListenerPolicy) {}
 
     private func registerOwnPort() {
         guard let port = serverAddress.port else { return }
@@ -131,16 +130,20 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
 
     override func verifyRequest(_ request: Request, clientAddress: SocketAddress) -> Bool {
         guard let datagram = request.datagram else { return false }
-        let policy = context.policy
-        if policy.service != .discard {
-            let current = reflectionGuard.withLock { $0 }
-            if let refusal = current.refusal(for: clientAddress, source: { SourceKey(peer: clientAddress, settings: policy) }) {
-                let listener = "\(policy.service.rawValue)@\(serverAddress)"
-                current.record(refusal.rule, logger: logger, "\(listener): dropped a datagram from \(clientAddress): \(refusal.reason)")
-                return false
-            }
+        let current = context.current
+        let policy = current.policy
+        service = policy.service
+        if (reflectionGuard.limiter?.rate ?? 0) != policy.replyRatePerSource {
+            reflectionGuard = ReflectionGuard(replyRatePerSource: policy.replyRatePerSource)
         }
-        return admission.admits(datagram: datagram, from: clientAddress)
+        if policy.service != .discard,
+            let refusal = reflectionGuard.refusal(for: clientAddress, source: { SourceKey(peer: clientAddress, settings: policy) })
+        {
+            let listener = "\(policy.service.rawValue)@\(serverAddress)"
+            reflectionGuard.record(refusal.rule, logger: logger, "\(listener): dropped a datagram from \(clientAddress): \(refusal.reason)")
+            return false
+        }
+        return admission.admits(datagram: datagram, from: clientAddress, policy: policy)
     }
 
     override func handleError(_ request: Request?, clientAddress: SocketAddress?, error: any Error) {

@@ -8,31 +8,43 @@ import Logging
 /// A reload that keeps the listener replaces the policy here (``update(_:)``); each connection reads it once, when it
 /// starts, so that new values apply to new connections and open ones finish under the values they started with.
 final class ListenerContext: Sendable {
-    private struct Current: Sendable {
-        var policy: ListenerPolicy
-        var label: String
+    /// One declaration's policy and label, replaced whole by a reload: reading it costs a lock and one retain.
+    final class Snapshot: Sendable {
+        /// The policy new connections (and each datagram) get.
+        let policy: ListenerPolicy
+        /// `SERVICE@ADDRESS` as declared, for messages.
+        let label: String
+
+        init(_ declaration: ListenerDeclaration) {
+            policy = declaration.policy
+            label = declaration.text
+        }
     }
 
-    private let current: ConditionLock<Current>
+    private let snapshot: ConditionLock<Snapshot>
     /// Where the service logs.
     let logger: Logger
     /// Connections and exec children in flight, for a drain that has to cut them short.
     let inFlight = InFlightRegistry()
 
     init(_ declaration: ListenerDeclaration, logger: Logger) {
-        current = ConditionLock(Current(policy: declaration.policy, label: declaration.text))
+        snapshot = ConditionLock(Snapshot(declaration))
         self.logger = logger
     }
 
+    /// The current policy and label.
+    var current: Snapshot { snapshot.withLock { $0 } }
+
     /// The policy new connections get.
-    var policy: ListenerPolicy { current.withLock { $0.policy } }
+    var policy: ListenerPolicy { current.policy }
 
     /// `SERVICE@ADDRESS` as declared, for messages.
-    var label: String { current.withLock { $0.label } }
+    var label: String { current.label }
 
     /// Makes a reloaded declaration the one new connections get.
     func update(_ declaration: ListenerDeclaration) {
-        current.withLock { $0 = Current(policy: declaration.policy, label: declaration.text) }
+        let fresh = Snapshot(declaration)
+        snapshot.withLock { $0 = fresh }
     }
 }
 

@@ -5,7 +5,8 @@ import FamilyServer
 final class ServiceDatagramHandler: DatagramRequestHandler {
     override func handle() throws {
         let payload = datagram.payload
-        switch context.policy.service {
+        // The serving thread set the service of this very datagram (the daemon serves datagrams on that thread).
+        switch (server as! ServiceDatagramServer).service {
         case .echo:
             try wfile.write(payload)
         case .discard, .exec:
