@@ -250,6 +250,24 @@ final class SystemdTests: XCTestCase {
 
     /// `--accept` (Accept=yes): every connection gets a serverd of its own that serves it —
     /// `stamp` by default, the service of `--listen SERVICE@systemd` otherwise — and exits 0.
+    /// Accept=yes serves `stamp` by default even when the configuration declares other (non-systemd) listeners, which
+    /// such an instance does not open. (Before: exit 78, "no --listen SERVICE@systemd listener".)
+    func testSocketActivateAcceptDefaultsToStampBesideOtherListeners() throws {
+        try Activation.require(Activation.socketActivate)
+        let directory = try TemporaryDirectory()
+        let path = directory.path("a.sock")
+        let tool = try ServerdProcess(
+            ["--listen", "echo@unix:\(directory.path("other.sock"))"], directory: directory,
+            launcher: [Activation.socketActivate, "--accept", "-l", path])
+        let client = try Activation.connectWhenBound("unix:" + path) { tool.stderr }
+        XCTAssertTrue(try client.isStamped("default"), tool.stderr)
+        client.close()
+        try tool.waitForLog("died with code 0")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory.path("other.sock")), "the other listener is not opened")
+        tool.send(SIGTERM)
+        _ = try tool.waitForExit()
+    }
+
     func testSocketActivateAcceptServesOneConnectionPerInstanceThenExitsZero() throws {
         try Activation.require(Activation.socketActivate)
         let directory = try TemporaryDirectory()
