@@ -104,7 +104,7 @@ final class Daemon {
         state = .reloading
         systemd.reloading()
         logger.notice("received SIGHUP: reloading \(invocation.configFile ?? "the command line")")
-        var notes = log.reload(level: desired.settings.logLevel, destination: desired.settings.logDestination)
+        var notes: [String] = []
         do {
             var next = try DesiredState.build(invocation, implicitListeners: implicitListeners.specs)
             for option in OptionTable.all where option.scope == .daemon && option.reload == .atRestart {
@@ -116,16 +116,18 @@ final class Daemon {
             try ListenerPrecheck.check(next, inherited: inherited)
             let plan = ReloadPlan(desired: next.listeners, running: listeners.identities)
             let started = try listeners.apply(plan, desired: next.listeners, opener: opener, pollInterval: pollInterval)
-            for listener in started { logger.notice("listening on \(listener.listeningText)") }
             desired = next
             notes += log.reload(level: next.settings.logLevel, destination: next.settings.logDestination)
-            for note in Set(notes).sorted() { logger.warning("reload: \(note)") }
+            for listener in started { logger.notice("listening on \(listener.listeningText)") }
+            for note in notes { logger.warning("reload: \(note)") }
             logger.notice(
                 "reloaded: \(plan.update.count) kept, \(plan.add.count) added, \(plan.remove.count) removed")
             state = .ready
             systemd.ready(status: statusText())
         } catch {
-            for note in Set(notes).sorted() { logger.warning("reload: \(note)") }
+            // The running settings stay; the log file is still reopened (logrotate sent this SIGHUP, perhaps).
+            notes += log.reload(level: desired.settings.logLevel, destination: desired.settings.logDestination)
+            for note in notes { logger.warning("reload: \(note)") }
             logger.error("reload failed, keeping the running configuration: \(error.message)")
             state = .ready
             systemd.ready(status: "Reload failed: \(error.message). " + statusText())
