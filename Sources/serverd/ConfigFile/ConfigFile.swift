@@ -1,3 +1,5 @@
+import FamilyServer
+
 /// What a `--config` file says, read with ``OptionTable``: the top level's options, its `listen` array, and each
 /// `[[listener]]` table's `listen` and options.
 ///
@@ -76,7 +78,7 @@ struct ConfigFile: Equatable, Sendable {
         let path: String
         let lines: SourceLines
 
-        var directory: String { ValueSyntax.directory(of: path) }
+        var directory: String { DirectoryHandle.split(path).directory }
 
         func place(_ position: TOMLPosition) -> String { "\(path):\(position)" }
 

@@ -10,7 +10,4 @@ enum LogLevelName: String, CaseIterable, Equatable, Sendable {
     case warning
     /// Failures.
     case error
-
-    /// The level used when neither the command line nor the configuration file names one.
-    static let defaultLevel = LogLevelName.info
 }

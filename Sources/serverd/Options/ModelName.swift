@@ -6,7 +6,4 @@ enum ModelName: String, CaseIterable, Equatable, Sendable {
     case threading
     /// One child process per connection.
     case forking
-
-    /// The model used when neither the command line nor the configuration file names one.
-    static let defaultModel = ModelName.threading
 }

@@ -132,12 +132,6 @@ enum ValueSyntax {
         return try absolutePath(text, relativeTo: String(cString: pointer))
     }
 
-    /// The directory of an absolute file path: `/etc/serverd` for `/etc/serverd/serverd.toml`.
-    static func directory(of path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return "." }
-        return slash == path.startIndex ? "/" : String(path[..<slash])
-    }
-
     /// Checks that a path or name is not empty.
     /// - Throws: ``OptionValueError`` for the empty string.
     static func nonEmpty(_ text: String) throws(OptionValueError) -> String {

@@ -44,7 +44,7 @@ enum ListenerPrecheck {
         ports: inout [(declaration: ListenerDeclaration, address: SocketAddress)]
     ) throws(DaemonError) {
         try checkService(listener, transport: address.transport)
-        if let path = address.path, ValueSyntax.directory(of: path) != createdDirectory {
+        if let path = address.path, DirectoryHandle.split(path).directory != createdDirectory {
             try checkDirectory(of: path, listener)
         }
         for earlier in ports where overlap(earlier.address, address) {
@@ -78,7 +78,7 @@ enum ListenerPrecheck {
 
     /// The directory of a Unix socket file exists: bind would fail with ENOENT or ENOTDIR.
     private static func checkDirectory(of path: String, _ listener: ListenerDeclaration) throws(DaemonError) {
-        let directory = ValueSyntax.directory(of: path)
+        let directory = DirectoryHandle.split(path).directory
         var status = stat()
         let code: Int32
         if stat(directory, &status) != 0 {

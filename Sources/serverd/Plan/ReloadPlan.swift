@@ -27,7 +27,4 @@ struct ReloadPlan: Equatable, Sendable {
         }
         remove = running.filter { !desiredSet.contains($0) }
     }
-
-    /// Whether applying it changes which sockets serve.
-    var changesSockets: Bool { !add.isEmpty || !remove.isEmpty }
 }

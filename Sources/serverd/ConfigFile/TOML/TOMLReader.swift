@@ -32,9 +32,6 @@ struct TOMLReader {
         self.lineStarts = lineStarts
     }
 
-    /// Whether every byte has been read.
-    var isAtEnd: Bool { offset >= bytes.count }
-
     /// The byte `ahead` bytes past the read offset, or `nil` past the end.
     func peek(_ ahead: Int = 0) -> UInt8? {
         let index = offset + ahead
