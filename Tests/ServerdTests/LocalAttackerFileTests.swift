@@ -55,6 +55,36 @@ final class LocalAttackerFileTests: XCTestCase {
         XCTAssertFalse(serverd.stderr.contains("listening on"), "refused before binding anything:\n\(serverd.stderr)")
     }
 
+    // MARK: - --log-file
+
+    /// A symlink a local user puts at the log file's name — before the start, or after logrotate moved the file and
+    /// before the SIGHUP that reopens it — is never followed: the file it points to stays as it was. At start the
+    /// symlink is refused (77); at SIGHUP serverd keeps writing to the file it had open.
+    func testLogFileSymlinkPlantedByALocalUserIsNotFollowed() throws {
+        let dir = try sharedDirectory()
+        let attackerDirectory = dir.path("attacker")
+        XCTAssertEqual(mkdir(attackerDirectory, 0o755), 0)
+        try UnprivilegedUser.give(attackerDirectory)
+        let victim = try dir.write("victim", "precious\n")
+        let log = attackerDirectory + "/serverd.log"
+        XCTAssertEqual(try UnprivilegedUser.run(["/bin/ln", "-s", victim, log]).status, 0)
+        let refused = try ServerdProcess.run(["--log-file", log, "--listen", "echo@tcp://127.0.0.1:0"], directory: dir)
+        XCTAssertEqual(refused.status, 77, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("symbolic link"), refused.stderr)
+        XCTAssertEqual(readText(victim), "precious\n")
+
+        XCTAssertEqual(try UnprivilegedUser.run(["/bin/rm", log]).status, 0)
+        let serverd = try ServerdProcess(["--log-file", log, "--listen", "echo@tcp://127.0.0.1:0"], directory: dir)
+        try waitForListening(inFile: log, 1)
+        XCTAssertEqual(try UnprivilegedUser.run(["/bin/mv", log, log + ".1"]).status, 0)
+        XCTAssertEqual(try UnprivilegedUser.run(["/bin/ln", "-s", victim, log]).status, 0)
+        serverd.send(SIGHUP)
+        _ = try poll(timeout: 20, "the reload in the old file") { readText(log + ".1").contains("reloaded") ? true : nil }
+        XCTAssertEqual(readText(victim), "precious\n", "root wrote through the attacker's symlink")
+        XCTAssertTrue(readText(log + ".1").contains("cannot reopen the log file"), readText(log + ".1"))
+        try serverd.stop()
+    }
+
     // MARK: - --user: files created as root are removed
 
     /// The `--user` daemon's root-owned socket files, lock files and pidfile (in a directory only

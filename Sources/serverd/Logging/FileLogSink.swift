@@ -15,14 +15,19 @@ struct FileLogSink: LogSink {
 
     /// Opens (creating with mode 0640 if needed) the log file.
     /// - Parameter path: The file's path.
-    /// - Throws: ``DaemonError`` naming `--log-file` and the path: status `.noPermission` for EACCES, EPERM or EROFS,
-    ///   otherwise `.osError`, with the call's errno.
+    /// - Throws: ``DaemonError`` naming `--log-file` and the path: status `.noPermission` for EACCES, EPERM, EROFS or
+    ///   a symlink at the path, otherwise `.osError`, with the call's errno.
     init(path: String) throws(DaemonError) {
         do {
+            // Never through a symlink: serverd may run as root, and a log directory others can write to (or a
+            // rotated name replaced before SIGHUP) must not make it append to another file.
             descriptor = try FileDescriptor.open(
-                FilePath(path), .writeOnly, options: [.append, .create, .closeOnExec],
+                FilePath(path), .writeOnly, options: [.append, .create, .closeOnExec, .noFollow],
                 permissions: [.ownerReadWrite, .groupRead]
             ).rawValue
+        } catch Errno.tooManySymbolicLinkLevels {
+            throw DaemonError(
+                .noPermission, "--log-file \(path): cannot open: a symbolic link; not followed", errno: ELOOP)
         } catch {
             throw DaemonError(error as? Errno ?? .ioError, "--log-file \(path): cannot open")
         }
