@@ -60,11 +60,7 @@ let package = Package(
                 .product(name: "FamilyServer", package: mainPackage),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
-            ],
-            // Swift 6.3.1 crashes in the CopyPropagation pass ("Found ownership error?!", in
-            // ListenerPrecheck.check(_:inherited:)) when these files are built -c release with
-            // -enable-testing, which the fuzz build needs for `@testable import`; without the pass they build.
-            swiftSettings: [.unsafeFlags(["-Xllvm", "-sil-disable-pass=copy-propagation"])]
+            ]
         ),
         .executableTarget(
             name: "fuzz-config",
