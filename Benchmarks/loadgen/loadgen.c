@@ -8,6 +8,8 @@
  *   loadgen stream  (--tcp H:P | --unix PATH) [--conns 64]   persistent echo connections, req/s
  *   loadgen latency (--tcp H:P | --unix PATH)                one connection, blocking ping-pong
  *   loadgen connect --tcp H:P [--conns 16]                   connect + one line + close, conn/s
+ *   loadgen connect-eof (--tcp H:P | --unix PATH) [--conns 16]   connect + one line + the reply
+ *                                                            until the server closes, conn/s
  *   loadgen udp     --udp H:P [--conns 32]                   datagrams outstanding, dgram/s
  *   loadgen udp     --unixgram PATH [--bind-path P] [--conns 32]   the same on a Unix datagram
  *                                                            socket (mode `dgram` is a synonym)
@@ -25,6 +27,13 @@
  * stdout and stderr go to --log or /dev/null), connects to the Unix socket PATH until that
  * succeeds, does one echo, records the time since the fork, then sends CMD SIGTERM and waits for
  * it (SIGKILL after 10 s); it repeats that --max times.
+ *
+ * connect-eof is connect for a per-connection program behind a superserver (`head -n1`): after the
+ * line comes back the client keeps reading until EOF, and only then closes (so the server side
+ * holds the TCP TIME_WAIT).  More bytes than the line, or EOF before all of it, is an error; so is
+ * a connection not finished 5 s after its connect started ("timeouts" in the JSON, also counted in
+ * "errors"; the slot starts a new connection).  Its latency (p50_us, p99_us) runs from the start
+ * of connect() to EOF, in 10 us buckets up to 10 s (the other modes: 100 ns up to 100 ms).
  *
  * Datagrams (udp): N datagrams outstanding on one connected socket, each tagged with its slot and
  * a sequence number; a reply must be the request byte for byte.  A datagram unanswered for 500 ms
@@ -69,7 +78,7 @@ static void die(const char *what) {
 
 static void usage(const char *msg) {
     fprintf(stderr, "loadgen: %s\n"
-            "usage: loadgen stream|latency|connect|udp|idle|startup [--tcp H:P|--udp H:P|--unix PATH|\n"
+            "usage: loadgen stream|latency|connect|connect-eof|udp|idle|startup [--tcp H:P|--udp H:P|--unix PATH|\n"
             "       --unixgram PATH [--bind-path PATH]] [--conns N] [--seconds S] [--warmup S] [--max N]\n"
             "       [--size B] [--hold S]\n"
             "       [--log FILE] [-- CMD ARGS...]\n", msg);
@@ -87,6 +96,7 @@ static uint64_t now_ns(void) {
 #define HBUCKETS 1000000
 static uint32_t hist[HBUCKETS];
 static uint64_t hist_n, hist_max_ns;
+static uint64_t hbucket_ns = HBUCKET_NS; /* connect-eof: 10 us buckets, up to 10 s */
 
 static void hist_reset(void) {
     memset(hist, 0, sizeof hist);
@@ -95,7 +105,7 @@ static void hist_reset(void) {
 }
 
 static void hist_add(uint64_t ns) {
-    uint64_t b = ns / HBUCKET_NS;
+    uint64_t b = ns / hbucket_ns;
     if (b >= HBUCKETS) b = HBUCKETS - 1;
     hist[b]++;
     hist_n++;
@@ -110,7 +120,7 @@ static double hist_pct(double p) {
     uint64_t seen = 0;
     for (uint64_t i = 0; i < HBUCKETS; i++) {
         seen += hist[i];
-        if (seen > want) return ((double)i + 0.5) * HBUCKET_NS / 1000.0;
+        if (seen > want) return ((double)i + 0.5) * (double)hbucket_ns / 1000.0;
     }
     return (double)hist_max_ns / 1000.0;
 }
@@ -412,16 +422,22 @@ struct cconn {
     uint64_t t0, retry_at;
 };
 
-static int mode_connect(void) {
+/* connect, and connect-eof (until_eof: after the line, read until EOF; a 5 s bound per connection;
+ * when the window ends, no new connection starts and those in flight are finished, uncounted, for
+ * at most 5 s more, so that no program is cut off mid-reply by the client). */
+#define EOF_TIMEOUT_NS 5000000000ull
+static int mode_connect(int until_eof) {
+    const char *name = until_eof ? "connect-eof" : "connect";
     if (opt.kind != K_TCP && opt.kind != K_UNIX) usage("connect needs --tcp or --unix");
+    if (until_eof) hbucket_ns = 10000;
     int n = opt.conns > 0 ? opt.conns : 16;
     struct cconn *c = calloc((size_t)n, sizeof *c);
     int ep = epoll_create1(EPOLL_CLOEXEC);
     uint64_t start = now_ns();
     uint64_t warm_end = start + (uint64_t)(opt.warmup * 1e9);
     uint64_t end = warm_end + (uint64_t)(opt.seconds * 1e9);
-    uint64_t ops = 0, errors = 0, addr_busy = 0, mstart = start, t = start;
-    int measuring = opt.warmup <= 0;
+    uint64_t ops = 0, errors = 0, addr_busy = 0, timeouts = 0, mstart = start, t = start, wend = 0;
+    int measuring = opt.warmup <= 0, draining = 0;
     char buf[MAX_LINE * 2];
     struct epoll_event evs[MAX_EVENTS];
 
@@ -431,7 +447,14 @@ static int mode_connect(void) {
         int soonest = 50;
         for (int i = 0; i < n; i++) {
             struct cconn *s = &c[i];
-            if (s->state != C_IDLE) continue;
+            if (until_eof && s->state != C_IDLE && t - s->t0 > EOF_TIMEOUT_NS) {
+                close(s->fd); /* epoll forgets it with its last descriptor */
+                s->fd = -1;
+                s->state = C_IDLE;
+                timeouts++;
+                errors++;
+            }
+            if (s->state != C_IDLE || draining) continue;
             if (s->retry_at > t) { soonest = 1; continue; }
             s->fd = socket(family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
             if (s->fd < 0) die("socket");
@@ -468,9 +491,10 @@ static int mode_connect(void) {
                     ssize_t r = read(s->fd, buf, sizeof buf);
                     if (r < 0 && errno == EAGAIN) break;
                     if (r < 0 && errno == EINTR) continue;
+                    if (until_eof && r == 0 && s->rcvd == opt.size) { done = 1; break; } /* line, then EOF */
                     if (r <= 0 || s->rcvd + r > opt.size || memcmp(buf, payload + s->rcvd, (size_t)r)) { failed = 1; break; }
                     s->rcvd += (int)r;
-                    if (s->rcvd == opt.size) { done = 1; break; }
+                    if (s->rcvd == opt.size && !until_eof) { done = 1; break; }
                 }
             }
             if (failed || done) {
@@ -479,16 +503,30 @@ static int mode_connect(void) {
                 s->state = C_IDLE;
                 s->retry_at = 0;
                 if (failed) errors++;
-                else if (measuring) { ops++; hist_add(t - s->t0); }
+                else if (measuring && !draining) { ops++; hist_add(t - s->t0); }
             }
         }
-        if (!measuring && t >= warm_end) { measuring = 1; ops = 0; errors = 0; addr_busy = 0; hist_reset(); mstart = t; end = t + (uint64_t)(opt.seconds * 1e9); }
-        if (t >= end || ops >= opt.max) break;
+        if (!measuring && t >= warm_end) { measuring = 1; ops = 0; errors = 0; addr_busy = 0; timeouts = 0; hist_reset(); mstart = t; end = t + (uint64_t)(opt.seconds * 1e9); }
+        if (!draining && (t >= end || ops >= opt.max)) {
+            if (!until_eof) break;
+            draining = 1;
+            wend = t;
+        }
+        if (draining) {
+            int active = 0;
+            for (int i = 0; i < n; i++) active += c[i].state != C_IDLE;
+            if (!active || t - wend > EOF_TIMEOUT_NS) break;
+        }
     }
-    for (int i = 0; i < n; i++) if (c[i].fd >= 0) close(c[i].fd);
-    char extra[64];
-    snprintf(extra, sizeof extra, ",\"addr_busy\":%llu", (unsigned long long)addr_busy);
-    print_rate("connect", ops, (double)(t - mstart) / 1e9, errors, n, n, extra);
+    int unfinished = 0;
+    for (int i = 0; i < n; i++) if (c[i].fd >= 0) { close(c[i].fd); unfinished++; }
+    char extra[128];
+    if (until_eof)
+        snprintf(extra, sizeof extra, ",\"addr_busy\":%llu,\"timeouts\":%llu,\"unfinished\":%d",
+                 (unsigned long long)addr_busy, (unsigned long long)timeouts, unfinished);
+    else
+        snprintf(extra, sizeof extra, ",\"addr_busy\":%llu", (unsigned long long)addr_busy);
+    print_rate(name, ops, (double)((draining ? wend : t) - mstart) / 1e9, errors, n, n, extra);
     return ops > 0 ? 0 : 1;
 }
 
@@ -880,7 +918,8 @@ int main(int argc, char **argv) {
         if (opt.kind == K_UDP) usage("latency needs --tcp or --unix");
         return mode_latency();
     }
-    if (!strcmp(opt.mode, "connect")) return mode_connect();
+    if (!strcmp(opt.mode, "connect")) return mode_connect(0);
+    if (!strcmp(opt.mode, "connect-eof")) return mode_connect(1);
     if (!strcmp(opt.mode, "udp") || !strcmp(opt.mode, "dgram")) return mode_udp();
     if (!strcmp(opt.mode, "idle")) return mode_idle();
     if (!strcmp(opt.mode, "startup")) return mode_startup();
