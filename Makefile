@@ -5,11 +5,14 @@
 
 SWIFT      ?= swift
 APT_PACKAGES = libsystemd-dev pkgconf systemd python3
+# Programs the wait-mode tests run behind serverd: installed with services kept from starting
+# (a policy-rc.d that refuses every start, put in place only for the install when there is none).
+TEST_APT_PACKAGES = tftpd-hpa tftp-hpa
 # One build folder for everything the tests and `make run` use; a plain `swift build`, the
 # configuration parser being fit for any build configuration.
 BUILD_FLAGS ?=
 
-.PHONY: all deps build release run test clean
+.PHONY: all deps test-deps build release run test clean
 
 all: build
 
@@ -32,7 +35,21 @@ release: deps
 run: build
 	$$($(SWIFT) build $(BUILD_FLAGS) --show-bin-path)/serverd
 
-test: build
+## The test programs; no service of theirs is ever started.
+test-deps:
+	@missing=""; for p in $(TEST_APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:$$missing (no service started)"; \
+	    guard=""; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && guard=1; \
+	    fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	    status=$$?; [ -z "$$guard" ] || rm -f /usr/sbin/policy-rc.d; exit $$status; \
+	fi
+
+test: build test-deps
 	$(SWIFT) build $(BUILD_FLAGS) --build-tests
 	@rm -f .build/test-results.xml
 	$(SWIFT) test $(BUILD_FLAGS) --skip-build --parallel --xunit-output .build/test-results.xml; \

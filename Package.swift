@@ -41,7 +41,10 @@ let package = Package(
         .testTarget(
             name: "ServerdTests", dependencies: ["serverd", "FamilyServer", "CShims"],
             // The suite's own socket-activation launcher and local attacker, run with python3.
-            exclude: ["Support/launch.py", "Support/attacker.py", "Support/toml_reference.py", "TOMLCorpus"]
+            exclude: [
+                "Support/launch.py", "Support/attacker.py", "Support/toml_reference.py", "Support/wait_program.py",
+                "TOMLCorpus",
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -40,8 +40,8 @@ fuzz-smoke: fuzz-build
 fuzz: fuzz-build
 	python3 Fuzz/fuzz.py --seconds $(FUZZ_LONG_SECONDS) --build-dir $(FUZZ_SCRATCH)/release $(FUZZ_ARGS)
 
-test-tsan: deps
+test-tsan: deps test-deps
 	SWIFT="$(SWIFT)" Stress/sanitized-test.sh thread $(SANITIZER_TEST_ARGS)
 
-test-asan: deps
+test-asan: deps test-deps
 	SWIFT="$(SWIFT)" Stress/sanitized-test.sh address $(SANITIZER_TEST_ARGS)

@@ -4,16 +4,19 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
 #endif
 
 struct cshims_group_table {
@@ -104,92 +107,124 @@ int cshims_group_table_close(struct cshims_group_table *table, pid_t *out, int m
     return count;
 }
 
-/* Closes every descriptor from 3 up except the (at most three) in `keep`: a busy daemon's
-   descriptor table, copied by fork, must not leave the child without room for its dups. */
-static void close_all_but(const int keep[3]) {
-    int sorted[3] = { keep[0], keep[1], keep[2] };
-    for (int i = 0; i < 3; i++) {
-        for (int j = i + 1; j < 3; j++) {
-            if (sorted[j] < sorted[i]) { int t = sorted[i]; sorted[i] = sorted[j]; sorted[j] = t; }
-        }
+/* Everything the child of cshims_spawn needs, on the parent's memory (CLONE_VM): the parent's
+   thread is suspended until the child has exec'd or exited, so nothing here changes meanwhile. */
+struct spawn_child {
+    const struct cshims_spawn_request *request;
+    volatile int error;   /* set by the child when it could not run the program */
+};
+
+/* Writes `value` in decimal into `out` (at least 12 bytes), NUL-terminated. Async-signal-safe. */
+static void format_pid(char *out, pid_t value) {
+    char digits[12];
+    int n = 0;
+    unsigned int v = (unsigned int)value;
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0 && n < 11);
+    for (int i = 0; i < n; i++) {
+        out[i] = digits[n - 1 - i];
     }
-    unsigned int next = 3;
-    for (int i = 0; i < 3; i++) {
-        if (sorted[i] >= (int)next) {
-            if (sorted[i] > (int)next) {
-                syscall(SYS_close_range, next, (unsigned int)sorted[i] - 1, 0);
-            }
-            next = (unsigned int)sorted[i] + 1;
-        }
-    }
-    syscall(SYS_close_range, next, ~0U, 0);
+    out[n] = '\0';
 }
 
-/* In the child: everything between fork and exec. Returns the errno that stopped it. */
-static int run_child(const char *file, char *const argv[], char *const envp[], int conn_fd, int err_fd,
-                     struct cshims_group_table *groups, int *report) {
-    cshims_reset_signals();
+/* In the child: everything between clone and exec, async-signal-safe calls only (it runs on the
+   parent's memory). Returns the errno that stopped it. */
+static int run_child(const struct cshims_spawn_request *request) {
+    /* Default dispositions for every signal (handlers are the parent's code; an ignored SIGPIPE
+       is serverd's choice, not the program's), then an empty mask: signals were blocked by the
+       parent around clone, so none can reach a handler before this. */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++) {
+        (void)sigaction(sig, &dfl, NULL);   /* fails harmlessly for SIGKILL, SIGSTOP and RT internals */
+    }
+    sigset_t empty;
+    sigemptyset(&empty);
+    if (sigprocmask(SIG_SETMASK, &empty, NULL) != 0) {
+        return errno;
+    }
     if (setpgid(0, 0) != 0) {
         return errno;
     }
-    int code = enter_group(groups, getpid());
+    int code = enter_group(request->groups, getpid());
     if (code != 0) {
         return code;
     }
-    const int keep[3] = { *report, conn_fd, err_fd };
-    close_all_but(keep);
-    /* Move the report pipe above 2 first so the dup2s below cannot clobber it. */
-    int out = fcntl(*report, F_DUPFD_CLOEXEC, 3);
-    if (out < 0) {
+    if (request->pid_digits != NULL) {
+        format_pid(request->pid_digits, getpid());
+    }
+    int count = request->count;
+    /* Every source above the targets first, so that no dup2 below can clobber one. */
+    int moved[CSHIMS_SPAWN_MAX_DESCRIPTORS];
+    for (int i = 0; i < count; i++) {
+        moved[i] = fcntl(request->descriptors[i], F_DUPFD, count);
+        if (moved[i] < 0) {
+            return errno;
+        }
+    }
+    for (int i = 0; i < count; i++) {
+        if (dup2(moved[i], i) < 0) {
+            return errno;
+        }
+    }
+    if (syscall(SYS_close_range, (unsigned int)count, ~0U, 0) != 0) {
         return errno;
     }
-    *report = out;
-    int conn = fcntl(conn_fd, F_DUPFD, 3);
-    int err = fcntl(err_fd, F_DUPFD, 3);
-    if (conn < 0 || err < 0 || dup2(conn, 0) < 0 || dup2(conn, 1) < 0 || dup2(err, 2) < 0) {
-        return errno;
-    }
-    syscall(SYS_close_range, 3, (unsigned int)out - 1, 0);
-    syscall(SYS_close_range, (unsigned int)out + 1, ~0U, 0);
-    execvpe(file, argv, envp);
+    execvpe(request->file, request->argv, request->envp);
     return errno;
 }
 
-pid_t cshims_spawn(const char *file, char *const argv[], char *const envp[], int conn_fd, int err_fd,
-                   struct cshims_group_table *groups) {
-    int report[2];
-    if (pipe2(report, O_CLOEXEC) != 0) {
+static int child_main(void *argument) {
+    struct spawn_child *child = argument;
+    child->error = run_child(child->request);
+    _exit(127);
+}
+
+/* The child's stack: it needs room for execvpe's PATH search and a script's /bin/sh argv. */
+#define CHILD_STACK_SIZE (64 * 1024)
+
+pid_t cshims_spawn(const struct cshims_spawn_request *request, int *pidfd) {
+    *pidfd = -1;
+    if (request->count < 0 || request->count > CSHIMS_SPAWN_MAX_DESCRIPTORS) {
+        errno = EINVAL;
         return -1;
     }
-    pid_t pid = fork();
+    char *stack = malloc(CHILD_STACK_SIZE);
+    if (stack == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    struct spawn_child child = { .request = request, .error = 0 };
+    sigset_t all, mask;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &mask);
+    int flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
+    pid_t pid = clone(child_main, stack + CHILD_STACK_SIZE, flags | CLONE_PIDFD, &child, pidfd);
+    if (pid < 0 && errno == EINVAL) {
+        /* A kernel before 5.2 has no CLONE_PIDFD: the caller falls back on waitpid. */
+        *pidfd = -1;
+        pid = clone(child_main, stack + CHILD_STACK_SIZE, flags, &child);
+    }
+    int saved = errno;
+    pthread_sigmask(SIG_SETMASK, &mask, NULL);
+    free(stack);
     if (pid < 0) {
-        int saved = errno;
-        close(report[0]);
-        close(report[1]);
+        *pidfd = -1;
         errno = saved;
         return -1;
     }
-    if (pid == 0) {
-        int out = report[1];
-        int code = run_child(file, argv, envp, conn_fd, err_fd, groups, &out);
-        (void)!write(out, &code, sizeof(code));
-        _exit(127);
-    }
-    /* The child does the same before exec; whichever runs first, the group exists from here on.
-       Once the child has exec'd this fails with EACCES, harmlessly. */
-    (void)setpgid(pid, pid);
-    close(report[1]);
-    int code = 0;
-    ssize_t n;
-    do {
-        n = read(report[0], &code, sizeof(code));
-    } while (n < 0 && errno == EINTR);
-    close(report[0]);
-    if (n == (ssize_t)sizeof(code)) {
+    if (child.error != 0) {
         int status;
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-        (void)cshims_group_table_release(groups, pid);
-        errno = code;
+        (void)cshims_group_table_release(request->groups, pid);
+        if (*pidfd >= 0) {
+            close(*pidfd);
+            *pidfd = -1;
+        }
+        errno = child.error;
         return -1;
     }
     return pid;
@@ -208,17 +243,4 @@ int cshims_stderr_pipe(int fds[2]) {
         return -1;
     }
     return 0;
-}
-
-int cshims_pidfd_open(pid_t pid) {
-    return (int)syscall(SYS_pidfd_open, pid, 0);
-}
-
-int cshims_child_has_exited(pid_t pid) {
-    siginfo_t info;
-    memset(&info, 0, sizeof(info));
-    if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
-        return 0;
-    }
-    return info.si_pid == pid;
 }

@@ -257,7 +257,7 @@ final class ConfigurationTests: XCTestCase {
             "--idle-timeout", "--max-line", "--drain-timeout", "--request-timeout", "--min-rate", "--source-prefix-v4",
             "--source-prefix-v6", "--reply-rate-per-source", "--allow-uid", "--allow-gid", "--allow ", "--deny",
             "--socket-mode", "--daemon", "--pidfile", "--user", "--group", "--log-level", "--log-file", "--version",
-            "--help", "-- PROGRAM",
+            "--wait", "--wait-start-limit", "--help", "-- PROGRAM",
         ]
         for option in options {
             XCTAssertTrue(help.contains(option), "help lacks \(option)")
@@ -271,8 +271,8 @@ final class ConfigurationTests: XCTestCase {
             XCTAssertTrue(flattened.contains(defaultText), "help lacks \(defaultText)")
         }
         XCTAssertEqual(
-            flattened.ranges(of: "(default:").count, 26, "one default for each of 25 options and the program")
-        XCTAssertEqual(OptionTable.all.count, 26, "25 options and the program (exec)")
+            flattened.ranges(of: "(default:").count, 28, "one default for each of 27 options and the program")
+        XCTAssertEqual(OptionTable.all.count, 28, "27 options and the program (exec)")
     }
 
     /// `--version` prints the version the package is built as (debian/changelog, the man page's header), and
@@ -737,7 +737,7 @@ final class ConfigurationTests: XCTestCase {
         let datagramExec = try XCTUnwrap(try precheck(["--listen", "exec@udp://127.0.0.1:0", "--", "/bin/cat"]))
         XCTAssertEqual(datagramExec.status, .configuration, datagramExec.message)
         XCTAssertEqual(
-            datagramExec.message, "--listen 'exec@udp://127.0.0.1:0': the exec service needs a stream socket")
+            datagramExec.message, "--listen 'exec@udp://127.0.0.1:0': exec on a datagram socket needs wait mode (wait = true, or --wait)")
         let noDirectory = try XCTUnwrap(try precheck(["--listen", "echo@unix:\(directory)/missing/s.sock"]))
         XCTAssertEqual(noDirectory.status, .osError, noDirectory.message)
         let noProgram = try XCTUnwrap(

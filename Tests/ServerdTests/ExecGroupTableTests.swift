@@ -12,8 +12,21 @@ final class ExecGroupTableTests: XCTestCase {
         var arguments: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         var environment: [UnsafeMutablePointer<CChar>?] = [nil]
         defer { arguments.forEach { free($0) } }
-        let pid = cshims_spawn(arguments[0], &arguments, &environment, null, null, table)
-        return (pid, cshims_errno())
+        let descriptors: [Int32] = [null, null, null]
+        var pidfd: Int32 = -1
+        let pid = arguments.withUnsafeMutableBufferPointer { argv in
+            environment.withUnsafeMutableBufferPointer { envp in
+                descriptors.withUnsafeBufferPointer { fds in
+                    var request = cshims_spawn_request(
+                        file: argv[0], argv: argv.baseAddress, envp: envp.baseAddress, descriptors: fds.baseAddress,
+                        count: 3, pid_digits: nil, groups: table)
+                    return cshims_spawn(&request, &pidfd)
+                }
+            }
+        }
+        let code = cshims_errno()
+        if pidfd >= 0 { close(pidfd) }
+        return (pid, code)
     }
 
     /// Spawns a long sleeper that leads its own group; SIGKILLed and reaped at teardown if still there.

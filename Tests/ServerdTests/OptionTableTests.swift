@@ -23,6 +23,8 @@ final class OptionTableTests: XCTestCase {
         "source-prefix-v4": { "\($0.sourcePrefixV4)" },
         "source-prefix-v6": { "\($0.sourcePrefixV6)" },
         "reply-rate-per-source": { "\($0.replyRatePerSource)" },
+        "wait": { "\($0.waitMode)" },
+        "wait-start-limit": { "\($0.waitStartLimit)" },
     ]
 
     /// Every field of the daemon-wide settings, by the option that sets it.

@@ -83,7 +83,7 @@ final class SystemdErrorTests: XCTestCase {
     func testExecOnAnInheritedDatagramSocket() throws {
         try expectConfigurationError(
             ["--listen", "exec@systemd:x", "--", "/usr/bin/env"], launch: ["x=udp:127.0.0.1"],
-            expected: ["exec@systemd:x", "fd 3", "datagram", "needs a stream socket"])
+            expected: ["exec@systemd:x", "fd 3", "datagram", "needs wait mode"])
     }
 
     func testFdNameThatIsNoService() throws {

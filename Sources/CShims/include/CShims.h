@@ -57,6 +57,7 @@ ssize_t cshims_send_with_fds(int fd, const void *buf, size_t len,
 /// errno's current value, read in C so that no Swift runtime call can clobber it first.
 int cshims_errno(void);
 
+#include "cshims_epoll.h"
 #include "cshims_exec.h"
 
 #endif

@@ -3,9 +3,8 @@
 
 #include <sys/types.h>
 
-/// The process groups that exec children lead, in memory shared with every worker the daemon
-/// forks afterwards (mmap MAP_SHARED|MAP_ANONYMOUS; exec does not carry it into a program).
-/// A slot holds a group's id from just before its leader runs the program until the group is
+/// The process groups that exec children lead (mmap'd memory; exec does not carry it into a
+/// program). A slot holds a group's id from just before its leader runs the program until the group is
 /// empty; the daemon ends every group still listed when it stops.
 struct cshims_group_table;
 
@@ -19,23 +18,40 @@ int cshims_group_table_release(struct cshims_group_table *table, pid_t pgid);
 /// ECANCELED) and copies the groups listed into `out` (at most `max`); returns how many.
 int cshims_group_table_close(struct cshims_group_table *table, pid_t *out, int max);
 
-/// Forks and execs `file` (searched in PATH when it has no '/') with `argv` and `envp`: the
-/// connection `conn_fd` on stdin and stdout, `err_fd` on stderr, every other descriptor closed,
-/// default signal handling, empty signal mask. The child leads a new process group (set by the
-/// child before exec and by the parent before returning) and is entered in `groups` before
-/// exec. Returns the child's pid, or -1 with errno set to why the fork, the group or the exec
-/// failed (a failure in the child is reported back through a close-on-exec pipe; EAGAIN: the
-/// table is full of live groups; ECANCELED: the table is closed).
-pid_t cshims_spawn(const char *file, char *const argv[], char *const envp[], int conn_fd, int err_fd,
-                   struct cshims_group_table *groups);
+/// The most descriptors a spawned program is given.
+#define CSHIMS_SPAWN_MAX_DESCRIPTORS 8
+
+/// What ``cshims_spawn`` starts.
+struct cshims_spawn_request {
+    /// The program, searched in PATH when it has no '/'.
+    const char *file;
+    /// NULL-terminated arguments and `NAME=value` environment.
+    char *const *argv;
+    char *const *envp;
+    /// `descriptors[i]` becomes descriptor i of the program, for i < `count` (at most
+    /// CSHIMS_SPAWN_MAX_DESCRIPTORS); every other descriptor is closed.
+    const int *descriptors;
+    int count;
+    /// When not NULL: room for at least 12 bytes inside one of the `envp` strings (after
+    /// `LISTEN_PID=`), where the child writes its own pid before exec.
+    char *pid_digits;
+    /// The table the child enters its process group in before exec.
+    struct cshims_group_table *groups;
+};
+
+/// Starts a program without copying the daemon: clone(CLONE_VM|CLONE_VFORK) on a stack of its
+/// own, as glibc's posix_spawn does, with a child that makes only async-signal-safe calls and
+/// returns once the program runs (or could not). The child gets default signal handling and an
+/// empty signal mask, leads a new process group (entered in `groups` before exec), has exactly
+/// the descriptors of the request, and writes its pid where `pid_digits` points.
+///
+/// Returns the child's pid and, in `*pidfd`, a close-on-exec pidfd of it (CLONE_PIDFD; -1 on a
+/// kernel without it). Returns -1 with errno set to why the clone, the group or the exec failed
+/// (a child that failed is reaped; EAGAIN: the table is full of live groups; ECANCELED: it is
+/// closed).
+pid_t cshims_spawn(const struct cshims_spawn_request *request, int *pidfd);
 
 /// pipe2(O_CLOEXEC) for a child's stderr, with the read end (fds[0]) non-blocking.
 int cshims_stderr_pipe(int fds[2]);
-
-/// pidfd_open(2): a close-on-exec descriptor that becomes readable when `pid` exits; -1 with errno.
-int cshims_pidfd_open(pid_t pid);
-
-/// Whether the child `pid` has exited, without reaping it (waitid with WNOWAIT).
-int cshims_child_has_exited(pid_t pid);
 
 #endif

@@ -389,10 +389,18 @@ open class BaseServer: @unchecked Sendable {
         }
     }
 
+    /// Whether the server takes no new request for now: by default, while the processing model is at its
+    /// ``ProcessingModel/capacity``. A subclass that runs some requests outside the model overrides it to count
+    /// those too (and calls ``wake()`` when one of them ends); overriders should include `super`.
+    open var isAtCapacity: Bool {
+        guard let capacity = processingModel.capacity else { return false }
+        return processingModel.activeRequests >= capacity
+    }
+
     // MARK: - Internals
 
     private var isAccepting: Bool {
-        if let capacity = processingModel.capacity, processingModel.activeRequests >= capacity { return false }
+        if isAtCapacity { return false }
         let pausedUntil = acceptPausedUntil.withLock { $0 }
         return pausedUntil == 0 || monotonicSeconds() >= pausedUntil
     }

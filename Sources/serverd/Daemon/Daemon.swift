@@ -29,6 +29,8 @@ final class Daemon {
     private let log: LogControl
     /// The pidfile, the default socket's private directory and the `--user` cleanup helper.
     private let files: DaemonFiles
+    /// Reaps exec children and relays their stderr, on the control loop's thread.
+    private let execSupervisor = ExecSupervisor.shared
     private var lastStatus = ""
     private var lastStatusTime = 0.0
 
@@ -157,7 +159,7 @@ final class Daemon {
                 logger.warning("drain timeout reached: closing the remaining connections")
                 break
             }
-            _ = try? pollReadable([signals.fileDescriptor], timeout: 0.01)
+            waitForSignalsAndChildren(timeout: 0.01)
             if signals.pending().contains(where: { $0 != SIGHUP }) {
                 logger.notice("second stop signal: closing the remaining connections")
                 break
@@ -167,11 +169,11 @@ final class Daemon {
         if !drained {
             for listener in all { listener.cutShort() }
         }
-        ExecProcessGroups.shared.end(logger: logger)
+        ExecProcessGroups.shared.end(logger: logger) { [execSupervisor] in execSupervisor.serviceEvents() }
         if !drained {
             let cutDeadline = monotonicSeconds() + 2
             while !all.allSatisfy(\.isIdle) && monotonicSeconds() < cutDeadline {
-                _ = try? pollReadable([], timeout: 0.02)
+                waitForSignalsAndChildren(timeout: 0.02)
             }
         }
         files.release()
@@ -181,12 +183,23 @@ final class Daemon {
 
     // MARK: - The control loop's pass
 
+    /// Waits up to `timeout` for a signal, reaping exec children meanwhile (during a drain).
+    private func waitForSignalsAndChildren(timeout: Double) {
+        let supervised = execSupervisor.descriptor >= 0 ? [execSupervisor.descriptor] : []
+        _ = try? pollReadable([signals.fileDescriptor] + supervised, timeout: timeout)
+        execSupervisor.serviceEvents()
+    }
+
     /// Waits for a signal, serving meanwhile the listeners the control loop serves (those whose model forks: see
-    /// ``Listener/servedByControlLoop``).
+    /// ``Listener/servedByControlLoop``) and reaping exec children (``ExecSupervisor``).
     private func waitForSignalsAndServe() {
         let served = listeners.all.filter(\.servedByControlLoop)
         var descriptors = [signals.fileDescriptor]
         var owners: [Listener?] = [nil]
+        if execSupervisor.descriptor >= 0 {
+            descriptors.append(execSupervisor.descriptor)
+            owners.append(nil)
+        }
         var atCapacity = false
         for listener in served {
             let own = listener.server.readinessDescriptors
@@ -194,9 +207,12 @@ final class Daemon {
             descriptors += own
             owners += Array(repeating: listener, count: own.count)
         }
-        // A forked worker that crashed wakes nobody: while one is needed, look again soon.
-        let timeout = atCapacity ? min(controlTimeout, 0.05) : controlTimeout
+        // A forked worker that crashed wakes nobody, nor does a child without a pidfd: while one is needed, look
+        // again soon.
+        let looking = atCapacity || execSupervisor.looksForExits
+        let timeout = looking ? min(controlTimeout, ExecSupervisor.lookInterval) : controlTimeout
         guard let ready = try? pollReadable(descriptors, timeout: timeout) else { return }
+        execSupervisor.serviceEvents()
         var servedNow = Set<ObjectIdentifier>()
         for (index, isReady) in ready.enumerated() where isReady {
             guard let listener = owners[index], servedNow.insert(ObjectIdentifier(listener)).inserted else { continue }

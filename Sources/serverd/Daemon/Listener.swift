@@ -70,8 +70,10 @@ final class Listener: Sendable {
         }
     }
 
-    /// Stops taking requests and closes the socket (removing a socket file serverd created); requests in flight go on.
+    /// Stops taking requests and closes the socket (removing a socket file serverd created); requests in flight go on,
+    /// but a wait-mode program, which would serve the socket for ever, gets SIGTERM.
     func stopListening() {
+        server.waitMode.signal(SIGTERM)
         server.shutdown(wait: false)
         // A serve loop inside poll(2) holds a reference to the socket, which stays bound until poll returns: closing
         // it under the loop's feet left the address in use for a moment. The loop wakes at once; wait for it to end.
@@ -91,15 +93,17 @@ final class Listener: Sendable {
     /// Whether nothing is in flight any more and the loop has ended.
     var isIdle: Bool {
         server.processingModel.collect(server: server)
-        return loopEnded.load(ordering: .acquiring) && server.processingModel.activeRequests == 0
+        return loopEnded.load(ordering: .acquiring) && server.connectionsInFlight == 0
     }
 
-    /// Connections in flight now.
-    var activeRequests: Int { server.processingModel.activeRequests }
+    /// Connections in flight now, exec children included.
+    var activeRequests: Int { server.connectionsInFlight }
 
-    /// Ends what is still in flight: shuts connections down and lets the model end its workers. Exec children are
-    /// ended with their process groups (``ExecProcessGroups/end(logger:)``).
+    /// Ends what is still in flight: SIGKILL to a wait-mode program, shuts connections down (exec children's too) and
+    /// lets the model end its workers.
+    /// Exec children are ended with their process groups (``ExecProcessGroups/end(logger:)``).
     func cutShort() {
+        server.waitMode.signal(SIGKILL)
         context.inFlight.cutShort()
         server.processingModel.cutShort(server: server)
     }

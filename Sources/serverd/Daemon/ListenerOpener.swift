@@ -70,8 +70,13 @@ struct ListenerOpener {
             socket.close()
             throw error
         }
+        let name: String? = if case .systemd = declaration.identity.address {
+            inherited.named.first { $0.fd == fd }?.name
+        } else {
+            nil
+        }
         do {
-            return try listener(declaration, .adopt(socket))
+            return try listener(declaration, .adopt(socket), inheritedName: name)
         } catch {
             socket.close()
             throw DaemonError(.configuration, "\(subject): \(error)")
@@ -86,8 +91,10 @@ struct ListenerOpener {
 
     /// The listener of a declaration on a socket it binds or adopts: a stream server with the processing model, or a
     /// datagram server.
-    private func listener(_ declaration: ListenerDeclaration, _ origin: Origin) throws -> Listener {
-        let context = ListenerContext(declaration, logger: logger)
+    private func listener(_ declaration: ListenerDeclaration, _ origin: Origin, inheritedName: String? = nil) throws
+        -> Listener
+    {
+        let context = ListenerContext(declaration, logger: logger, inheritedName: inheritedName)
         let server: any ServesListener
         switch origin {
         case .bind(let address) where address.transport == .stream:
@@ -115,8 +122,7 @@ struct ListenerOpener {
         case .threading: return ThreadingModel(blockOnClose: false, maxThreads: policy.maxConnections)
         case .forking:
             return ForkingModel(
-                maxChildren: policy.maxConnections, blockOnClose: false,
-                workerSetup: ForkedWorker.closeInheritedListeners, terminateWorker: ForkedWorker.terminate)
+                maxChildren: policy.maxConnections, blockOnClose: false, workerSetup: ForkedWorker.closeInheritedListeners)
         }
     }
 

@@ -5,15 +5,24 @@ import Synchronization
 
 /// The daemon's stream server: one listener's service over any family, behind its admission rules. The service and
 /// the limits come from the listener's current policy, read anew for each connection.
+///
+/// Built-in services run in the processing model; `exec` connections do not: the serving thread starts their
+/// program (``ExecLauncher``) whatever the model, and each child counts as a connection in flight until it is reaped
+/// (the serial model runs one at a time).
 final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendable {
     let context: ListenerContext
     private let admission: Admission
     let heartbeat = Atomic<UInt64>(0)
+    /// Starts the programs of exec connections.
+    let exec: ExecLauncher
+    let waitMode: WaitModeRunner
 
     /// Serves an adopted listening socket (inherited or `fd:N`).
     init(context: ListenerContext, adopting socket: Socket, model: any ProcessingModel) throws {
         self.context = context
         self.admission = Admission(context: context)
+        self.exec = ExecLauncher(context: context)
+        self.waitMode = WaitModeRunner(context: context)
         try super.init(adopting: socket, handler: ServiceStreamHandler.self, model: model, logger: context.logger)
     }
 
@@ -21,6 +30,8 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
     init(context: ListenerContext, binding address: SocketAddress, model: any ProcessingModel) throws {
         self.context = context
         self.admission = Admission(context: context)
+        self.exec = ExecLauncher(context: context)
+        self.waitMode = WaitModeRunner(context: context)
         try super.init(
             address: address, handler: ServiceStreamHandler.self, model: model, logger: context.logger,
             bindAndActivate: false)
@@ -49,6 +60,43 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
         guard admission.admits(connection: connection, from: clientAddress, policy: context.policy) else { return false }
         context.logger.debug("\(context.label): connection from \(clientAddress)")
         return true
+    }
+
+    override func getRequest() throws -> (Request, SocketAddress)? {
+        if handedToWaitModeProgram() { return nil }
+        return try super.getRequest()
+    }
+
+    override func processRequest(_ request: Request, clientAddress: SocketAddress) throws {
+        guard let connection = request.connection, context.policy.service == .exec else {
+            return try super.processRequest(request, clientAddress: clientAddress)
+        }
+        let started = exec.launch(connection, client: clientAddress, listener: serverAddress) { [self] in
+            admission.ended(connection: connection)
+            // The loop stopped watching the socket if this child kept the server at capacity.
+            if processingModel.activeRequests + exec.childrenRunning + 1 >= execLimit { wake() }
+        }
+        if !started {
+            shutdownRequest(request)
+            admission.ended(connection: connection)
+        }
+    }
+
+    /// At the processing model's capacity, or with as many exec children as `max-connections` allows together with
+    /// the model's requests (one at a time under the serial model).
+    override var isAtCapacity: Bool {
+        if super.isAtCapacity || waitMode.holdsSocket { return true }
+        let children = exec.childrenRunning
+        return children > 0 && processingModel.activeRequests + children >= execLimit
+    }
+
+    var connectionsInFlight: Int {
+        processingModel.activeRequests + exec.childrenRunning + (waitMode.runningPID == nil ? 0 : 1)
+    }
+
+    /// The most exec children and requests in flight together.
+    private var execLimit: Int {
+        processingModel.runsRequestsOnServingThread ? 1 : processingModel.capacity ?? Int.max
     }
 
     override func finishRequest(_ request: Request, clientAddress: SocketAddress) throws {
@@ -86,6 +134,7 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
     let heartbeat = Atomic<UInt64>(0)
     /// The UDP port registered in ``OwnDatagramPorts`` while this listener serves.
     private var ownPort: UInt16?
+    let waitMode: WaitModeRunner
 
     /// Serves an adopted datagram socket (inherited or `fd:N`).
     init(context: ListenerContext, adopting socket: Socket) throws {
@@ -93,6 +142,7 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
         self.admission = Admission(context: context)
         self.reflectionGuard = ReflectionGuard(replyRatePerSource: context.policy.replyRatePerSource)
         self.service = context.policy.service
+        self.waitMode = WaitModeRunner(context: context)
         try super.init(adopting: socket, handler: ServiceDatagramHandler.self, model: SerialModel(), logger: context.logger)
         registerOwnPort()
     }
@@ -103,6 +153,7 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
         self.admission = Admission(context: context)
         self.reflectionGuard = ReflectionGuard(replyRatePerSource: context.policy.replyRatePerSource)
         self.service = context.policy.service
+        self.waitMode = WaitModeRunner(context: context)
         try super.init(
             address: address, handler: ServiceDatagramHandler.self, model: SerialModel(), logger: context.logger,
             bindAndActivate: false)
@@ -127,6 +178,16 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
             OwnDatagramPorts.remove(port)
         }
     }
+
+    override func getRequest() throws -> (Request, SocketAddress)? {
+        if handedToWaitModeProgram() { return nil }
+        return try super.getRequest()
+    }
+
+    /// While a wait-mode program runs (or its starts are paused) the socket is not watched.
+    override var isAtCapacity: Bool { super.isAtCapacity || waitMode.holdsSocket }
+
+    var connectionsInFlight: Int { processingModel.activeRequests + (waitMode.runningPID == nil ? 0 : 1) }
 
     override func verifyRequest(_ request: Request, clientAddress: SocketAddress) -> Bool {
         guard let datagram = request.datagram else { return false }

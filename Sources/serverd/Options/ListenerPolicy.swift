@@ -9,6 +9,10 @@ struct ListenerPolicy: Equatable, Sendable {
     var service: ServiceName
     /// `exec`: the program and its arguments that an `exec` listener runs per connection; empty for other services.
     var exec: [String] = []
+    /// `wait`: an `exec` listener in inetd's wait mode hands the socket itself to one run of the program at a time.
+    var waitMode = false
+    /// `wait-start-limit`: more starts than this within ``WaitModeRunner/startWindow`` pause a wait-mode listener.
+    var waitStartLimit = 10
     /// `socket-mode`: the permission bits of a filesystem Unix socket serverd creates; `nil` leaves them to the umask.
     var socketMode: UInt32?
     /// `allow-uid`: Unix listeners serve only these peer uids (or the gids of ``allowGIDs``); `nil` when not given.

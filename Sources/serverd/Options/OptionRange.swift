@@ -18,6 +18,8 @@ enum OptionRange {
     static let sourcePrefixV4: ClosedRange<Int> = 1...32
     /// `source-prefix-v6`: the leading bits of an IPv6 address that make one source.
     static let sourcePrefixV6: ClosedRange<Int> = 1...128
+    /// `wait-start-limit`: starts of a wait-mode program within 10 s before the listener pauses.
+    static let waitStartLimit: ClosedRange<Int> = 1...1000
     /// Every timeout (`idle-timeout`, `request-timeout`, `drain-timeout`), in seconds: 0 to one day.
     static let seconds: ClosedRange<Double> = 0...86_400
 

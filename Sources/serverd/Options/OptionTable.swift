@@ -62,6 +62,19 @@ enum OptionTable {
                 + "exec = [\"PROGRAM\", \"ARG\"] in the file.",
             field: .listener { $0.exec = $0.service == .exec ? $1.words : [] }),
         Option(
+            name: "wait", kind: .flag, scope: .listener, reload: .applies, defaultValue: nil, defaultText: "off",
+            help: "Exec listeners: inetd's wait mode (systemd's Accept=no). serverd neither accepts nor reads; when the "
+                + "socket is readable it starts the program once with the socket itself as stdin, stdout and fd 3 "
+                + "(LISTEN_FDS=1, LISTEN_PID), and watches the socket again once the program exits. Required for exec "
+                + "on datagram sockets.",
+            field: .listener { $0.waitMode = $0.service == .exec && $1.flag }),
+        Option(
+            name: "wait-start-limit", kind: .integer(OptionRange.waitStartLimit), scope: .listener, reload: .applies,
+            defaultValue: .integer(10), defaultText: "",
+            help: "Wait mode: more than N starts of the program within 10 s, N from "
+                + "\(OptionRange.text(OptionRange.waitStartLimit)), pause the listener for 60 s.",
+            field: .listener { $0.waitStartLimit = $1.integer }),
+        Option(
             name: "socket-mode", kind: .socketMode, scope: .listener, reload: .applies, defaultValue: nil,
             defaultText: "from the umask",
             help: "Permission bits, in octal (0660 or 660), of the Unix socket files serverd creates.",

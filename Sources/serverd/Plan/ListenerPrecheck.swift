@@ -67,13 +67,13 @@ enum ListenerPrecheck {
         }
     }
 
-    /// The service fits the socket type: exec needs a stream socket.
+    /// The service fits the socket type: exec on a datagram socket needs wait mode.
     static func checkService(_ listener: ListenerDeclaration, transport: SocketAddress.Transport, fd: Int32? = nil)
         throws(DaemonError)
     {
-        guard listener.policy.service == .exec, transport == .datagram else { return }
+        guard listener.policy.service == .exec, !listener.policy.waitMode, transport == .datagram else { return }
         let on = fd.map { ": fd \($0) is a datagram socket" } ?? ""
-        throw DaemonError(.configuration, "\(listener.subject)\(on): the exec service needs a stream socket")
+        throw DaemonError(.configuration, "\(listener.subject)\(on): exec on a datagram socket needs wait mode (wait = true, or --wait)")
     }
 
     /// The directory of a Unix socket file exists: bind would fail with ENOENT or ENOTDIR.

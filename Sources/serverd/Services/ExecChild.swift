@@ -6,58 +6,55 @@ import Glibc
 enum ExecStartFailure: Error {
     /// A descriptor serverd needs (the stderr pipe) could not be made: the system call and errno.
     case descriptors(SocketError)
-    /// The fork, the process group or the exec failed (the program is missing, …): errno.
+    /// The clone, the process group or the exec failed (the program is missing, …): errno.
     case program(Int32)
 }
 
-/// One exec child, from its start to its reaping: the leader of a process group of its own (in
-/// ``ExecProcessGroups`` from before it runs the program), the read end of its stderr pipe, and
-/// where the kernel has pidfd_open(2), a descriptor that becomes readable when it exits.
-struct ExecChild: ~Copyable {
+/// A program serverd started (``start(_:environment:descriptors:groups:listenPIDSlot:connectionsInFlight:waiting:)``)
+/// and has not reaped yet: the leader of a process group of its own (in ``ExecProcessGroups`` from before it runs the
+/// program), the read end of its stderr pipe and, where the kernel has CLONE_PIDFD, a descriptor that becomes
+/// readable when it exits. The ``ExecSupervisor`` takes it from there: relays its stderr, reaps it.
+struct ExecChild: Sendable {
     /// How long a connection that was already accepted waits for descriptors (EMFILE, ENFILE)
     /// to start its program, before it is given up: a shortage that outlasts the burst of
     /// connections that caused it is not waited out.
     static let descriptorPatience = 5.0
-    /// The most bytes read from stderr once the child has exited: what it wrote just before, but
-    /// not a background process's endless output.
-    static let drainLimit = 1 << 20
 
     let pid: pid_t
-    private let standardError: Int32
-    private let exitNotice: Int32
-    private let groups: ExecProcessGroups
+    /// The read end of the child's stderr pipe, non-blocking and close-on-exec.
+    let standardError: Int32
+    /// A pidfd of the child, -1 without one (the supervisor then looks with waitpid).
+    let exitNotice: Int32
 
-    private init(pid: pid_t, standardError: Int32, exitNotice: Int32, groups: ExecProcessGroups) {
-        self.pid = pid
-        self.standardError = standardError
-        self.exitNotice = exitNotice
-        self.groups = groups
-    }
-
-    /// Starts `program` with the connection on stdin and stdout. A shortage of descriptors is
-    /// waited out for up to ``descriptorPatience`` seconds as long as ``DescriptorWaiters`` says
-    /// that waiting can help, given `connectionsInFlight` (`waiting` is told when the wait begins):
-    /// the connection is accepted already, and is not to be lost to a passing burst.
+    /// Starts `program` (searched in PATH) with `descriptors` as its descriptors 0, 1, 3, … and a pipe to serverd as
+    /// descriptor 2 (`descriptors[2]` is ignored and replaced by it). Where `listenPIDSlot` is the index of a
+    /// `LISTEN_PID=` entry of `environment`, the child writes its own pid there.
+    ///
+    /// A shortage of descriptors is waited out for up to ``descriptorPatience`` seconds as long as
+    /// ``DescriptorWaiters`` says that waiting can help, given `connectionsInFlight` (`waiting` is told when the wait
+    /// begins; `pause` is how the wait passes its time): the connection is accepted already, and is not to be lost to a
+    /// passing burst.
     static func start(
-        _ program: [String], environment: [String], connection: Int32, groups: ExecProcessGroups,
-        connectionsInFlight: () -> Int, waiting: (SocketError) -> Void
+        _ program: [String], environment: [String], descriptors: [Int32], groups: ExecProcessGroups,
+        listenPIDSlot: Int? = nil, connectionsInFlight: () -> Int, waiting: (SocketError) -> Void,
+        pause: (Double) -> Void
     ) throws(ExecStartFailure) -> ExecChild {
         guard let table = groups.table else { throw .descriptors(SocketError("mmap", errno: groups.creationErrno)) }
         let deadline = monotonicSeconds() + descriptorPatience
-        var pause: useconds_t = 1_000
+        var wait = 0.001
         var ticket: UInt64?
         defer { if let ticket { DescriptorWaiters.leave(ticket) } }
         while true {
             do {
-                return try attempt(program, environment: environment, connection: connection, table: table, groups: groups)
+                return try attempt(program, environment, descriptors, table, listenPIDSlot)
             } catch {
                 guard let shortage = shortage(error), monotonicSeconds() < deadline else { throw error }
                 let waiter = ticket ?? DescriptorWaiters.join()
                 ticket = waiter
                 guard DescriptorWaiters.mayWait(waiter, connectionsInFlight: connectionsInFlight()) else { throw error }
-                if pause == 1_000 { waiting(shortage) }
-                usleep(pause)
-                pause = min(pause * 2, 50_000)
+                if wait == 0.001 { waiting(shortage) }
+                pause(wait)
+                wait = min(wait * 2, 0.05)
             }
         }
     }
@@ -73,14 +70,24 @@ struct ExecChild: ~Copyable {
     }
 
     private static func attempt(
-        _ program: [String], environment: [String], connection: Int32, table: OpaquePointer, groups: ExecProcessGroups
+        _ program: [String], _ environment: [String], _ descriptors: [Int32], _ table: OpaquePointer,
+        _ listenPIDSlot: Int?
     ) throws(ExecStartFailure) -> ExecChild {
         var errorPipe: [Int32] = [-1, -1]
         guard cshims_stderr_pipe(&errorPipe) == 0 else { throw .descriptors(SocketError("pipe", errno: errno)) }
-        let (pid, spawnErrno) = withCStrings(program) { argv in
-            withCStrings(environment) { envp in
-                let pid = cshims_spawn(argv[0], argv, envp, connection, errorPipe[1], table)
-                return (pid, cshims_errno())
+        var given = descriptors
+        while given.count < 3 { given.append(-1) }
+        given[2] = errorPipe[1]
+        var pidfd: Int32 = -1
+        let (pid, spawnErrno) = CStringArray.with(program) { argv in
+            CStringArray.with(environment, room: listenPIDSlot.map { [$0: 12] } ?? [:]) { envp in
+                given.withUnsafeBufferPointer { fds in
+                    var request = cshims_spawn_request(
+                        file: argv[0], argv: argv, envp: envp, descriptors: fds.baseAddress, count: Int32(fds.count),
+                        pid_digits: listenPIDSlot.map { envp[$0]! + "LISTEN_PID=".utf8.count }, groups: table)
+                    let pid = cshims_spawn(&request, &pidfd)
+                    return (pid, cshims_errno())
+                }
             }
         }
         close(errorPipe[1])
@@ -88,66 +95,25 @@ struct ExecChild: ~Copyable {
             close(errorPipe[0])
             throw .program(spawnErrno)
         }
-        // Without a pidfd (an old kernel, or no descriptor left) the relay looks with waitid.
-        return ExecChild(pid: pid, standardError: errorPipe[0], exitNotice: cshims_pidfd_open(pid), groups: groups)
-    }
-
-    /// Feeds what the child writes to stderr through `relay` to `emit`, until stderr ends or the
-    /// child has exited. Then only what is readable at once is taken: a background process that
-    /// holds stderr open holds up neither the connection nor the daemon's stop.
-    func relayStandardError(_ relay: inout StandardErrorRelay, emit: (StandardErrorRelay.Line) -> Void) {
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        var descriptors = [pollfd(fd: standardError, events: Int16(POLLIN), revents: 0),
-                           pollfd(fd: exitNotice, events: Int16(POLLIN), revents: 0)]
-        while true {
-            if poll(&descriptors, 2, exitNotice >= 0 ? -1 : 50) < 0 && errno != EINTR { break }
-            if readOnce(&chunk, into: &relay, emit: emit) == 0 { break }
-            let exited = exitNotice >= 0 ? descriptors[1].revents != 0 : cshims_child_has_exited(pid) != 0
-            if exited {
-                var taken = 0
-                while taken < Self.drainLimit {
-                    let got = readOnce(&chunk, into: &relay, emit: emit)
-                    if got <= 0 { break }
-                    taken += got
-                }
-                break
-            }
-        }
-        relay.finish(emit: emit)
-    }
-
-    /// Reads stderr once without blocking: the byte count, 0 at its end (or on an error), -1 when
-    /// nothing is there yet.
-    private func readOnce(
-        _ chunk: inout [UInt8], into relay: inout StandardErrorRelay, emit: (StandardErrorRelay.Line) -> Void
-    ) -> Int {
-        var got: Int
-        repeat {
-            got = chunk.withUnsafeMutableBytes { read(standardError, $0.baseAddress, $0.count) }
-        } while got < 0 && errno == EINTR
-        if got < 0 { return errno == EAGAIN || errno == EWOULDBLOCK ? -1 : 0 }
-        if got > 0 {
-            chunk.withUnsafeBytes { relay.append(UnsafeRawBufferPointer(rebasing: $0[0..<got]), emit: emit) }
-        }
-        return got
-    }
-
-    /// Closes the stderr pipe, reaps the child (waiting for it if it is still running) and
-    /// forgets its group unless members live on; returns the wait status.
-    consuming func wait() -> Int32 {
-        close(standardError)
-        if exitNotice >= 0 { close(exitNotice) }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        groups.release(pid)
-        return status
+        return ExecChild(pid: pid, standardError: errorPipe[0], exitNotice: pidfd)
     }
 }
 
-/// Calls `body` with `strings` as a NULL-terminated C array.
-private func withCStrings<R>(_ strings: [String], _ body: ([UnsafeMutablePointer<CChar>?]) -> R) -> R {
-    var pointers = strings.map { strdup($0) }
-    pointers.append(nil)
-    defer { pointers.forEach { free($0) } }
-    return body(pointers)
+/// NULL-terminated C string arrays for execve, valid for the duration of a call.
+private enum CStringArray {
+    /// Calls `body` with `strings` as a NULL-terminated array of C strings; `room` gives extra bytes after some of
+    /// them (index → bytes), writable by the callee.
+    static func with<R>(
+        _ strings: [String], room: [Int: Int] = [:], _ body: (UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> R
+    ) -> R {
+        var pointers: [UnsafeMutablePointer<CChar>?] = strings.enumerated().map { index, string in
+            let bytes = string.utf8CString
+            let memory = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + room[index, default: 0])
+            bytes.withUnsafeBufferPointer { memory.update(from: $0.baseAddress!, count: $0.count) }
+            return memory
+        }
+        pointers.append(nil)
+        defer { pointers.forEach { $0?.deallocate() } }
+        return pointers.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
+    }
 }

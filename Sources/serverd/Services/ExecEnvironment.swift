@@ -3,17 +3,23 @@ import Glibc
 
 /// The environment of an exec child: serverd's own, without what belongs to serverd alone
 /// (LISTEN_*, NOTIFY_SOCKET, WATCHDOG_*) or to another connection (the UCSPI variables), plus the
-/// UCSPI variables of this connection.
+/// UCSPI variables of this connection (none in wait mode).
 enum ExecEnvironment {
     /// Variables of another connection, never passed on.
     private static let ucspiPrefixes = ["PROTO=", "TCPLOCAL", "TCPREMOTE", "UNIXLOCAL", "UNIXREMOTE"]
 
     /// `NAME=value` strings for execve.
     static func variables(for connection: Socket, client: SocketAddress, listener: SocketAddress) -> [String] {
-        let inherited = SystemdEnvironment.environmentForChildren().filter { entry in
-            !ucspiPrefixes.contains(where: { entry.hasPrefix($0) })
-        }
-        return inherited + ucspi(for: connection, client: client, listener: listener)
+        inherited() + ucspi(for: connection, client: client, listener: listener)
+    }
+
+    /// serverd's environment without what belongs to serverd alone or to another connection: what a wait-mode
+    /// program gets besides the socket activation variables. Read once, at the first child (serverd changes its
+    /// environment only while it starts, when it adopts inherited sockets).
+    static func inherited() -> [String] { inheritedOnce }
+
+    private static let inheritedOnce = SystemdEnvironment.environmentForChildren().filter { entry in
+        !ucspiPrefixes.contains(where: { entry.hasPrefix($0) })
     }
 
     private static func ucspi(for connection: Socket, client: SocketAddress, listener: SocketAddress) -> [String] {

@@ -8,8 +8,8 @@ import Logging
 /// the groups of children still running, and those whose leader exited but whose members live on
 /// (a program that left a process in the background).
 ///
-/// The table lives in shared memory, so that the groups started in forked workers (the forking
-/// model) are the daemon's to end too. Its size is fixed: a spawn finding it full frees the slots
+/// Each child enters its group in the table itself, between clone and exec (``ExecChild``; it
+/// runs on the daemon's memory until exec), so that no group runs the program unlisted. Its size is fixed: a spawn finding it full frees the slots
 /// of empty groups first (`kill(-pgid, 0)` failing with ESRCH) and, if none is empty, refuses to
 /// run the program (EAGAIN) rather than start a group that nobody would end.
 final class ExecProcessGroups: @unchecked Sendable {
@@ -17,8 +17,7 @@ final class ExecProcessGroups: @unchecked Sendable {
     /// what they leave behind.
     static let capacity = 8192
 
-    /// The daemon's table. It must be created before any worker is forked (a table created in a
-    /// worker would be that worker's alone): ``InFlightRegistry``, made with each listener, does.
+    /// The daemon's table, created with the first listener (``InFlightRegistry``).
     static let shared = ExecProcessGroups()
 
     /// How long groups have between SIGTERM and SIGKILL when the daemon stops.
@@ -41,8 +40,9 @@ final class ExecProcessGroups: @unchecked Sendable {
 
     /// When the daemon stops: closes the table (no program starts from now on), sends SIGTERM to
     /// every group with a live member, SIGKILL after ``terminationGrace`` to those still alive,
-    /// and waits a little for them to go. A stopped member is continued so that it sees SIGTERM.
-    func end(logger: Logger) {
+    /// and waits a little for them to go, calling `meanwhile` (which reaps the children that end). A stopped member is
+    /// continued so that it sees SIGTERM.
+    func end(logger: Logger, meanwhile: () -> Void = {}) {
         guard let table else { return }
         var listed = [pid_t](repeating: 0, count: Self.capacity)
         let count = Int(cshims_group_table_close(table, &listed, Int32(Self.capacity)))
@@ -54,11 +54,11 @@ final class ExecProcessGroups: @unchecked Sendable {
             kill(-pgid, SIGTERM)
             kill(-pgid, SIGCONT)
         }
-        let survivors = waitUntilGone(live, seconds: Self.terminationGrace)
+        let survivors = waitUntilGone(live, seconds: Self.terminationGrace, meanwhile: meanwhile)
         if !survivors.isEmpty {
             logger.warning("exec process groups \(survivors.sorted()) outlived SIGTERM: sending SIGKILL")
             for pgid in survivors { kill(-pgid, SIGKILL) }
-            let stubborn = waitUntilGone(survivors, seconds: 1)
+            let stubborn = waitUntilGone(survivors, seconds: 1, meanwhile: meanwhile)
             if !stubborn.isEmpty {
                 logger.error("exec process groups \(stubborn.sorted()) still have live members after SIGKILL")
             }
@@ -66,11 +66,12 @@ final class ExecProcessGroups: @unchecked Sendable {
     }
 
     /// Polls until no group of `groups` has a live member or `seconds` pass; returns those left.
-    private func waitUntilGone(_ groups: Set<pid_t>, seconds: Double) -> Set<pid_t> {
+    private func waitUntilGone(_ groups: Set<pid_t>, seconds: Double, meanwhile: () -> Void) -> Set<pid_t> {
         let deadline = monotonicSeconds() + seconds
         var left = LiveProcessGroups.among(groups)
         while !left.isEmpty && monotonicSeconds() < deadline {
             usleep(10_000)
+            meanwhile()
             left = LiveProcessGroups.among(left)
         }
         return left

@@ -14,23 +14,27 @@ final class InFlightRegistry: Sendable {
     /// daemon when its listeners are made, before any worker is forked.
     let groups = ExecProcessGroups.shared
 
-    /// Connections being served in this process, over every listener (``DescriptorWaiters``
-    /// needs them). A forked worker starts from the daemon's count at the fork: 0, as the daemon
-    /// serves stream connections itself only under the threading and serial models (after a
-    /// reload that changed the model, at worst a worker waits ``ExecChild/descriptorPatience``
-    /// in vain).
+    /// Connections being served in this process, over every listener, exec children's included
+    /// (``DescriptorWaiters`` needs them; only the daemon itself starts exec children).
     private static let servingInProcess = Atomic<Int>(0)
 
     /// Records a connection for the time its handler runs.
     func serving<R>(_ connection: Socket, _ body: () throws -> R) rethrows -> R {
-        let key = ObjectIdentifier(connection)
-        connections.withLock { $0[key] = connection }
-        Self.servingInProcess.add(1, ordering: .relaxed)
-        defer {
-            Self.servingInProcess.subtract(1, ordering: .relaxed)
-            _ = connections.withLock { $0.removeValue(forKey: key) }
-        }
+        begin(connection)
+        defer { end(connection) }
         return try body()
+    }
+
+    /// Records a connection as served from now on (an exec child's, until the child is reaped).
+    func begin(_ connection: Socket) {
+        connections.withLock { $0[ObjectIdentifier(connection)] = connection }
+        Self.servingInProcess.add(1, ordering: .relaxed)
+    }
+
+    /// The connection recorded by ``begin(_:)`` is no longer served.
+    func end(_ connection: Socket) {
+        Self.servingInProcess.subtract(1, ordering: .relaxed)
+        _ = connections.withLock { $0.removeValue(forKey: ObjectIdentifier(connection)) }
     }
 
     /// Whether a connection is being served now.

@@ -27,9 +27,13 @@ final class ListenerContext: Sendable {
     /// Connections and exec children in flight, for a drain that has to cut them short.
     let inFlight = InFlightRegistry()
 
-    init(_ declaration: ListenerDeclaration, logger: Logger) {
+    /// The fd name of an inherited socket (systemd's `LISTEN_FDNAMES`), passed on to a wait-mode program.
+    let inheritedName: String?
+
+    init(_ declaration: ListenerDeclaration, logger: Logger, inheritedName: String? = nil) {
         snapshot = ConditionLock(Snapshot(declaration))
         self.logger = logger
+        self.inheritedName = inheritedName
     }
 
     /// The current policy and label.
@@ -56,6 +60,25 @@ protocol ServesListener: BaseServer {
     var heartbeat: Atomic<UInt64> { get }
     /// Applies a reloaded declaration to what the server itself holds (the context is updated by the caller).
     func apply(_ policy: ListenerPolicy)
+    /// Connections in flight: the processing model's requests, and exec children not reaped yet (a wait-mode
+    /// program counts as one).
+    var connectionsInFlight: Int { get }
+    /// The listener's wait-mode program, when its policy says `wait`.
+    var waitMode: WaitModeRunner { get }
+}
+
+extension ServesListener {
+    /// In wait mode, and the socket is readable now: hands it to the program (unless one runs or starts are
+    /// paused) and returns true. The serve loop asks before it takes a request, since serverd never accepts or reads
+    /// in wait mode.
+    func handedToWaitModeProgram() -> Bool {
+        let policy = context.policy
+        guard policy.service == .exec && policy.waitMode else { return false }
+        if (try? pollReadable([socket.fileDescriptor], timeout: 0))?.first == true {
+            waitMode.socketIsReadable(socket) { [self] in wake() }
+        }
+        return true
+    }
 }
 
 extension BaseRequestHandler {

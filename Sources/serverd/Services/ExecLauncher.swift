@@ -1,0 +1,94 @@
+import FamilyServer
+import Glibc
+import Logging
+import Synchronization
+
+/// Runs the listener's program once per connection (UCSPI style): the connection on its stdin and stdout, its
+/// stderr line by line into the log, the UCSPI variables in its environment, no other descriptor open, in a process
+/// group of its own. The serving thread only starts the child (``ExecChild``, no copy of the daemon) and hands it to
+/// the ``ExecSupervisor``, which reaps it; no thread waits for it. When the child exits its end is logged and the
+/// connection is shut down and closed, even if a process the child left in the background still holds its stderr
+/// (or the connection).
+final class ExecLauncher: Sendable {
+    private let context: ListenerContext
+    private let supervisor = ExecSupervisor.shared
+    private let running = Atomic<Int>(0)
+
+    init(context: ListenerContext) {
+        self.context = context
+    }
+
+    /// Children of this listener not reaped yet: each counts as a connection in flight.
+    var childrenRunning: Int { running.load(ordering: .relaxed) }
+
+    /// Starts the program for `connection` from `client`, accepted on `listener`. Returns whether it runs; then the
+    /// connection is the launcher's, and `ended` is called once the child has been reaped and the connection closed.
+    /// When it returns false the failure is logged and the connection is still the caller's to close.
+    func launch(
+        _ connection: Socket, client: SocketAddress, listener: SocketAddress, ended: @escaping @Sendable () -> Void
+    ) -> Bool {
+        let snapshot = context.current
+        let program = snapshot.policy.exec
+        let label = snapshot.label
+        let logger = context.logger
+        let inFlight = context.inFlight
+        let supervisor = supervisor
+        let environment = ExecEnvironment.variables(for: connection, client: client, listener: listener)
+        let child: ExecChild
+        inFlight.begin(connection)
+        do throws(ExecStartFailure) {
+            child = try ExecChild.start(
+                program, environment: environment, descriptors: [connection.fileDescriptor, connection.fileDescriptor],
+                groups: inFlight.groups, connectionsInFlight: { inFlight.connectionsInProcess },
+                waiting: { shortage in
+                    logger.warning("\(label): out of descriptors for \(client) (\(shortage)): waiting up to \(ExecChild.descriptorPatience) s")
+                },
+                pause: { seconds in
+                    // Children that end meanwhile free descriptors: reap them (unless another thread does).
+                    _ = try? pollReadable(supervisor.descriptor >= 0 ? [supervisor.descriptor] : [], timeout: seconds)
+                    supervisor.serviceEvents()
+                })
+        } catch {
+            inFlight.end(connection)
+            switch error {
+            case .descriptors(let failure):
+                logger.error("\(label): connection from \(client): \(failure)")
+            case .program(let code):
+                logger.error("\(label): cannot run \(program[0]) for \(client): \(String(cString: strerror(code))) (errno \(code))")
+            }
+            return false
+        }
+        running.add(1, ordering: .relaxed)
+        let pid = child.pid
+        logger.debug("\(label): started \(program[0]) as pid \(pid) for \(client)")
+        let cut = StandardErrorRelay().maximumLineLength
+        supervisor.watch(child) { line in
+            let note = line.isCut ? " [cut at \(cut) bytes, continued]" : ""
+            logger.warning("\(label): pid \(pid): \(line.text)\(note)")
+        } exited: { [self] status in
+            inFlight.groups.release(pid)
+            Self.logEnd(status, of: program[0], pid: pid, client: client, label: label, logger: logger)
+            try? connection.shutdown(Int32(SHUT_WR))
+            connection.close()
+            inFlight.end(connection)
+            running.subtract(1, ordering: .relaxed)
+            ended()
+        }
+        return true
+    }
+
+    /// Logs how a child ended (`status` from waitpid): exit status 0 at info, anything else as a warning.
+    static func logEnd(
+        _ status: Int32, of program: String, pid: pid_t, client: SocketAddress?, label: String, logger: Logger
+    ) {
+        let served = client.map { " for \($0)" } ?? ""
+        let signal = status & 0x7f
+        if signal != 0 {
+            logger.warning("\(label): \(program) (pid \(pid))\(served) killed by signal \(signal)")
+            return
+        }
+        let code = (status >> 8) & 0xff
+        let message: Logger.Message = "\(label): \(program) (pid \(pid))\(served) exited with status \(code)"
+        if code == 0 { logger.info(message) } else { logger.warning(message) }
+    }
+}
