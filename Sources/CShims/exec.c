@@ -12,6 +12,8 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -155,6 +157,35 @@ static int run_child(const struct cshims_spawn_request *request) {
     }
     if (request->pid_digits != NULL) {
         format_pid(request->pid_digits, getpid());
+    }
+    for (int i = 0; i < request->limit_count; i++) {
+        struct rlimit limit = { .rlim_cur = request->limit_values[i], .rlim_max = request->limit_values[i] };
+        if (setrlimit(request->limit_resources[i], &limit) != 0) {
+            return errno;
+        }
+    }
+    if (request->root != NULL) {
+        if (chroot(request->root) != 0) {
+            return errno;
+        }
+        if (request->directory == NULL && chdir("/") != 0) {
+            return errno;
+        }
+    }
+    if (request->directory != NULL && chdir(request->directory) != 0) {
+        return errno;
+    }
+    if (request->set_ids) {
+        if (syscall(SYS_setgroups, (size_t)request->group_count, request->groups_list) != 0
+            || syscall(SYS_setresgid, request->gid, request->gid, request->gid) != 0) {
+            return errno;
+        }
+        if (request->set_uid && syscall(SYS_setresuid, request->uid, request->uid, request->uid) != 0) {
+            return errno;
+        }
+    }
+    if (request->umask >= 0) {
+        umask((mode_t)request->umask);
     }
     int count = request->count;
     /* Every source above the targets first, so that no dup2 below can clobber one. */

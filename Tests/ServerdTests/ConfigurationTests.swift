@@ -271,8 +271,9 @@ final class ConfigurationTests: XCTestCase {
             XCTAssertTrue(flattened.contains(defaultText), "help lacks \(defaultText)")
         }
         XCTAssertEqual(
-            flattened.ranges(of: "(default:").count, 28, "one default for each of 27 options and the program")
-        XCTAssertEqual(OptionTable.all.count, 28, "27 options and the program (exec)")
+            flattened.ranges(of: "(default:").count, 38,
+            "one default for each of 27 options, the program and the 10 keys of [[listener]] alone")
+        XCTAssertEqual(OptionTable.all.count, 38, "27 options, the program (exec) and 10 keys of [[listener]] alone")
     }
 
     /// `--version` prints the version the package is built as (debian/changelog, the man page's header), and

@@ -17,9 +17,14 @@ final class ExecGroupTableTests: XCTestCase {
         let pid = arguments.withUnsafeMutableBufferPointer { argv in
             environment.withUnsafeMutableBufferPointer { envp in
                 descriptors.withUnsafeBufferPointer { fds in
-                    var request = cshims_spawn_request(
-                        file: argv[0], argv: argv.baseAddress, envp: envp.baseAddress, descriptors: fds.baseAddress,
-                        count: 3, pid_digits: nil, groups: table)
+                    var request = cshims_spawn_request()
+                    request.file = UnsafePointer(argv[0])
+                    request.argv = UnsafePointer(argv.baseAddress)
+                    request.envp = UnsafePointer(envp.baseAddress)
+                    request.descriptors = fds.baseAddress
+                    request.count = 3
+                    request.groups = table
+                    request.umask = -1
                     return cshims_spawn(&request, &pidfd)
                 }
             }

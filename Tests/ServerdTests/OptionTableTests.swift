@@ -60,11 +60,14 @@ final class OptionTableTests: XCTestCase {
         case .blocks: return ("10.0.0.0/8", .blocks([try CIDRBlock(parsing: "10.0.0.0/8")]))
         case .socketMode: return ("0640", .mode(0o640))
         case .program: return ("/bin/sample", .words(["/bin/sample"]))
+        case .account: return ("nobody", .account(try ExecIdentity.account("nobody")))
+        case .group: return ("nogroup", .ids([try XCTUnwrap(AccountID.group(named: "nogroup"))]))
+        case .environment: return ("LANG=C,-HOME", .words(["LANG=C", "-HOME"]))
         }
     }
 
     func testEveryOptionNameIsUnique() {
-        let names = OptionTable.all.map(\.name)
+        let names = OptionTable.all.map(\.key)
         XCTAssertEqual(Set(names).count, names.count, "duplicates: \(names.filter { name in names.filter { $0 == name }.count > 1 })")
         for option in OptionTable.all {
             XCTAssertFalse(option.name.isEmpty)
@@ -105,6 +108,33 @@ final class OptionTableTests: XCTestCase {
             option.apply(value, to: &settings)
             XCTAssertEqual(settings, before, "\(option.name) changes the daemon's settings")
         }
+    }
+
+    /// Each `[[listener]]`-only option, given a sample value, changes the exec identity of the policy and nothing else;
+    /// none is a command-line flag, and none is found outside a `[[listener]]` table.
+    func testEveryExecChildOptionSetsOnlyTheExecIdentity() throws {
+        let defaults = OptionTable.resolve(.listener, layers: [])
+        let baseline = ListenerPolicy(service: .exec, values: defaults)
+        let options = OptionTable.all.filter { $0.scope == .execChild }
+        XCTAssertEqual(
+            Set(options.map(\.name)),
+            ["user", "group", "chroot", "chdir", "umask", "env", "rlimit-nofile", "rlimit-as", "rlimit-cpu", "rlimit-nproc"])
+        var identities: Set<String> = []
+        for option in options {
+            XCTAssertNil(option.flag, option.name)
+            XCTAssertEqual(OptionTable.named(option.name, inListener: true)?.key, option.key)
+            XCTAssertNotEqual(OptionTable.named(option.name)?.key, option.key)
+            let (text, value) = try sample(option)
+            XCTAssertEqual(try option.kind.parse(text, relativeTo: "/"), value, "\(option.name) \(text)")
+            var values = defaults
+            values[option.name] = value
+            var policy = ListenerPolicy(service: .exec, values: values)
+            XCTAssertNotEqual(policy.execIdentity, baseline.execIdentity, "\(option.name) changes nothing")
+            identities.insert("\(policy.execIdentity)")
+            policy.execIdentity = baseline.execIdentity
+            XCTAssertEqual(policy, baseline, "\(option.name) changes more than the exec identity")
+        }
+        XCTAssertEqual(identities.count, options.count, "each option sets a field of its own")
     }
 
     /// Each daemon-wide option, given a sample value, changes exactly its own field of the settings.
@@ -171,6 +201,8 @@ final class OptionTableTests: XCTestCase {
             let head: String
             if option.name == "listen" {
                 head = "  --listen SERVICE@ADDRESS"
+            } else if option.scope == .execChild {
+                head = "  \(option.name) = \(option.kind.valueName)"
             } else if let flag = option.flag {
                 head = "  " + flag + (option.kind.valueName.isEmpty ? "" : " " + option.kind.valueName)
             } else {
@@ -234,7 +266,9 @@ final class OptionTableTests: XCTestCase {
     func testManPageDocumentsExactlyTheTableOptions() throws {
         let (section, documented, program) = try manPageOptions()
         for option in OptionTable.all {
-            if let flag = option.flag {
+            if option.scope == .execChild {
+                continue  // testManPageDocumentsTheListenerTableKeys
+            } else if let flag = option.flag {
                 let roff = flag.replacingOccurrences(of: "-", with: "\\-")
                 XCTAssertTrue(section.contains(roff), "serverd(8) OPTIONS lacks \(roff)")
                 XCTAssertTrue(documented.contains(option.name), "serverd(8) OPTIONS has no item for \(flag)")
@@ -242,8 +276,22 @@ final class OptionTableTests: XCTestCase {
                 XCTAssertTrue(program, "serverd(8) OPTIONS has no item for -- PROGRAM ARGS (\(option.name))")
             }
         }
-        let tableNames = Set(OptionTable.all.map(\.name))
+        let tableNames = Set(OptionTable.all.filter { $0.flag != nil }.map(\.name))
         let extra = documented.subtracting(tableNames).subtracting(["help", "version", "generate-completion-script"])
         XCTAssertEqual(extra, [], "serverd(8) OPTIONS documents options that OptionTable lacks")
+    }
+
+    /// serverd(8) has an item for each key of `[[listener]]` alone, in its CONFIGURATION FILE section.
+    func testManPageDocumentsTheListenerTableKeys() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let text = try String(contentsOf: root.appendingPathComponent("packaging/serverd.8"), encoding: .utf8)
+        let start = try XCTUnwrap(text.range(of: ".SH CONFIGURATION FILE"))
+        let end = text[start.upperBound...].range(of: "\n.SH ")?.lowerBound ?? text.endIndex
+        let section = text[start.upperBound..<end]
+        for option in OptionTable.all where option.scope == .execChild {
+            let roff = option.name.replacingOccurrences(of: "-", with: "\\-")
+            XCTAssertTrue(section.contains(".TP\n.BI \"\(roff) = \" "), "serverd(8) has no item for \(option.name)")
+        }
     }
 }

@@ -12,7 +12,7 @@ enum HelpText {
             "",
             "OPTIONS:",
         ]
-        for option in OptionTable.all {
+        for option in OptionTable.all where option.scope != .execChild {
             let flag = option.flag.map { $0 + (option.kind.valueName.isEmpty ? "" : " " + option.kind.valueName) }
             let head = option.name == "listen" ? "--listen SERVICE@ADDRESS" : flag ?? "-- PROGRAM ARGS"
             lines.append("  \(head)")
@@ -26,6 +26,15 @@ enum HelpText {
             "Every option but --config and --check-config is also a key of the --config TOML file; command-line",
             "options win over its top level and its [[listener]] tables win over both. SIGHUP re-reads the file and",
             "reopens --log-file.",
+            "",
+            "Keys of a [[listener]] table only, for the exec children (and wait-mode program) of that listener:",
+        ]
+        for option in OptionTable.all where option.scope == .execChild {
+            let value = option.kind.valueName.isEmpty ? "" : " = " + option.kind.valueName
+            lines.append("  \(option.name)\(value)")
+            lines += wrap("\(option.help) (default: \(option.defaultDisplay))", indent: 8)
+        }
+        lines += [
             "",
             "Exit status: 0 stopped cleanly, 64 usage error, 78 configuration error, 69 address in use, 71 system",
             "error, 77 permission denied.",

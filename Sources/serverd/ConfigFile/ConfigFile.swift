@@ -114,7 +114,17 @@ struct ConfigFile: Equatable, Sendable {
 
         /// Checks an option key and stores its value.
         func set(_ entry: TOMLEntry, in layer: inout OptionLayer, inListener: Bool) throws(DaemonError) {
-            guard let option = OptionTable.named(entry.key), option.isFileKey, option.scope != .listeners else {
+            if !inListener, OptionTable.named(entry.key, inListener: true)?.scope == .execChild,
+                OptionTable.named(entry.key) == nil
+            {
+                throw DaemonError(
+                    .configuration,
+                    "\(place(entry.keyPosition)): '\(entry.key)' sets one listener's exec children: set it in [[listener]], "
+                        + "not at the top level")
+            }
+            guard let option = OptionTable.named(entry.key, inListener: inListener), option.isFileKey,
+                option.scope != .listeners
+            else {
                 let keys = OptionTable.all.filter(\.isFileKey).map(\.name) + ["listener"]
                 let hint = Suggestion.closest(to: entry.key, among: keys).flatMap { $0 == entry.key ? nil : $0 }
                     .map { " (did you mean '\($0)'?)" } ?? ""

@@ -76,6 +76,16 @@ enum AccountID {
         }
     }
 
+    /// A user's name and primary gid by uid (`getpwuid_r`), or `nil` when the database has no such user.
+    static func user(id: UInt32) -> (name: String, gid: UInt32)? {
+        withEntryBuffer { storage in
+            var entry = passwd()
+            var result: UnsafeMutablePointer<passwd>?
+            let status = getpwuid_r(id, &entry, storage.baseAddress!, storage.count, &result)
+            return (status, result.map { (String(cString: $0.pointee.pw_name), $0.pointee.pw_gid) })
+        }
+    }
+
     /// A group's gid (`getgrnam_r`), or `nil` when the database has no such group.
     static func group(named name: String) -> UInt32? {
         withEntryBuffer { storage in

@@ -13,6 +13,8 @@ struct ListenerPolicy: Equatable, Sendable {
     var waitMode = false
     /// `wait-start-limit`: more starts than this within ``WaitModeRunner/startWindow`` pause a wait-mode listener.
     var waitStartLimit = 10
+    /// `user`, `group`, `chroot`, `chdir`, `umask`, `env`, `rlimit-*` (`[[listener]]` keys): how its exec children run.
+    var execIdentity = ExecIdentity()
     /// `socket-mode`: the permission bits of a filesystem Unix socket serverd creates; `nil` leaves them to the umask.
     var socketMode: UInt32?
     /// `allow-uid`: Unix listeners serve only these peer uids (or the gids of ``allowGIDs``); `nil` when not given.

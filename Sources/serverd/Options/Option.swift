@@ -11,6 +11,10 @@ struct Option: Sendable {
         /// Each listener (``ListenerPolicy``); a top-level key of the file (for every listener) and a key of
         /// `[[listener]]` (for that one).
         case listener
+        /// A key of `[[listener]]` only: the identity and limits of that listener's exec children (`user`, `chroot`,
+        /// `rlimit-nofile`, …), applied in the child before it runs the program. Not on the command line nor at the
+        /// top level, where `user` and `group` are the daemon's own.
+        case execChild
         /// `listen`: declares listeners rather than setting a value.
         case listeners
         /// The command line only: how to run serverd this time (`--config`, `--check-config`, `--help`).
@@ -49,8 +53,13 @@ struct Option: Sendable {
     /// The field it sets.
     let field: Field
 
-    /// The flag that gives it on the command line; `nil` for `exec`, which the command line gives after `--`.
-    var flag: String? { kind == .program ? nil : "--" + name }
+    /// The flag that gives it on the command line; `nil` for `exec`, which the command line gives after `--`, and
+    /// for the keys of `[[listener]]` alone.
+    var flag: String? { kind == .program || scope == .execChild ? nil : "--" + name }
+
+    /// Its key in an ``OptionLayer``: the name, qualified for a `[[listener]]`-only key (whose name, `user` or
+    /// `group`, may also be a daemon-wide option's).
+    var key: String { scope == .execChild ? "[[listener]]." + name : name }
 
     /// Whether the configuration file takes it as a key.
     var isFileKey: Bool { scope != .invocation }

@@ -27,6 +27,12 @@ enum OptionKind: Equatable, Sendable {
     case socketMode
     /// A program and its arguments: after `--`, `exec = ["/usr/bin/env", "-i"]`.
     case program
+    /// A user to run as, by name or uid, resolved with its groups: `user = "nobody"`.
+    case account
+    /// One group, by name or gid: `group = "nogroup"`.
+    case group
+    /// Environment changes: `env = ["LANG=C.UTF-8", "-HOME"]`.
+    case environment
 
     /// The placeholder `--help` shows for the value.
     var valueName: String {
@@ -42,6 +48,9 @@ enum OptionKind: Equatable, Sendable {
         case .gids: return "GID,…"
         case .blocks: return "CIDR,…"
         case .socketMode: return "MODE"
+        case .account: return "USER"
+        case .group: return "GROUP"
+        case .environment: return "NAME=VALUE|-NAME,…"
         }
     }
 
@@ -72,6 +81,12 @@ enum OptionKind: Equatable, Sendable {
         case .blocks: return .blocks(try ValueSyntax.cidrBlocks(text))
         case .socketMode: return .mode(try ValueSyntax.socketMode(text))
         case .program: return .words([text])
+        case .account: return .account(try ExecIdentity.account(text))
+        case .group: return .ids([try AccountID.resolve(text, kind: .group)])
+        case .environment:
+            var entries: [String] = []
+            for entry in try ListSyntax.entries(of: text) { entries.append(try ExecIdentity.environmentEntry(entry)) }
+            return .words(entries)
         }
     }
 
@@ -123,6 +138,23 @@ enum OptionKind: Equatable, Sendable {
                 throw OptionValueError("must name a program: expected an array like [\"/usr/bin/env\"]")
             }
             return .words(words)
+        case (.account, .string(let text)): return .account(try ExecIdentity.account(text))
+        case (.account, .integer(let number)):
+            guard let exact = Int(exactly: number) else { throw OptionValueError("\(number) is not a uid") }
+            return .account(try ExecIdentity.account(String(try AccountID.resolve(exact, kind: .user))))
+        case (.group, .string(let text)): return .ids([try AccountID.resolve(text, kind: .group)])
+        case (.group, .integer(let number)):
+            guard let exact = Int(exactly: number) else { throw OptionValueError("\(number) is not a gid") }
+            return .ids([try AccountID.resolve(exact, kind: .group)])
+        case (.environment, .array(let elements)):
+            var entries: [String] = []
+            for (index, element) in elements.enumerated() {
+                guard case .string(let entry) = element.value else {
+                    throw Self.wrongElement(index, element.value, expected: "an array of \"NAME=value\" or \"-NAME\" strings")
+                }
+                entries.append(try ExecIdentity.environmentEntry(entry))
+            }
+            return .words(entries)
         default:
             throw OptionValueError("must be \(tomlExpectation), not \(Self.article(value.typeName))")
         }
@@ -140,6 +172,9 @@ enum OptionKind: Equatable, Sendable {
         case .blocks: return "an array of CIDR blocks like [\"127.0.0.0/8\"]"
         case .socketMode: return "an octal mode like \"0660\""
         case .program: return "an array holding a program and its arguments, like [\"/usr/bin/env\"]"
+        case .account: return "a user name or uid"
+        case .group: return "a group name or gid"
+        case .environment: return "an array like [\"LANG=C.UTF-8\", \"-HOME\"]"
         }
     }
 

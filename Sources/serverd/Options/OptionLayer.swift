@@ -14,23 +14,24 @@ struct OptionLayer: Equatable, Sendable {
 
     /// Sets an option's value; a list option given again on the command line adds to the list.
     mutating func set(_ option: Option, _ value: OptionValue, place: String, appending: Bool = false) {
-        if appending, let earlier = entries[option.name] {
-            entries[option.name] = Entry(value: earlier.value.appending(value), place: place)
+        if appending, let earlier = entries[option.key] {
+            entries[option.key] = Entry(value: earlier.value.appending(value), place: place)
         } else {
-            entries[option.name] = Entry(value: value, place: place)
+            entries[option.key] = Entry(value: value, place: place)
         }
     }
 
-    /// The value given for the option named `name`.
-    subscript(name: String) -> Entry? { entries[name] }
+    /// The value given for the option whose ``Option/key`` is `key` (its name, for all but `[[listener]]` keys).
+    subscript(key: String) -> Entry? { entries[key] }
 }
 
 extension OptionTable {
-    /// The value of every option of `scope` that has one: the last of `layers` that gives it, else its default.
+    /// The value of every option of `scope` that has one, by name: the last of `layers` that gives it, else its
+    /// default.
     static func resolve(_ scope: Option.Scope, layers: [OptionLayer]) -> [String: OptionValue] {
         var values: [String: OptionValue] = [:]
         for option in all where option.scope == scope {
-            if let value = layers.last(where: { $0[option.name] != nil })?[option.name]?.value ?? option.defaultValue {
+            if let value = layers.last(where: { $0[option.key] != nil })?[option.key]?.value ?? option.defaultValue {
                 values[option.name] = value
             }
         }

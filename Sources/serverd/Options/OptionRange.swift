@@ -20,6 +20,14 @@ enum OptionRange {
     static let sourcePrefixV6: ClosedRange<Int> = 1...128
     /// `wait-start-limit`: starts of a wait-mode program within 10 s before the listener pauses.
     static let waitStartLimit: ClosedRange<Int> = 1...1000
+    /// `rlimit-nofile`: open descriptors (the kernel's `fs.nr_open` default is the most a limit can be).
+    static let rlimitNofile: ClosedRange<Int> = 0...1_048_576
+    /// `rlimit-as`: bytes of address space, 1 MiB to 1 TiB.
+    static let rlimitAs: ClosedRange<Int> = (1 << 20)...(1 << 40)
+    /// `rlimit-cpu`: seconds of CPU time, up to a year.
+    static let rlimitCpu: ClosedRange<Int> = 1...31_536_000
+    /// `rlimit-nproc`: processes of the user (the kernel's `pid_max` at most).
+    static let rlimitNproc: ClosedRange<Int> = 1...4_194_304
     /// Every timeout (`idle-timeout`, `request-timeout`, `drain-timeout`), in seconds: 0 to one day.
     static let seconds: ClosedRange<Double> = 0...86_400
 

@@ -1,3 +1,5 @@
+import CShims
+
 /// Every option of serverd, once (SPEC sections 3 and 5). Adding an option is one entry here and the code that uses
 /// its field; the command line, the configuration file, their merge, the checks, `--help` and the test that holds
 /// serverd(8) to this list follow from the entry.
@@ -156,10 +158,64 @@ enum OptionTable {
             help: "UDP listeners: at most N replies per second to one source prefix, "
                 + "\(OptionRange.text(OptionRange.replyRatePerSource)); 0 for unlimited.",
             field: .listener { $0.replyRatePerSource = $1.integer }),
+
+        // MARK: The exec children of one listener (keys of [[listener]] only)
+        Option(
+            name: "user", kind: .account, scope: .execChild, reload: .applies, defaultValue: nil,
+            defaultText: "serverd's", help: "Run the listener's exec children as this user (name or uid), with its groups.",
+            field: .listener { $0.execIdentity.account = $1.account }),
+        Option(
+            name: "group", kind: .group, scope: .execChild, reload: .applies, defaultValue: nil,
+            defaultText: "the user's, else serverd's",
+            help: "Run the listener's exec children with this group (name or gid) as their primary group.",
+            field: .listener { $0.execIdentity.group = $1.ids.first }),
+        Option(
+            name: "chroot", kind: .path, scope: .execChild, reload: .applies, defaultValue: nil, defaultText: "none",
+            help: "Change the root directory of the listener's exec children (the program is then looked up in it).",
+            field: .listener { $0.execIdentity.root = $1.text }),
+        Option(
+            name: "chdir", kind: .path, scope: .execChild, reload: .applies, defaultValue: nil,
+            defaultText: "serverd's, or / with chroot",
+            help: "The working directory of the listener's exec children (inside the chroot, if any).",
+            field: .listener { $0.execIdentity.directory = $1.text }),
+        Option(
+            name: "umask", kind: .socketMode, scope: .execChild, reload: .applies, defaultValue: nil,
+            defaultText: "serverd's", help: "The file mode creation mask of the listener's exec children, in octal.",
+            field: .listener { $0.execIdentity.umask = $1.mode & 0o777 }),
+        Option(
+            name: "env", kind: .environment, scope: .execChild, reload: .applies, defaultValue: nil,
+            defaultText: "serverd's", help: "Environment changes for the listener's exec children: NAME=value sets "
+                + "a variable, -NAME removes it, in order.",
+            field: .listener { $0.execIdentity.environment = $1.words }),
+        Option(
+            name: "rlimit-nofile", kind: .integer(OptionRange.rlimitNofile), scope: .execChild, reload: .applies,
+            defaultValue: nil, defaultText: "serverd's",
+            help: "Most open descriptors of each exec child (RLIMIT_NOFILE, soft and hard), "
+                + "\(OptionRange.text(OptionRange.rlimitNofile)).",
+            field: .listener { $0.execIdentity.limits.append(.init(resource: cshims_rlimit_nofile, value: UInt64($1.integer))) }),
+        Option(
+            name: "rlimit-as", kind: .integer(OptionRange.rlimitAs), scope: .execChild, reload: .applies,
+            defaultValue: nil, defaultText: "serverd's",
+            help: "Most address space of each exec child in bytes (RLIMIT_AS), "
+                + "\(OptionRange.text(OptionRange.rlimitAs)).",
+            field: .listener { $0.execIdentity.limits.append(.init(resource: cshims_rlimit_as, value: UInt64($1.integer))) }),
+        Option(
+            name: "rlimit-cpu", kind: .integer(OptionRange.rlimitCpu), scope: .execChild, reload: .applies,
+            defaultValue: nil, defaultText: "serverd's",
+            help: "Most CPU seconds of each exec child (RLIMIT_CPU), \(OptionRange.text(OptionRange.rlimitCpu)).",
+            field: .listener { $0.execIdentity.limits.append(.init(resource: cshims_rlimit_cpu, value: UInt64($1.integer))) }),
+        Option(
+            name: "rlimit-nproc", kind: .integer(OptionRange.rlimitNproc), scope: .execChild, reload: .applies,
+            defaultValue: nil, defaultText: "serverd's",
+            help: "Most processes of the exec children's user (RLIMIT_NPROC), "
+                + "\(OptionRange.text(OptionRange.rlimitNproc)).",
+            field: .listener { $0.execIdentity.limits.append(.init(resource: cshims_rlimit_nproc, value: UInt64($1.integer))) }),
     ]
 
-    /// The option named `name` (`max-connections`, without dashes).
-    static func named(_ name: String) -> Option? {
-        all.first { $0.name == name }
+    /// The option named `name` (`max-connections`, without dashes): in a `[[listener]]` table its own key first
+    /// (`user` is then the exec children's), elsewhere never one of those.
+    static func named(_ name: String, inListener: Bool = false) -> Option? {
+        if inListener, let own = all.first(where: { $0.name == name && $0.scope == .execChild }) { return own }
+        return all.first { $0.name == name && $0.scope != .execChild }
     }
 }

@@ -4,7 +4,7 @@ enum CheckReport {
     static func lines(_ state: DesiredState) -> [String] {
         state.listeners.map { listener in
             var details = ["model \(state.settings.model.rawValue)"]
-            for option in OptionTable.all where option.scope == .listener {
+            for option in OptionTable.all where option.scope == .listener || option.scope == .execChild {
                 if let value = listener.values[option.name] { details.append("\(option.name) \(value.display)") }
             }
             return "\(listener.text) (\(listener.place); \(details.joined(separator: ", ")))"

@@ -68,6 +68,7 @@ struct DesiredState: Equatable, Sendable {
         }
         var values = OptionTable.resolve(
             .listener, layers: [file?.topLevel ?? OptionLayer(), invocation.options, listen.options])
+        values.merge(OptionTable.resolve(.execChild, layers: [listen.options])) { _, own in own }
         if service != .exec { values["exec"] = nil }
         let policy = ListenerPolicy(service: service, values: values)
         let declaration = ListenerDeclaration(
@@ -75,6 +76,12 @@ struct DesiredState: Equatable, Sendable {
         if let own = listen.options["exec"], service != .exec {
             throw DaemonError(
                 .configuration, "\(own.place): exec: '\(listen.text)' is no exec listener, so it runs no program")
+        }
+        if service != .exec, let own = OptionTable.all.lazy.filter({ $0.scope == .execChild })
+            .compactMap({ listen.options[$0.key] }).first
+        {
+            throw DaemonError(
+                .configuration, "\(own.place): '\(listen.text)' is no exec listener, so it has no exec children")
         }
         if service == .exec && policy.exec.isEmpty {
             throw DaemonError(

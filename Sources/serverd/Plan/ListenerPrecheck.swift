@@ -93,10 +93,12 @@ enum ListenerPrecheck {
             errno: code)
     }
 
-    /// The program of an exec listener exists and is executable: a path, or a name found on `PATH`.
+    /// The program of an exec listener exists and is executable: a path, or a name found on `PATH`; inside the
+    /// listener's `chroot` when it has one.
     private static func checkProgram(_ listener: ListenerDeclaration) throws(DaemonError) {
         guard let program = listener.policy.exec.first else { return }
-        let candidates: [String]
+        let root = listener.policy.execIdentity.root.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 } ?? ""
+        var candidates: [String]
         if program.contains("/") {
             candidates = [program]
         } else {
@@ -105,13 +107,16 @@ enum ListenerPrecheck {
                 ($0.isEmpty ? "." : String($0)) + "/" + program
             }
         }
+        if !root.isEmpty {
+            candidates = candidates.filter { $0.hasPrefix("/") }.map { root + $0 }
+        }
         for candidate in candidates {
             var status = stat()
             if stat(candidate, &status) == 0, status.st_mode & S_IFMT == S_IFREG, access(candidate, X_OK) == 0 {
                 return
             }
         }
-        let searched = program.contains("/") ? "" : " on PATH"
+        let searched = (program.contains("/") ? "" : " on PATH") + (root.isEmpty ? "" : " inside chroot \(root)")
         throw DaemonError(
             .configuration, "\(listener.subject): exec: no executable program '\(program)'\(searched)")
     }

@@ -35,9 +35,9 @@ struct ExecChild: Sendable {
     /// begins; `pause` is how the wait passes its time): the connection is accepted already, and is not to be lost to a
     /// passing burst.
     static func start(
-        _ program: [String], environment: [String], descriptors: [Int32], groups: ExecProcessGroups,
-        listenPIDSlot: Int? = nil, connectionsInFlight: () -> Int, waiting: (SocketError) -> Void,
-        pause: (Double) -> Void
+        _ program: [String], environment: [String], descriptors: [Int32], identity: ExecIdentity,
+        groups: ExecProcessGroups, listenPIDSlot: Int? = nil, connectionsInFlight: () -> Int,
+        waiting: (SocketError) -> Void, pause: (Double) -> Void
     ) throws(ExecStartFailure) -> ExecChild {
         guard let table = groups.table else { throw .descriptors(SocketError("mmap", errno: groups.creationErrno)) }
         let deadline = monotonicSeconds() + descriptorPatience
@@ -46,7 +46,7 @@ struct ExecChild: Sendable {
         defer { if let ticket { DescriptorWaiters.leave(ticket) } }
         while true {
             do {
-                return try attempt(program, environment, descriptors, table, listenPIDSlot)
+                return try attempt(program, environment, descriptors, identity, table, listenPIDSlot)
             } catch {
                 guard let shortage = shortage(error), monotonicSeconds() < deadline else { throw error }
                 let waiter = ticket ?? DescriptorWaiters.join()
@@ -70,8 +70,8 @@ struct ExecChild: Sendable {
     }
 
     private static func attempt(
-        _ program: [String], _ environment: [String], _ descriptors: [Int32], _ table: OpaquePointer,
-        _ listenPIDSlot: Int?
+        _ program: [String], _ environment: [String], _ descriptors: [Int32], _ identity: ExecIdentity,
+        _ table: OpaquePointer, _ listenPIDSlot: Int?
     ) throws(ExecStartFailure) -> ExecChild {
         var errorPipe: [Int32] = [-1, -1]
         guard cshims_stderr_pipe(&errorPipe) == 0 else { throw .descriptors(SocketError("pipe", errno: errno)) }
@@ -79,14 +79,38 @@ struct ExecChild: Sendable {
         while given.count < 3 { given.append(-1) }
         given[2] = errorPipe[1]
         var pidfd: Int32 = -1
+        let resources = identity.limits.map(\.resource)
+        let values = identity.limits.map { CUnsignedLongLong($0.value) }
+        let credentials = identity.credentials
+        let groupList = credentials?.groups ?? []
+        let root = identity.root.map { strdup($0) }
+        let directory = identity.directory.map { strdup($0) }
+        defer {
+            free(root ?? nil)
+            free(directory ?? nil)
+        }
         let (pid, spawnErrno) = CStringArray.with(program) { argv in
             CStringArray.with(environment, room: listenPIDSlot.map { [$0: 12] } ?? [:]) { envp in
                 given.withUnsafeBufferPointer { fds in
-                    var request = cshims_spawn_request(
-                        file: argv[0], argv: argv, envp: envp, descriptors: fds.baseAddress, count: Int32(fds.count),
-                        pid_digits: listenPIDSlot.map { envp[$0]! + "LISTEN_PID=".utf8.count }, groups: table)
-                    let pid = cshims_spawn(&request, &pidfd)
-                    return (pid, cshims_errno())
+                    resources.withUnsafeBufferPointer { resources in
+                        values.withUnsafeBufferPointer { values in
+                            groupList.withUnsafeBufferPointer { groupList in
+                                var request = cshims_spawn_request(
+                                    file: argv[0], argv: argv, envp: envp, descriptors: fds.baseAddress,
+                                    count: Int32(fds.count),
+                                    pid_digits: listenPIDSlot.map { envp[$0]! + "LISTEN_PID=".utf8.count },
+                                    groups: table, limit_resources: resources.baseAddress,
+                                    limit_values: values.baseAddress, limit_count: Int32(resources.count),
+                                    root: root ?? nil, directory: directory ?? nil,
+                                    set_ids: credentials == nil ? 0 : 1, set_uid: credentials?.uid == nil ? 0 : 1,
+                                    uid: credentials?.uid ?? 0, gid: credentials?.gid ?? 0,
+                                    groups_list: groupList.baseAddress, group_count: Int32(groupList.count),
+                                    umask: identity.umask.map { Int32($0) } ?? -1)
+                                let pid = cshims_spawn(&request, &pidfd)
+                                return (pid, cshims_errno())
+                            }
+                        }
+                    }
                 }
             }
         }

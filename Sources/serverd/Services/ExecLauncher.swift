@@ -33,13 +33,15 @@ final class ExecLauncher: Sendable {
         let logger = context.logger
         let inFlight = context.inFlight
         let supervisor = supervisor
-        let environment = ExecEnvironment.variables(for: connection, client: client, listener: listener)
+        let identity = snapshot.policy.execIdentity
+        let environment = identity.applyingEnvironment(
+            to: ExecEnvironment.variables(for: connection, client: client, listener: listener))
         let child: ExecChild
         inFlight.begin(connection)
         do throws(ExecStartFailure) {
             child = try ExecChild.start(
                 program, environment: environment, descriptors: [connection.fileDescriptor, connection.fileDescriptor],
-                groups: inFlight.groups, connectionsInFlight: { inFlight.connectionsInProcess },
+                identity: identity, groups: inFlight.groups, connectionsInFlight: { inFlight.connectionsInProcess },
                 waiting: { shortage in
                     logger.warning("\(label): out of descriptors for \(client) (\(shortage)): waiting up to \(ExecChild.descriptorPatience) s")
                 },

@@ -77,14 +77,16 @@ final class WaitModeRunner: Sendable {
         // The program gets the socket as systemd would pass it: blocking. serverd only polls it meanwhile, and makes
         // it non-blocking again once the program is gone.
         try? socket.setNonBlocking(false)
-        var environment = ExecEnvironment.inherited() + ["LISTEN_FDS=1", "LISTEN_PID="]
+        let identity = snapshot.policy.execIdentity
+        var environment = identity.applyingEnvironment(to: ExecEnvironment.inherited()) + ["LISTEN_FDS=1", "LISTEN_PID="]
         let pidSlot = environment.count - 1
         if let inheritedName = context.inheritedName { environment.append("LISTEN_FDNAMES=\(inheritedName)") }
         let fd = socket.fileDescriptor
         let child: ExecChild
         do throws(ExecStartFailure) {
             child = try ExecChild.start(
-                program, environment: environment, descriptors: [fd, fd, -1, fd], groups: context.inFlight.groups,
+                program, environment: environment, descriptors: [fd, fd, -1, fd], identity: identity,
+                groups: context.inFlight.groups,
                 listenPIDSlot: pidSlot, connectionsInFlight: { 0 }, waiting: { _ in }, pause: { _ in })
         } catch {
             try? socket.setNonBlocking(true)
