@@ -36,6 +36,13 @@ enum HelpText {
         }
         lines += [
             "",
+            "Examples:",
+            "  serverd --listen exec@tcp://127.0.0.1:2000 -- /usr/bin/env",
+            "        runs env per connection, the connection on its stdin and stdout (UCSPI variables set)",
+            "  serverd --listen exec@udp://127.0.0.1:69 --wait -- /usr/sbin/in.tftpd -s /srv/tftp",
+            "        wait mode: runs in.tftpd with the UDP socket itself on fd 0, 1 and 3 when a request comes,",
+            "        and again after it exits, as inetd's wait services",
+            "",
             "Exit status: 0 stopped cleanly, 64 usage error, 78 configuration error, 69 address in use, 71 system",
             "error, 77 permission denied.",
         ]

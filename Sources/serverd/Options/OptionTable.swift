@@ -60,7 +60,8 @@ enum OptionTable {
         // MARK: Each listener
         Option(
             name: "exec", kind: .program, scope: .listener, reload: .applies, defaultValue: nil, defaultText: "none",
-            help: "The program and arguments that exec listeners run per connection: after -- on the command line, "
+            help: "The program and arguments that exec listeners run per connection (the connection on its stdin and "
+                + "stdout), or with --wait once for the socket itself: after -- on the command line, "
                 + "exec = [\"PROGRAM\", \"ARG\"] in the file.",
             field: .listener { $0.exec = $0.service == .exec ? $1.words : [] }),
         Option(
