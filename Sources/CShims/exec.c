@@ -69,30 +69,32 @@ static void prune(struct cshims_group_table *table) {
     }
 }
 
-/* In the child, before exec: lists its group, or says why it must not run. */
-static int enter_group(struct cshims_group_table *table, pid_t pgid) {
-    int slot = claim_slot(table, pgid);
-    if (slot < 0) {
+/* In the child, before exec: lists its group in a slot (stored in *slot), or says why it must
+   not run. */
+static int enter_group(struct cshims_group_table *table, pid_t pgid, volatile int *slot) {
+    int claimed = claim_slot(table, pgid);
+    if (claimed < 0) {
         prune(table);
-        slot = claim_slot(table, pgid);
+        claimed = claim_slot(table, pgid);
     }
-    if (slot < 0) {
+    if (claimed < 0) {
         return EAGAIN;
     }
     if (atomic_load(&table->closed)) {
-        atomic_store(&table->slots[slot], 0);
+        atomic_store(&table->slots[claimed], 0);
         return ECANCELED;
     }
+    *slot = claimed;
     return 0;
 }
 
-int cshims_group_table_release(struct cshims_group_table *table, pid_t pgid) {
+int cshims_group_table_release(struct cshims_group_table *table, pid_t pgid, int slot) {
     if (!group_is_gone(pgid)) {
         return 0;
     }
-    for (int i = 0; i < table->capacity; i++) {
+    if (slot >= 0 && slot < table->capacity) {
         int expected = pgid;
-        atomic_compare_exchange_strong(&table->slots[i], &expected, 0);
+        atomic_compare_exchange_strong(&table->slots[slot], &expected, 0);
     }
     return 1;
 }
@@ -114,6 +116,7 @@ int cshims_group_table_close(struct cshims_group_table *table, pid_t *out, int m
 struct spawn_child {
     const struct cshims_spawn_request *request;
     volatile int error;   /* set by the child when it could not run the program */
+    volatile int slot;    /* the group table slot the child took */
 };
 
 /* Writes `value` in decimal into `out` (at least 12 bytes), NUL-terminated. Async-signal-safe. */
@@ -133,25 +136,15 @@ static void format_pid(char *out, pid_t value) {
 
 /* In the child: everything between clone and exec, async-signal-safe calls only (it runs on the
    parent's memory). Returns the errno that stopped it. */
-static int run_child(const struct cshims_spawn_request *request) {
+static int run_child(const struct cshims_spawn_request *request, volatile int *slot) {
     /* Default dispositions for every signal (handlers are the parent's code; an ignored SIGPIPE
-       is serverd's choice, not the program's), then an empty mask: signals were blocked by the
-       parent around clone, so none can reach a handler before this. */
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof(dfl));
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; sig++) {
-        (void)sigaction(sig, &dfl, NULL);   /* fails harmlessly for SIGKILL, SIGSTOP and RT internals */
-    }
-    sigset_t empty;
-    sigemptyset(&empty);
-    if (sigprocmask(SIG_SETMASK, &empty, NULL) != 0) {
-        return errno;
-    }
+       is serverd's choice, not the program's), then an empty mask: every signal was blocked by
+       the parent around clone, so none can reach a handler before this. */
+    cshims_reset_signals();
     if (setpgid(0, 0) != 0) {
         return errno;
     }
-    int code = enter_group(request->groups, getpid());
+    int code = enter_group(request->groups, getpid(), slot);
     if (code != 0) {
         return code;
     }
@@ -210,15 +203,16 @@ static int run_child(const struct cshims_spawn_request *request) {
 
 static int child_main(void *argument) {
     struct spawn_child *child = argument;
-    child->error = run_child(child->request);
+    child->error = run_child(child->request, &child->slot);
     _exit(127);
 }
 
 /* The child's stack: it needs room for execvpe's PATH search and a script's /bin/sh argv. */
 #define CHILD_STACK_SIZE (64 * 1024)
 
-pid_t cshims_spawn(const struct cshims_spawn_request *request, int *pidfd) {
+pid_t cshims_spawn(const struct cshims_spawn_request *request, int *pidfd, int *group_slot) {
     *pidfd = -1;
+    *group_slot = -1;
     if (request->count < 0 || request->count > CSHIMS_SPAWN_MAX_DESCRIPTORS) {
         errno = EINVAL;
         return -1;
@@ -228,10 +222,9 @@ pid_t cshims_spawn(const struct cshims_spawn_request *request, int *pidfd) {
         errno = ENOMEM;
         return -1;
     }
-    struct spawn_child child = { .request = request, .error = 0 };
-    sigset_t all, mask;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &mask);
+    struct spawn_child child = { .request = request, .error = 0, .slot = -1 };
+    unsigned long mask = 0;
+    (void)cshims_block_every_signal(&mask);
     int flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
     pid_t pid = clone(child_main, stack + CHILD_STACK_SIZE, flags | CLONE_PIDFD, &child, pidfd);
     if (pid < 0 && errno == EINVAL) {
@@ -240,7 +233,7 @@ pid_t cshims_spawn(const struct cshims_spawn_request *request, int *pidfd) {
         pid = clone(child_main, stack + CHILD_STACK_SIZE, flags, &child);
     }
     int saved = errno;
-    pthread_sigmask(SIG_SETMASK, &mask, NULL);
+    cshims_restore_signal_mask(&mask);
     free(stack);
     if (pid < 0) {
         *pidfd = -1;
@@ -250,7 +243,7 @@ pid_t cshims_spawn(const struct cshims_spawn_request *request, int *pidfd) {
     if (child.error != 0) {
         int status;
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-        (void)cshims_group_table_release(request->groups, pid);
+        (void)cshims_group_table_release(request->groups, pid, child.slot);
         if (*pidfd >= 0) {
             close(*pidfd);
             *pidfd = -1;
@@ -258,6 +251,7 @@ pid_t cshims_spawn(const struct cshims_spawn_request *request, int *pidfd) {
         errno = child.error;
         return -1;
     }
+    *group_slot = child.slot;
     return pid;
 }
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 
 int cshims_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
@@ -60,16 +61,36 @@ int cshims_sigmask(int how, const int *signals, int count) {
     return pthread_sigmask(how, &set, NULL);
 }
 
+/* The kernel's struct sigaction (x86_64 and the other 64-bit ABIs): glibc's sigaction refuses its
+   own internal signals (32 and 33), so an ignored disposition of theirs would survive a reset
+   through it; the raw system call resets every signal. */
+struct kernel_sigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)(void);
+    unsigned long mask;
+};
+
 void cshims_reset_signals(void) {
-    struct sigaction dfl;
+    struct kernel_sigaction dfl;
     memset(&dfl, 0, sizeof(dfl));
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; sig++) {
-        sigaction(sig, &dfl, NULL);   /* fails harmlessly for SIGKILL, SIGSTOP and RT internals */
+    dfl.handler = SIG_DFL;
+    for (int sig = 1; sig <= 64; sig++) {
+        if (sig != SIGKILL && sig != SIGSTOP) {
+            (void)syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(dfl.mask));
+        }
     }
-    sigset_t empty;
-    sigemptyset(&empty);
-    pthread_sigmask(SIG_SETMASK, &empty, NULL);
+    unsigned long empty = 0;
+    (void)syscall(SYS_rt_sigprocmask, SIG_SETMASK, &empty, NULL, sizeof(empty));
+}
+
+int cshims_block_every_signal(unsigned long *previous) {
+    unsigned long all = ~0UL;
+    return (int)syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, previous, sizeof(all));
+}
+
+void cshims_restore_signal_mask(const unsigned long *previous) {
+    (void)syscall(SYS_rt_sigprocmask, SIG_SETMASK, previous, NULL, sizeof(*previous));
 }
 
 pid_t cshims_fork(void) {

@@ -5,8 +5,9 @@ import XCTest
 /// The table of exec process groups (Sources/CShims/exec.c) over real processes: bounded, pruned
 /// of empty groups when full, holding a group while a member lives, closed at stop.
 final class ExecGroupTableTests: XCTestCase {
-    /// Spawns `argv` in a group of its own, entered in `table`, on /dev/null; returns pid or -errno.
-    private func spawn(_ table: OpaquePointer, _ argv: [String]) -> (pid: pid_t, errno: Int32) {
+    /// Spawns `argv` in a group of its own, entered in `table`, on /dev/null; returns pid (or -1 and errno) and the
+    /// slot that lists the group.
+    private func spawn(_ table: OpaquePointer, _ argv: [String]) -> (pid: pid_t, errno: Int32, slot: Int32) {
         let null = open("/dev/null", O_RDWR | O_CLOEXEC)
         defer { close(null) }
         var arguments: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
@@ -14,6 +15,7 @@ final class ExecGroupTableTests: XCTestCase {
         defer { arguments.forEach { free($0) } }
         let descriptors: [Int32] = [null, null, null]
         var pidfd: Int32 = -1
+        var slot: Int32 = -1
         let pid = arguments.withUnsafeMutableBufferPointer { argv in
             environment.withUnsafeMutableBufferPointer { envp in
                 descriptors.withUnsafeBufferPointer { fds in
@@ -25,21 +27,21 @@ final class ExecGroupTableTests: XCTestCase {
                     request.count = 3
                     request.groups = table
                     request.umask = -1
-                    return cshims_spawn(&request, &pidfd)
+                    return cshims_spawn(&request, &pidfd, &slot)
                 }
             }
         }
         let code = cshims_errno()
         if pidfd >= 0 { close(pidfd) }
-        return (pid, code)
+        return (pid, code, slot)
     }
 
     /// Spawns a long sleeper that leads its own group; SIGKILLed and reaped at teardown if still there.
-    private func spawnSleeper(_ table: OpaquePointer) -> pid_t {
+    private func spawnSleeper(_ table: OpaquePointer) -> (pid: pid_t, errno: Int32, slot: Int32) {
         let child = spawn(table, ["/bin/sleep", "1000"])
         XCTAssertGreaterThan(child.pid, 0, "errno \(child.errno)")
         addTeardownBlock { [pid = child.pid] in self.endIfRunning(pid) }
-        return child.pid
+        return child
     }
 
     /// SIGKILLs and reaps `pid` if it is a child of this process not reaped yet (never a recycled pid).
@@ -75,21 +77,21 @@ final class ExecGroupTableTests: XCTestCase {
     func testFullTableRefusesUntilAGroupIsEmptyAndClosedTableRefusesAll() throws {
         let table = try XCTUnwrap(cshims_group_table_create(2))
         // A group left behind: its leader gets a member, then exits and is reaped.
-        let leader = spawnSleeper(table)
+        let (leader, _, leaderSlot) = spawnSleeper(table)
         XCTAssertEqual(getpgid(leader), leader, "the child leads its own group")
         let member = try sleeper(inGroup: leader)
         kill(leader, SIGKILL)
         reap(leader)
-        XCTAssertEqual(cshims_group_table_release(table, leader), 0, "a member lives on: the group stays listed")
+        XCTAssertEqual(cshims_group_table_release(table, leader, leaderSlot), 0, "a member lives on: the group stays listed")
         // Children that exit free their slot when released: the one free slot serves again and again.
         for _ in 0..<5 {
             let child = spawn(table, ["/bin/true"])
             XCTAssertGreaterThan(child.pid, 0, "errno \(child.errno)")
             reap(child.pid)
-            XCTAssertEqual(cshims_group_table_release(table, child.pid), 1)
+            XCTAssertEqual(cshims_group_table_release(table, child.pid, child.slot), 1)
         }
         // Two live groups fill it: the next spawn is refused and runs nothing.
-        let running = spawnSleeper(table)
+        let running = spawnSleeper(table).pid
         let refused = spawn(table, ["/bin/true"])
         XCTAssertEqual(refused.pid, -1)
         XCTAssertEqual(refused.errno, EAGAIN)
@@ -99,7 +101,7 @@ final class ExecGroupTableTests: XCTestCase {
         let admitted = spawn(table, ["/bin/true"])
         XCTAssertGreaterThan(admitted.pid, 0, "errno \(admitted.errno)")
         reap(admitted.pid)
-        _ = cshims_group_table_release(table, admitted.pid)
+        _ = cshims_group_table_release(table, admitted.pid, admitted.slot)
         // Closing lists the live groups and refuses every later spawn.
         var listed = [pid_t](repeating: 0, count: 2)
         XCTAssertEqual(cshims_group_table_close(table, &listed, 2), 1)

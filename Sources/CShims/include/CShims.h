@@ -36,8 +36,16 @@ int cshims_signalfd_read(int fd);
 /// Blocks (how = SIG_BLOCK) or unblocks (SIG_UNBLOCK) the given signals in the calling thread.
 int cshims_sigmask(int how, const int *signals, int count);
 
-/// Unblocks every signal and resets every handler to SIG_DFL; for a freshly forked child.
+/// Unblocks every signal and resets the disposition of every signal, glibc's internal ones
+/// included, to SIG_DFL, with raw system calls only: for a freshly forked or cloned child.
 void cshims_reset_signals(void);
+
+/// Blocks every signal of the calling thread, glibc's internal ones included (raw
+/// rt_sigprocmask); stores the mask it replaced in `*previous`. 0 or -1 with errno.
+int cshims_block_every_signal(unsigned long *previous);
+
+/// Sets the calling thread's signal mask back to what cshims_block_every_signal stored.
+void cshims_restore_signal_mask(const unsigned long *previous);
 
 /// fork(2), kept explicit and greppable.
 pid_t cshims_fork(void);

@@ -18,8 +18,9 @@ struct cshims_group_table;
 /// A table of `capacity` free slots; NULL with errno when mmap fails.
 struct cshims_group_table *cshims_group_table_create(int capacity);
 
-/// Forgets `pgid` if the group is empty now; returns 1 if it was forgotten, 0 if members live on.
-int cshims_group_table_release(struct cshims_group_table *table, pid_t pgid);
+/// Forgets `pgid`, listed in `slot`, if the group is empty now; returns 1 if it was forgotten (or
+/// is not listed there), 0 if members live on (a full table then frees the slot once they are gone).
+int cshims_group_table_release(struct cshims_group_table *table, pid_t pgid, int slot);
 
 /// Closes the table to new groups (a spawn that has not entered its group yet fails with
 /// ECANCELED) and copies the groups listed into `out` (at most `max`); returns how many.
@@ -72,10 +73,10 @@ struct cshims_spawn_request {
 /// request, and writes its pid where `pid_digits` points.
 ///
 /// Returns the child's pid and, in `*pidfd`, a close-on-exec pidfd of it (CLONE_PIDFD; -1 on a
-/// kernel without it). Returns -1 with errno set to why the clone, the group or the exec failed
+/// kernel without it), in `*group_slot` the table slot that lists its group. Returns -1 with errno set to why the clone, the group or the exec failed
 /// (a child that failed is reaped; EAGAIN: the table is full of live groups; ECANCELED: it is
 /// closed).
-pid_t cshims_spawn(const struct cshims_spawn_request *request, int *pidfd);
+pid_t cshims_spawn(const struct cshims_spawn_request *request, int *pidfd, int *group_slot);
 
 /// pipe2(O_CLOEXEC) for a child's stderr, with the read end (fds[0]) non-blocking.
 int cshims_stderr_pipe(int fds[2]);

@@ -25,6 +25,8 @@ struct ExecChild: Sendable {
     let standardError: Int32
     /// A pidfd of the child, -1 without one (the supervisor then looks with waitpid).
     let exitNotice: Int32
+    /// The slot of ``ExecProcessGroups`` that lists its process group.
+    let groupSlot: Int32
 
     /// Starts `program` (searched in PATH) with `descriptors` as its descriptors 0, 1, 3, … and a pipe to serverd as
     /// descriptor 2 (`descriptors[2]` is ignored and replaced by it). Where `listenPIDSlot` is the index of a
@@ -79,6 +81,7 @@ struct ExecChild: Sendable {
         while given.count < 3 { given.append(-1) }
         given[2] = errorPipe[1]
         var pidfd: Int32 = -1
+        var slot: Int32 = -1
         let resources = identity.limits.map(\.resource)
         let values = identity.limits.map { CUnsignedLongLong($0.value) }
         let credentials = identity.credentials
@@ -106,7 +109,7 @@ struct ExecChild: Sendable {
                                     uid: credentials?.uid ?? 0, gid: credentials?.gid ?? 0,
                                     groups_list: groupList.baseAddress, group_count: Int32(groupList.count),
                                     umask: identity.umask.map { Int32($0) } ?? -1)
-                                let pid = cshims_spawn(&request, &pidfd)
+                                let pid = cshims_spawn(&request, &pidfd, &slot)
                                 return (pid, cshims_errno())
                             }
                         }
@@ -119,7 +122,7 @@ struct ExecChild: Sendable {
             close(errorPipe[0])
             throw .program(spawnErrno)
         }
-        return ExecChild(pid: pid, standardError: errorPipe[0], exitNotice: pidfd)
+        return ExecChild(pid: pid, standardError: errorPipe[0], exitNotice: pidfd, groupSlot: slot)
     }
 }
 

@@ -68,7 +68,7 @@ final class ExecLauncher: Sendable {
             let note = line.isCut ? " [cut at \(cut) bytes, continued]" : ""
             logger.warning("\(label): pid \(pid): \(line.text)\(note)")
         } exited: { [self] status in
-            inFlight.groups.release(pid)
+            inFlight.groups.release(child)
             Self.logEnd(status, of: program[0], pid: pid, client: client, label: label, logger: logger)
             try? connection.shutdown(Int32(SHUT_WR))
             connection.close()

@@ -32,10 +32,10 @@ final class ExecProcessGroups: @unchecked Sendable {
         creationErrno = table == nil ? errno : 0
     }
 
-    /// After the handler reaped the group's leader: forgets the group unless members live on.
-    func release(_ pgid: pid_t) {
+    /// Once the child that leads the group has been reaped: forgets the group unless members live on.
+    func release(_ child: ExecChild) {
         guard let table else { return }
-        _ = cshims_group_table_release(table, pgid)
+        _ = cshims_group_table_release(table, child.pid, child.groupSlot)
     }
 
     /// When the daemon stops: closes the table (no program starts from now on), sends SIGTERM to

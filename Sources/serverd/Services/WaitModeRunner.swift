@@ -106,7 +106,7 @@ final class WaitModeRunner: Sendable {
             let note = line.isCut ? " [cut at \(cut) bytes, continued]" : ""
             logger.warning("\(label): pid \(pid): \(line.text)\(note)")
         } exited: { [self] status in
-            context.inFlight.groups.release(pid)
+            context.inFlight.groups.release(child)
             try? socket.setNonBlocking(true)
             ExecLauncher.logEnd(status, of: program[0], pid: pid, client: nil, label: label, logger: logger)
             state.withLock { $0.pid = nil }
