@@ -63,10 +63,12 @@ final class ExecIdentityTests: XCTestCase {
             [[listener]]
             listen = "exec@udp://127.0.0.1:0"
             wait = true
-            exec = ["/bin/sh", "-c", "echo uid=$(id -u) gid=$(id -g) >&2; grep 'Max open files' /proc/self/limits >&2"]
+            exec = ["/bin/sh", "-c", "echo uid=$(id -u) gid=$(id -g) >&2; grep 'Max open files' /proc/self/limits >&2; \
+            echo pid=$$ listen_pid=$LISTEN_PID fds=$LISTEN_FDS marker=$SERVERD_WAIT_MARKER >&2"]
             user = "nobody"
             group = "nogroup"
             rlimit-nofile = 32
+            env = ["SERVERD_WAIT_MARKER=set", "-LISTEN_FDS"]
             """)
         let serverd = try ServerdProcess(["--config", config], directory: directory)
         let address = try SocketAddress(parsing: try serverd.waitForListening(1).map(addressPart)[0])
@@ -74,6 +76,9 @@ final class ExecIdentityTests: XCTestCase {
         let log = try serverd.waitForLog("exited with status 0")
         XCTAssertTrue(log.contains(": uid=65534 gid=65534"), log)
         XCTAssertTrue(log.range(of: #"Max open files +32 +32"#, options: .regularExpression) != nil, log)
+        // env changes apply to serverd's variables; the socket activation variables come after them, intact.
+        let pid = try XCTUnwrap(log.range(of: #"pid=(\d+) listen_pid=\1 fds=1 marker=set"#, options: .regularExpression), log)
+        XCTAssertFalse(log[pid].isEmpty)
         try serverd.stop()
     }
 

@@ -84,7 +84,10 @@ final class Daemon {
     /// Runs the control loop until a stop; returns the exit status.
     func run() -> Int32 {
         while state == .ready {
-            waitForSignalsAndServe()
+            guard waitForSignalsAndServe() else {
+                tick()
+                continue
+            }
             for signal in signals.pending() where state == .ready {
                 if signal == SIGHUP {
                     reload()
@@ -190,9 +193,10 @@ final class Daemon {
         execSupervisor.serviceEvents()
     }
 
-    /// Waits for a signal, serving meanwhile the listeners the control loop serves (those whose model forks: see
-    /// ``Listener/servedByControlLoop``) and reaping exec children (``ExecSupervisor``).
-    private func waitForSignalsAndServe() {
+    /// Waits for a signal, serving meanwhile the listeners the control loop serves (see
+    /// ``Listener/servedByControlLoop``) and reaping exec children (``ExecSupervisor``). Returns whether a signal may
+    /// be pending (the signalfd was readable, or the wait failed).
+    private func waitForSignalsAndServe() -> Bool {
         let served = listeners.all.filter(\.servedByControlLoop)
         var descriptors = [signals.fileDescriptor]
         var owners: [Listener?] = [nil]
@@ -211,7 +215,7 @@ final class Daemon {
         // again soon.
         let looking = atCapacity || execSupervisor.looksForExits
         let timeout = looking ? min(controlTimeout, ExecSupervisor.lookInterval) : controlTimeout
-        guard let ready = try? pollReadable(descriptors, timeout: timeout) else { return }
+        guard let ready = try? pollReadable(descriptors, timeout: timeout) else { return true }
         execSupervisor.serviceEvents()
         var servedNow = Set<ObjectIdentifier>()
         for (index, isReady) in ready.enumerated() where isReady {
@@ -219,6 +223,7 @@ final class Daemon {
             listener.server.serveReadyRequests()
         }
         for listener in served { listener.server.serviceActions() }
+        return ready[0]
     }
 
     /// How long the control loop waits for a signal: at most a second, and no longer than until the next watchdog

@@ -20,7 +20,8 @@ final class Listener: Sendable {
 
     /// Whether the daemon's control loop serves this listener instead of a thread of its own: when the stream model
     /// forks, the whole process must be single-threaded whenever it forks (a fork copies only the forking thread, and
-    /// a lock another thread held would stay locked for ever in the child), datagram listeners included.
+    /// a lock another thread held would stay locked for ever in the child), datagram listeners included; and an exec
+    /// stream listener, whose children the control loop reaps, under a model that hands requests to workers.
     let servedByControlLoop: Bool
 
     init(

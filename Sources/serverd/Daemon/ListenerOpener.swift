@@ -109,7 +109,16 @@ struct ListenerOpener {
         let inherited = if case .adopt = origin { true } else { false }
         return Listener(
             identity: declaration.identity, context: context, server: server, inherited: inherited,
-            servedByControlLoop: forks)
+            servedByControlLoop: forks || startsProgramsOnControlLoop(server))
+    }
+
+    /// Whether an exec stream listener is served from the control loop rather than a thread of its own: its loop
+    /// only accepts and starts programs, which the control loop reaps, so one thread does both without a wake-up of
+    /// another per connection. Not under a model that runs requests on the serving thread (serial), where a reload
+    /// that made the listener a built-in service would have the control loop serve connections itself.
+    private func startsProgramsOnControlLoop(_ server: any ServesListener) -> Bool {
+        server.socketType == .stream && server.context.policy.service == .exec
+            && !server.processingModel.runsRequestsOnServingThread
     }
 
     /// Whether the stream model forks: then every listener is served from the daemon's one thread.

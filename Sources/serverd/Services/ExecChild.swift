@@ -30,14 +30,15 @@ struct ExecChild: Sendable {
 
     /// Starts `program` (searched in PATH) with `descriptors` as its descriptors 0, 1, 3, … and a pipe to serverd as
     /// descriptor 2 (`descriptors[2]` is ignored and replaced by it). Where `listenPIDSlot` is the index of a
-    /// `LISTEN_PID=` entry of `environment`, the child writes its own pid there.
+    /// `LISTEN_PID=` entry among the child's own variables (counted from ``ChildEnvironment/ownStart``), the child
+    /// writes its own pid there.
     ///
     /// A shortage of descriptors is waited out for up to ``descriptorPatience`` seconds as long as
     /// ``DescriptorWaiters`` says that waiting can help, given `connectionsInFlight` (`waiting` is told when the wait
     /// begins; `pause` is how the wait passes its time): the connection is accepted already, and is not to be lost to a
     /// passing burst.
     static func start(
-        _ program: [String], environment: [String], descriptors: [Int32], identity: ExecIdentity,
+        _ program: [String], environment: ChildEnvironment, descriptors: [Int32], identity: ExecIdentity,
         groups: ExecProcessGroups, listenPIDSlot: Int? = nil, connectionsInFlight: () -> Int,
         waiting: (SocketError) -> Void, pause: (Double) -> Void
     ) throws(ExecStartFailure) -> ExecChild {
@@ -72,7 +73,7 @@ struct ExecChild: Sendable {
     }
 
     private static func attempt(
-        _ program: [String], _ environment: [String], _ descriptors: [Int32], _ identity: ExecIdentity,
+        _ program: [String], _ environment: ChildEnvironment, _ descriptors: [Int32], _ identity: ExecIdentity,
         _ table: OpaquePointer, _ listenPIDSlot: Int?
     ) throws(ExecStartFailure) -> ExecChild {
         var errorPipe: [Int32] = [-1, -1]
@@ -81,7 +82,7 @@ struct ExecChild: Sendable {
         while given.count < 3 { given.append(-1) }
         given[2] = errorPipe[1]
         var pidfd: Int32 = -1
-        var slot: Int32 = -1
+        var groupSlot: Int32 = -1
         let resources = identity.limits.map(\.resource)
         let values = identity.limits.map { CUnsignedLongLong($0.value) }
         let credentials = identity.credentials
@@ -92,8 +93,11 @@ struct ExecChild: Sendable {
             free(root ?? nil)
             free(directory ?? nil)
         }
+        let shared = environment.shared.pointers
+        let ownSlot = listenPIDSlot.map { environment.ownStart + $0 }
+        let pidSlot = ownSlot.map { shared.count + $0 }
         let (pid, spawnErrno) = CStringArray.with(program) { argv in
-            CStringArray.with(environment, room: listenPIDSlot.map { [$0: 12] } ?? [:]) { envp in
+            CStringArray.with(environment.own, after: shared, room: ownSlot.map { [$0: 12] } ?? [:]) { envp in
                 given.withUnsafeBufferPointer { fds in
                     resources.withUnsafeBufferPointer { resources in
                         values.withUnsafeBufferPointer { values in
@@ -101,7 +105,7 @@ struct ExecChild: Sendable {
                                 var request = cshims_spawn_request(
                                     file: argv[0], argv: argv, envp: envp, descriptors: fds.baseAddress,
                                     count: Int32(fds.count),
-                                    pid_digits: listenPIDSlot.map { envp[$0]! + "LISTEN_PID=".utf8.count },
+                                    pid_digits: pidSlot.map { envp[$0]! + "LISTEN_PID=".utf8.count },
                                     groups: table, limit_resources: resources.baseAddress,
                                     limit_values: values.baseAddress, limit_count: Int32(resources.count),
                                     root: root ?? nil, directory: directory ?? nil,
@@ -109,7 +113,7 @@ struct ExecChild: Sendable {
                                     uid: credentials?.uid ?? 0, gid: credentials?.gid ?? 0,
                                     groups_list: groupList.baseAddress, group_count: Int32(groupList.count),
                                     umask: identity.umask.map { Int32($0) } ?? -1)
-                                let pid = cshims_spawn(&request, &pidfd, &slot)
+                                let pid = cshims_spawn(&request, &pidfd, &groupSlot)
                                 return (pid, cshims_errno())
                             }
                         }
@@ -122,25 +126,29 @@ struct ExecChild: Sendable {
             close(errorPipe[0])
             throw .program(spawnErrno)
         }
-        return ExecChild(pid: pid, standardError: errorPipe[0], exitNotice: pidfd, groupSlot: slot)
+        return ExecChild(pid: pid, standardError: errorPipe[0], exitNotice: pidfd, groupSlot: groupSlot)
     }
 }
 
 /// NULL-terminated C string arrays for execve, valid for the duration of a call.
 private enum CStringArray {
-    /// Calls `body` with `strings` as a NULL-terminated array of C strings; `room` gives extra bytes after some of
-    /// them (index → bytes), writable by the callee.
+    /// Calls `body` with `shared` then `strings` as one NULL-terminated array of C strings; `room` gives extra bytes
+    /// after some of `strings` (index → bytes), writable by the callee. Only the copies of `strings` are freed.
     static func with<R>(
-        _ strings: [String], room: [Int: Int] = [:], _ body: (UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> R
+        _ strings: [String], after shared: [UnsafeMutablePointer<CChar>] = [], room: [Int: Int] = [:],
+        _ body: (UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> R
     ) -> R {
-        var pointers: [UnsafeMutablePointer<CChar>?] = strings.enumerated().map { index, string in
+        var pointers: [UnsafeMutablePointer<CChar>?] = []
+        pointers.reserveCapacity(shared.count + strings.count + 1)
+        for pointer in shared { pointers.append(pointer) }
+        for (index, string) in strings.enumerated() {
             let bytes = string.utf8CString
             let memory = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + room[index, default: 0])
             bytes.withUnsafeBufferPointer { memory.update(from: $0.baseAddress!, count: $0.count) }
-            return memory
+            pointers.append(memory)
         }
         pointers.append(nil)
-        defer { pointers.forEach { $0?.deallocate() } }
+        defer { pointers[shared.count...].forEach { $0?.deallocate() } }
         return pointers.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
     }
 }

@@ -8,10 +8,18 @@ enum ExecEnvironment {
     /// Variables of another connection, never passed on.
     private static let ucspiPrefixes = ["PROTO=", "TCPLOCAL", "TCPREMOTE", "UNIXLOCAL", "UNIXREMOTE"]
 
-    /// `NAME=value` strings for execve.
-    static func variables(for connection: Socket, client: SocketAddress, listener: SocketAddress) -> [String] {
-        inherited() + ucspi(for: connection, client: client, listener: listener)
+    /// The environment of a child: serverd's own variables (as C strings made once; with `identity`'s `env` changes
+    /// applied, made anew), then `own`.
+    static func child(own: [String], identity: ExecIdentity) -> ChildEnvironment {
+        if identity.environment.isEmpty {
+            return ChildEnvironment(shared: inheritedCStrings, own: own)
+        }
+        let changed = identity.applyingEnvironment(to: inherited())
+        return ChildEnvironment(shared: .none, own: changed + own, ownStart: changed.count)
     }
+
+    /// The variables of ``inherited()`` as C strings, made once and kept for serverd's life.
+    private static let inheritedCStrings = ChildEnvironment.SharedCStrings(inheritedOnce)
 
     /// serverd's environment without what belongs to serverd alone or to another connection: what a wait-mode
     /// program gets besides the socket activation variables. Read once, at the first child (serverd changes its
@@ -22,7 +30,8 @@ enum ExecEnvironment {
         !ucspiPrefixes.contains(where: { entry.hasPrefix($0) })
     }
 
-    private static func ucspi(for connection: Socket, client: SocketAddress, listener: SocketAddress) -> [String] {
+    /// The UCSPI variables of a connection: `NAME=value` strings.
+    static func ucspi(for connection: Socket, client: SocketAddress, listener: SocketAddress) -> [String] {
         if connection.family == AF_UNIX {
             var variables = ["PROTO=UNIX", "UNIXLOCALPATH=\(unixPath(listener))"]
             if let credentials = try? connection.peerCredentials() {

@@ -34,8 +34,8 @@ final class ExecLauncher: Sendable {
         let inFlight = context.inFlight
         let supervisor = supervisor
         let identity = snapshot.policy.execIdentity
-        let environment = identity.applyingEnvironment(
-            to: ExecEnvironment.variables(for: connection, client: client, listener: listener))
+        let environment = ExecEnvironment.child(
+            own: ExecEnvironment.ucspi(for: connection, client: client, listener: listener), identity: identity)
         let child: ExecChild
         inFlight.begin(connection)
         do throws(ExecStartFailure) {
@@ -83,14 +83,13 @@ final class ExecLauncher: Sendable {
     static func logEnd(
         _ status: Int32, of program: String, pid: pid_t, client: SocketAddress?, label: String, logger: Logger
     ) {
-        let served = client.map { " for \($0)" } ?? ""
         let signal = status & 0x7f
+        var served: String { client.map { " for \($0)" } ?? "" }
         if signal != 0 {
             logger.warning("\(label): \(program) (pid \(pid))\(served) killed by signal \(signal)")
             return
         }
         let code = (status >> 8) & 0xff
-        let message: Logger.Message = "\(label): \(program) (pid \(pid))\(served) exited with status \(code)"
-        if code == 0 { logger.info(message) } else { logger.warning(message) }
+        logger.log(level: code == 0 ? .info : .warning, "\(label): \(program) (pid \(pid))\(served) exited with status \(code)")
     }
 }

@@ -78,9 +78,10 @@ final class WaitModeRunner: Sendable {
         // it non-blocking again once the program is gone.
         try? socket.setNonBlocking(false)
         let identity = snapshot.policy.execIdentity
-        var environment = identity.applyingEnvironment(to: ExecEnvironment.inherited()) + ["LISTEN_FDS=1", "LISTEN_PID="]
-        let pidSlot = environment.count - 1
-        if let inheritedName = context.inheritedName { environment.append("LISTEN_FDNAMES=\(inheritedName)") }
+        var activation = ["LISTEN_FDS=1", "LISTEN_PID="]
+        if let inheritedName = context.inheritedName { activation.append("LISTEN_FDNAMES=\(inheritedName)") }
+        let environment = ExecEnvironment.child(own: activation, identity: identity)
+        let pidSlot = 1
         let fd = socket.fileDescriptor
         let child: ExecChild
         do throws(ExecStartFailure) {
