@@ -41,14 +41,18 @@ struct cshims_group_table *cshims_group_table_create(int capacity) {
     return table;
 }
 
-static int group_is_gone(pid_t pgid) {
-    int saved = errno;
-    int gone = kill(-pgid, 0) < 0 && errno == ESRCH;
-    errno = saved;
-    return gone;
+/* Code the spawned child runs: never instrumented by a sanitizer, whose runtime keeps its state in
+   the thread-local storage of the thread that started the child, which runs on at the same time. */
+#define CHILD_CODE __attribute__((no_sanitize("address", "thread", "undefined")))
+
+static long raw_syscall(long number, long a, long b, long c, long d, long e, long f);
+
+/* Raw kill: the spawned child calls this too, and must not touch errno. */
+CHILD_CODE static int group_is_gone(pid_t pgid) {
+    return raw_syscall(SYS_kill, -(long)pgid, 0, 0, 0, 0, 0) == -ESRCH;
 }
 
-static int claim_slot(struct cshims_group_table *table, pid_t pgid) {
+CHILD_CODE static int claim_slot(struct cshims_group_table *table, pid_t pgid) {
     for (int i = 0; i < table->capacity; i++) {
         int expected = 0;
         if (atomic_compare_exchange_strong(&table->slots[i], &expected, pgid)) {
@@ -60,7 +64,7 @@ static int claim_slot(struct cshims_group_table *table, pid_t pgid) {
 
 /* Frees the slots of groups that no longer exist (kill(-pgid, 0) fails with ESRCH). Runs in a
    spawned child that finds the table full, so only async-signal-safe calls. */
-static void prune(struct cshims_group_table *table) {
+CHILD_CODE static void prune(struct cshims_group_table *table) {
     for (int i = 0; i < table->capacity; i++) {
         int pgid = atomic_load(&table->slots[i]);
         if (pgid != 0 && group_is_gone(pgid)) {
@@ -71,7 +75,7 @@ static void prune(struct cshims_group_table *table) {
 
 /* In the child, before exec: lists its group in a slot (stored in *slot), or says why it must
    not run. */
-static int enter_group(struct cshims_group_table *table, pid_t pgid, volatile int *slot) {
+CHILD_CODE static int enter_group(struct cshims_group_table *table, pid_t pgid, volatile int *slot) {
     int claimed = claim_slot(table, pgid);
     if (claimed < 0) {
         prune(table);
@@ -111,19 +115,188 @@ int cshims_group_table_close(struct cshims_group_table *table, pid_t *out, int m
     return count;
 }
 
-/* Everything the child of cshims_spawn needs, on the parent's memory (CLONE_VM): the parent's
-   thread is suspended until the child has exec'd or exited, so nothing here changes meanwhile. */
-struct spawn_child {
-    const struct cshims_spawn_request *request;
-    volatile int error;   /* set by the child when it could not run the program */
-    volatile int slot;    /* the group table slot the child took */
+/* ---- The child's system calls ----
+   The child of cshims_spawn runs on serverd's memory, next to the thread that started it, until
+   it execs: it must not touch errno (that thread's, through the shared thread pointer), take a
+   lock or call into libc. So it makes raw system calls, which return -errno. */
+
+CHILD_CODE static long raw_syscall(long number, long a, long b, long c, long d, long e, long f) {
+#if defined(__x86_64__)
+    long result;
+    register long r10 __asm__("r10") = d;
+    register long r8 __asm__("r8") = e;
+    register long r9 __asm__("r9") = f;
+    __asm__ volatile("syscall"
+                     : "=a"(result)
+                     : "a"(number), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                     : "rcx", "r11", "memory");
+    return result;
+#elif defined(__aarch64__)
+    register long x8 __asm__("x8") = number;
+    register long x0 __asm__("x0") = a;
+    register long x1 __asm__("x1") = b;
+    register long x2 __asm__("x2") = c;
+    register long x3 __asm__("x3") = d;
+    register long x4 __asm__("x4") = e;
+    register long x5 __asm__("x5") = f;
+    __asm__ volatile("svc 0"
+                     : "+r"(x0)
+                     : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5)
+                     : "memory", "cc");
+    return x0;
+#else
+#error "cshims_spawn's child needs raw system calls for this architecture"
+#endif
+}
+
+#define RAW0(n) raw_syscall((n), 0, 0, 0, 0, 0, 0)
+#define RAW1(n, a) raw_syscall((n), (long)(a), 0, 0, 0, 0, 0)
+#define RAW2(n, a, b) raw_syscall((n), (long)(a), (long)(b), 0, 0, 0, 0)
+#define RAW3(n, a, b, c) raw_syscall((n), (long)(a), (long)(b), (long)(c), 0, 0, 0)
+#define RAW4(n, a, b, c, d) raw_syscall((n), (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
+
+/* The kernel's struct sigaction (the 64-bit ABIs). */
+struct raw_sigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)(void);
+    unsigned long mask;
 };
 
-/* Writes `value` in decimal into `out` (at least 12 bytes), NUL-terminated. Async-signal-safe. */
-static void format_pid(char *out, pid_t value) {
+/* ---- The record: everything the child reads, copied into one block that lives until the
+   child has been reaped (it may still be reading it after cshims_spawn returned) ---- */
+
+#define CHILD_STACK_SIZE (16 * 1024)
+
+struct cshims_spawn_record {
+    /* Written by the child, read once it has been reaped. */
+    volatile int failure;
+    volatile int slot;
+    /* What the child reads. */
+    struct cshims_group_table *groups;
+    char **argv;
+    char **envp;
+    char **candidates;        /* the paths to try, in order */
+    char **script_argv;       /* /bin/sh, (the candidate), argv[1...]: for a file without #! */
+    char *pid_digits;         /* where LISTEN_PID's value goes, or NULL */
+    int *descriptors;
+    int count;
+    int *limit_resources;
+    unsigned long long *limit_values;
+    int limit_count;
+    char *root;
+    char *directory;
+    int set_ids;
+    int set_uid;
+    uid_t uid;
+    gid_t gid;
+    gid_t *groups_list;
+    int group_count;
+    int umask;
+    /* The child's stack, at the end; 16-byte aligned. */
+    _Alignas(16) char stack[CHILD_STACK_SIZE];
+};
+
+/* Bump allocation inside the block after the record. */
+struct arena {
+    char *next;
+};
+
+static void *take(struct arena *arena, size_t size) {
+    size = (size + 15) & ~(size_t)15;
+    void *memory = arena->next;
+    arena->next += size;
+    return memory;
+}
+
+static size_t room_for(size_t size) {
+    return (size + 15) & ~(size_t)15;
+}
+
+static size_t strings_size(char *const *strings, int *count) {
+    size_t size = 0;
+    int n = 0;
+    for (; strings != NULL && strings[n] != NULL; n++) {
+        size += room_for(strlen(strings[n]) + 1);
+    }
+    *count = n;
+    return size + room_for(((size_t)n + 1) * sizeof(char *));
+}
+
+static char **copy_strings(struct arena *arena, char *const *strings, int count) {
+    char **copy = take(arena, ((size_t)count + 1) * sizeof(char *));
+    for (int i = 0; i < count; i++) {
+        size_t length = strlen(strings[i]) + 1;
+        copy[i] = take(arena, length);
+        memcpy(copy[i], strings[i], length);
+    }
+    copy[count] = NULL;
+    return copy;
+}
+
+static char *copy_string(struct arena *arena, const char *string) {
+    if (string == NULL) {
+        return NULL;
+    }
+    size_t length = strlen(string) + 1;
+    char *copy = take(arena, length);
+    memcpy(copy, string, length);
+    return copy;
+}
+
+/* The paths execvpe would try for `file`: itself when it holds a '/', else each PATH entry
+   (serverd's PATH; an empty entry is the working directory) joined with it. */
+static int candidate_count(const char *file, const char *path) {
+    if (strchr(file, '/') != NULL) {
+        return 1;
+    }
+    int count = 1;
+    for (const char *p = path; *p != '\0'; p++) {
+        if (*p == ':') count++;
+    }
+    return count;
+}
+
+static size_t candidates_size(const char *file, const char *path) {
+    int count = candidate_count(file, path);
+    return room_for(((size_t)count + 1) * sizeof(char *)) + (size_t)count * room_for(strlen(path) + strlen(file) + 3);
+}
+
+static char **copy_candidates(struct arena *arena, const char *file, const char *path) {
+    int count = candidate_count(file, path);
+    char **candidates = take(arena, ((size_t)count + 1) * sizeof(char *));
+    if (strchr(file, '/') != NULL) {
+        candidates[0] = copy_string(arena, file);
+        candidates[1] = NULL;
+        return candidates;
+    }
+    const char *entry = path;
+    for (int i = 0; i < count; i++) {
+        const char *end = strchr(entry, ':');
+        size_t length = end != NULL ? (size_t)(end - entry) : strlen(entry);
+        char *candidate = take(arena, length + strlen(file) + 3);
+        if (length == 0) {
+            memcpy(candidate, ".", 1);
+            length = 1;
+        } else {
+            memcpy(candidate, entry, length);
+        }
+        candidate[length] = '/';
+        strcpy(candidate + length + 1, file);
+        candidates[i] = candidate;
+        entry = end != NULL ? end + 1 : entry + length;
+    }
+    candidates[count] = NULL;
+    return candidates;
+}
+
+/* ---- The child ---- */
+
+/* Writes `value` in decimal into `out` (at least 12 bytes), NUL-terminated. */
+CHILD_CODE static void format_pid(char *out, long value) {
     char digits[12];
     int n = 0;
-    unsigned int v = (unsigned int)value;
+    unsigned long v = (unsigned long)value;
     do {
         digits[n++] = (char)('0' + v % 10);
         v /= 10;
@@ -134,125 +307,197 @@ static void format_pid(char *out, pid_t value) {
     out[n] = '\0';
 }
 
-/* In the child: everything between clone and exec, async-signal-safe calls only (it runs on the
-   parent's memory). Returns the errno that stopped it. */
-static int run_child(const struct cshims_spawn_request *request, volatile int *slot) {
-    /* Default dispositions for every signal (handlers are the parent's code; an ignored SIGPIPE
-       is serverd's choice, not the program's), then an empty mask: every signal was blocked by
-       the parent around clone, so none can reach a handler before this. */
-    cshims_reset_signals();
-    if (setpgid(0, 0) != 0) {
-        return errno;
+/* execvpe's search, with raw execve: the candidates in order; a file without #! runs under
+   /bin/sh; EACCES from one candidate is reported only if no later one runs. Returns the errno. */
+CHILD_CODE static int exec_program(struct cshims_spawn_record *r) {
+    int denied = 0;
+    int last = ENOENT;
+    for (int i = 0; r->candidates[i] != NULL; i++) {
+        int error = (int)-RAW3(SYS_execve, r->candidates[i], r->argv, r->envp);
+        if (error == ENOEXEC) {
+            r->script_argv[1] = r->candidates[i];
+            return (int)-RAW3(SYS_execve, "/bin/sh", r->script_argv, r->envp);
+        }
+        if (error == EACCES) {
+            denied = 1;
+        } else if (error != ENOENT && error != ENOTDIR && error != ESTALE && error != ENODEV && error != ETIMEDOUT) {
+            return error;
+        }
+        last = error;
     }
-    int code = enter_group(request->groups, getpid(), slot);
-    if (code != 0) {
-        return code;
-    }
-    if (request->pid_digits != NULL) {
-        format_pid(request->pid_digits, getpid());
-    }
-    for (int i = 0; i < request->limit_count; i++) {
-        struct rlimit limit = { .rlim_cur = request->limit_values[i], .rlim_max = request->limit_values[i] };
-        if (setrlimit(request->limit_resources[i], &limit) != 0) {
-            return errno;
+    return denied ? EACCES : last;
+}
+
+/* Everything between clone and exec. Returns the errno that stopped it. */
+CHILD_CODE static int run_child(struct cshims_spawn_record *r) {
+    /* Every signal was blocked by the parent around clone and stays blocked here until every
+       disposition is the default: no handler of serverd's can run on its memory. An ignored
+       SIGPIPE is serverd's choice, not the program's. */
+    struct raw_sigaction dfl = { .handler = SIG_DFL };
+    for (int sig = 1; sig <= 64; sig++) {
+        if (sig != SIGKILL && sig != SIGSTOP) {
+            (void)RAW4(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(dfl.mask));
         }
     }
-    if (request->root != NULL) {
-        if (chroot(request->root) != 0) {
-            return errno;
-        }
-        if (request->directory == NULL && chdir("/") != 0) {
-            return errno;
-        }
+    unsigned long empty = 0;
+    long result = RAW4(SYS_rt_sigprocmask, SIG_SETMASK, &empty, NULL, sizeof(empty));
+    if (result < 0) return (int)-result;
+    if ((result = RAW2(SYS_setpgid, 0, 0)) < 0) return (int)-result;
+    long pid = RAW0(SYS_getpid);
+    int code = enter_group(r->groups, (pid_t)pid, &r->slot);
+    if (code != 0) return code;
+    if (r->pid_digits != NULL) {
+        format_pid(r->pid_digits, pid);
     }
-    if (request->directory != NULL && chdir(request->directory) != 0) {
-        return errno;
+    for (int i = 0; i < r->limit_count; i++) {
+        struct rlimit limit = { .rlim_cur = r->limit_values[i], .rlim_max = r->limit_values[i] };
+        if ((result = RAW4(SYS_prlimit64, 0, r->limit_resources[i], &limit, NULL)) < 0) return (int)-result;
     }
-    if (request->set_ids) {
-        if (syscall(SYS_setgroups, (size_t)request->group_count, request->groups_list) != 0
-            || syscall(SYS_setresgid, request->gid, request->gid, request->gid) != 0) {
-            return errno;
-        }
-        if (request->set_uid && syscall(SYS_setresuid, request->uid, request->uid, request->uid) != 0) {
-            return errno;
-        }
+    if (r->root != NULL) {
+        if ((result = RAW1(SYS_chroot, r->root)) < 0) return (int)-result;
+        if (r->directory == NULL && (result = RAW1(SYS_chdir, "/")) < 0) return (int)-result;
     }
-    if (request->umask >= 0) {
-        umask((mode_t)request->umask);
+    if (r->directory != NULL && (result = RAW1(SYS_chdir, r->directory)) < 0) return (int)-result;
+    if (r->set_ids) {
+        if ((result = RAW2(SYS_setgroups, r->group_count, r->groups_list)) < 0) return (int)-result;
+        if ((result = RAW3(SYS_setresgid, r->gid, r->gid, r->gid)) < 0) return (int)-result;
+        if (r->set_uid && (result = RAW3(SYS_setresuid, r->uid, r->uid, r->uid)) < 0) return (int)-result;
     }
-    int count = request->count;
-    /* Every source above the targets first, so that no dup2 below can clobber one. */
+    if (r->umask >= 0) {
+        (void)RAW1(SYS_umask, r->umask);
+    }
+    /* Every source above the targets first, so that no dup3 below can clobber one. */
     int moved[CSHIMS_SPAWN_MAX_DESCRIPTORS];
-    for (int i = 0; i < count; i++) {
-        moved[i] = fcntl(request->descriptors[i], F_DUPFD, count);
-        if (moved[i] < 0) {
-            return errno;
-        }
+    for (int i = 0; i < r->count; i++) {
+        if ((result = RAW3(SYS_fcntl, r->descriptors[i], F_DUPFD, r->count)) < 0) return (int)-result;
+        moved[i] = (int)result;
     }
-    for (int i = 0; i < count; i++) {
-        if (dup2(moved[i], i) < 0) {
-            return errno;
-        }
+    for (int i = 0; i < r->count; i++) {
+        if ((result = RAW3(SYS_dup3, moved[i], i, 0)) < 0) return (int)-result;
     }
-    if (syscall(SYS_close_range, (unsigned int)count, ~0U, 0) != 0) {
-        return errno;
-    }
-    execvpe(request->file, request->argv, request->envp);
-    return errno;
+    if ((result = RAW3(SYS_close_range, (unsigned int)r->count, ~0U, 0)) < 0) return (int)-result;
+    return exec_program(r);
 }
 
-static int child_main(void *argument) {
-    struct spawn_child *child = argument;
-    child->error = run_child(child->request, &child->slot);
-    _exit(127);
+CHILD_CODE static int child_main(void *argument) {
+    struct cshims_spawn_record *r = argument;
+    r->failure = run_child(r);
+    (void)RAW1(SYS_exit_group, 127);
+    return 127;
 }
 
-/* The child's stack: it needs room for execvpe's PATH search and a script's /bin/sh argv. */
-#define CHILD_STACK_SIZE (64 * 1024)
+/* ---- The parent ---- */
 
-pid_t cshims_spawn(const struct cshims_spawn_request *request, int *pidfd, int *group_slot) {
+struct cshims_spawn_record *cshims_spawn(const struct cshims_spawn_request *request, pid_t *pid, int *pidfd) {
+    *pid = -1;
     *pidfd = -1;
-    *group_slot = -1;
     if (request->count < 0 || request->count > CSHIMS_SPAWN_MAX_DESCRIPTORS) {
         errno = EINVAL;
-        return -1;
+        return NULL;
     }
-    char *stack = malloc(CHILD_STACK_SIZE);
-    if (stack == NULL) {
+    const char *path = getenv("PATH");
+    if (path == NULL) {
+        path = "/bin:/usr/bin";
+    }
+    int argc = 0, envc = 0;
+    size_t size = room_for(sizeof(struct cshims_spawn_record));
+    size += strings_size(request->argv, &argc);
+    size += strings_size(request->envp, &envc);
+    size += room_for(((size_t)argc + 2) * sizeof(char *));
+    size += candidates_size(request->file, path);
+    size += room_for((size_t)request->count * sizeof(int));
+    size += room_for((size_t)request->limit_count * (sizeof(int) + sizeof(unsigned long long)));
+    size += room_for((size_t)request->group_count * sizeof(gid_t));
+    size += request->root != NULL ? room_for(strlen(request->root) + 1) : 0;
+    size += request->directory != NULL ? room_for(strlen(request->directory) + 1) : 0;
+    size += 64;   /* the pid's digits */
+    char *block = aligned_alloc(16, room_for(size));
+    if (block == NULL) {
         errno = ENOMEM;
-        return -1;
+        return NULL;
     }
-    struct spawn_child child = { .request = request, .error = 0, .slot = -1 };
+    struct cshims_spawn_record *r = (struct cshims_spawn_record *)block;
+    struct arena arena = { block + room_for(sizeof(struct cshims_spawn_record)) };
+    r->failure = 0;
+    r->slot = -1;
+    r->groups = request->groups;
+    r->argv = copy_strings(&arena, request->argv, argc);
+    r->envp = copy_strings(&arena, request->envp, envc);
+    r->pid_digits = NULL;
+    if (request->listen_pid_index >= 0 && request->listen_pid_index < envc) {
+        /* The entry again, with room for the digits after its '='. */
+        const char *entry = request->envp[request->listen_pid_index];
+        const char *equals = strchr(entry, '=');
+        size_t prefix = equals != NULL ? (size_t)(equals - entry) + 1 : strlen(entry);
+        char *copy = take(&arena, prefix + 12);
+        memcpy(copy, entry, prefix);
+        copy[prefix] = '\0';
+        r->envp[request->listen_pid_index] = copy;
+        r->pid_digits = copy + prefix;
+    }
+    r->script_argv = take(&arena, ((size_t)argc + 2) * sizeof(char *));
+    r->script_argv[0] = "/bin/sh";
+    r->script_argv[1] = NULL;
+    for (int i = 1; i <= argc; i++) {
+        r->script_argv[i + 1] = r->argv[i];
+    }
+    r->candidates = copy_candidates(&arena, request->file, path);
+    r->descriptors = take(&arena, (size_t)request->count * sizeof(int));
+    memcpy(r->descriptors, request->descriptors, (size_t)request->count * sizeof(int));
+    r->count = request->count;
+    r->limit_count = request->limit_count;
+    r->limit_resources = take(&arena, (size_t)request->limit_count * sizeof(int));
+    r->limit_values = take(&arena, (size_t)request->limit_count * sizeof(unsigned long long));
+    if (request->limit_count > 0) {
+        memcpy(r->limit_resources, request->limit_resources, (size_t)request->limit_count * sizeof(int));
+        memcpy(r->limit_values, request->limit_values, (size_t)request->limit_count * sizeof(unsigned long long));
+    }
+    r->root = copy_string(&arena, request->root);
+    r->directory = copy_string(&arena, request->directory);
+    r->set_ids = request->set_ids;
+    r->set_uid = request->set_uid;
+    r->uid = request->uid;
+    r->gid = request->gid;
+    r->group_count = request->group_count;
+    r->groups_list = take(&arena, (size_t)request->group_count * sizeof(gid_t));
+    if (request->group_count > 0) {
+        memcpy(r->groups_list, request->groups_list, (size_t)request->group_count * sizeof(gid_t));
+    }
+    r->umask = request->umask;
+
+    /* Every signal blocked (raw: glibc would leave its own two open) so that the child starts
+       with all of them blocked; the parent's mask comes back as soon as clone returns. */
     unsigned long mask = 0;
     (void)cshims_block_every_signal(&mask);
-    int flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
-    pid_t pid = clone(child_main, stack + CHILD_STACK_SIZE, flags | CLONE_PIDFD, &child, pidfd);
-    if (pid < 0 && errno == EINVAL) {
+    int flags = CLONE_VM | SIGCHLD;
+    pid_t child = clone(child_main, r->stack + CHILD_STACK_SIZE, flags | CLONE_PIDFD, r, pidfd);
+    if (child < 0 && errno == EINVAL) {
         /* A kernel before 5.2 has no CLONE_PIDFD: the caller falls back on waitpid. */
         *pidfd = -1;
-        pid = clone(child_main, stack + CHILD_STACK_SIZE, flags, &child);
+        child = clone(child_main, r->stack + CHILD_STACK_SIZE, flags, r);
     }
     int saved = errno;
     cshims_restore_signal_mask(&mask);
-    free(stack);
-    if (pid < 0) {
+    if (child < 0) {
         *pidfd = -1;
+        free(block);
         errno = saved;
-        return -1;
+        return NULL;
     }
-    if (child.error != 0) {
-        int status;
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-        (void)cshims_group_table_release(request->groups, pid, child.slot);
-        if (*pidfd >= 0) {
-            close(*pidfd);
-            *pidfd = -1;
-        }
-        errno = child.error;
-        return -1;
-    }
-    *group_slot = child.slot;
-    return pid;
+    *pid = child;
+    return r;
+}
+
+int cshims_spawn_failure(const struct cshims_spawn_record *record) {
+    return record->failure;
+}
+
+int cshims_spawn_group_slot(const struct cshims_spawn_record *record) {
+    return record->slot;
+}
+
+void cshims_spawn_record_free(struct cshims_spawn_record *record) {
+    free(record);
 }
 
 int cshims_stderr_pipe(int fds[2]) {

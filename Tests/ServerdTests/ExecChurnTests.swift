@@ -9,7 +9,7 @@ import XCTest
 /// signal handling and an empty mask, in a process group of its own in serverd's session.
 ///
 /// They were written against the fork-and-waitpid spawn path and hold for its replacement (a
-/// vfork-style clone, children reaped centrally through pidfds); the signal test found a defect
+/// clone that shares memory and is not waited for, children reaped centrally through pidfds); the signal test found a defect
 /// both had (glibc's internal signals kept an ignored disposition).
 final class ExecChurnTests: XCTestCase {
     // MARK: - 100,000 connections

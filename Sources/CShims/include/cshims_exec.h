@@ -29,20 +29,21 @@ int cshims_group_table_close(struct cshims_group_table *table, pid_t *out, int m
 /// The most descriptors a spawned program is given.
 #define CSHIMS_SPAWN_MAX_DESCRIPTORS 8
 
-/// What ``cshims_spawn`` starts.
+/// What ``cshims_spawn`` starts. Nothing of it needs to outlive the call: the spawn copies it.
 struct cshims_spawn_request {
-    /// The program, searched in PATH when it has no '/'.
+    /// The program, searched in serverd's PATH when it has no '/' (as execvpe does, a file
+    /// without `#!` running under /bin/sh).
     const char *file;
     /// NULL-terminated arguments and `NAME=value` environment.
     char *const *argv;
     char *const *envp;
+    /// When not negative: the index of a `LISTEN_PID=` entry of `envp`, whose value the child
+    /// sets to its own pid.
+    int listen_pid_index;
     /// `descriptors[i]` becomes descriptor i of the program, for i < `count` (at most
     /// CSHIMS_SPAWN_MAX_DESCRIPTORS); every other descriptor is closed.
     const int *descriptors;
     int count;
-    /// When not NULL: room for at least 12 bytes inside one of the `envp` strings (after
-    /// `LISTEN_PID=`), where the child writes its own pid before exec.
-    char *pid_digits;
     /// The table the child enters its process group in before exec.
     struct cshims_group_table *groups;
     /// Resource limits (soft and hard) to set: `limit_count` pairs of resource and value.
@@ -53,8 +54,8 @@ struct cshims_spawn_request {
     const char *root;
     /// chdir(2) to this directory, or NULL.
     const char *directory;
-    /// When `set_ids`: setgroups(`groups`), setresgid(`gid`) and, when `set_uid`, setresuid(`uid`), as raw system
-    /// calls (glibc's wrappers would signal the parent's threads, whose memory the child shares).
+    /// When `set_ids`: setgroups(`groups_list`), setresgid(`gid`) and, when `set_uid`,
+    /// setresuid(`uid`), changing the child alone.
     int set_ids;
     int set_uid;
     uid_t uid;
@@ -65,18 +66,34 @@ struct cshims_spawn_request {
     int umask;
 };
 
-/// Starts a program without copying the daemon: clone(CLONE_VM|CLONE_VFORK) on a stack of its
-/// own, as glibc's posix_spawn does, with a child that makes only async-signal-safe calls and
-/// returns once the program runs (or could not). The child gets default signal handling and an
-/// empty signal mask, leads a new process group (entered in `groups` before exec), has exactly
-/// the descriptors of the request, runs with the limits, root, directory, ids and umask of the
-/// request, and writes its pid where `pid_digits` points.
+/// A started child's record: a copy of everything it reads, its stack, and what it reports back
+/// (the slot of its process group, or why it could not run the program). Keep it until the
+/// child has been reaped, then free it.
+struct cshims_spawn_record;
+
+/// Starts a program without copying the daemon and without waiting for it: clone(CLONE_VM) on a
+/// stack of its own, with a copy of the request, and returns at once while the child goes on to
+/// exec on the other side. Until exec the child runs on serverd's memory, so it makes raw system
+/// calls only (no libc, no errno, no lock): every disposition back to the default with every
+/// signal blocked, then an empty mask; a new process group, entered in `groups`; the limits,
+/// root, directory, ids and umask of the request; exactly the descriptors of the request; its pid
+/// where `listen_pid_index` says; then the PATH search of execvpe.
 ///
-/// Returns the child's pid and, in `*pidfd`, a close-on-exec pidfd of it (CLONE_PIDFD; -1 on a
-/// kernel without it), in `*group_slot` the table slot that lists its group. Returns -1 with errno set to why the clone, the group or the exec failed
-/// (a child that failed is reaped; EAGAIN: the table is full of live groups; ECANCELED: it is
-/// closed).
-pid_t cshims_spawn(const struct cshims_spawn_request *request, int *pidfd, int *group_slot);
+/// Returns the record, the child's pid in `*pid` and, in `*pidfd`, a close-on-exec pidfd of it
+/// (CLONE_PIDFD; -1 on a kernel without it); NULL with errno when the clone (or the copy) failed.
+/// Whether the program runs is known once the child has been reaped: see cshims_spawn_failure.
+struct cshims_spawn_record *cshims_spawn(const struct cshims_spawn_request *request, pid_t *pid, int *pidfd);
+
+/// Once the child has been reaped: 0 if it ran the program, else the errno that stopped it
+/// before (the group table full: EAGAIN, closed: ECANCELED; the exec: ENOENT, EACCES, …); it then
+/// exited with status 127.
+int cshims_spawn_failure(const struct cshims_spawn_record *record);
+
+/// Once the child has been reaped: the group table slot it took, -1 if none.
+int cshims_spawn_group_slot(const struct cshims_spawn_record *record);
+
+/// Frees a record once its child has been reaped.
+void cshims_spawn_record_free(struct cshims_spawn_record *record);
 
 /// pipe2(O_CLOEXEC) for a child's stderr, with the read end (fds[0]) non-blocking.
 int cshims_stderr_pipe(int fds[2]);

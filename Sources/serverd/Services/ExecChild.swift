@@ -2,19 +2,17 @@ import CShims
 import FamilyServer
 import Glibc
 
-/// Why an exec child did not start.
-enum ExecStartFailure: Error {
-    /// A descriptor serverd needs (the stderr pipe) could not be made: the system call and errno.
-    case descriptors(SocketError)
-    /// The clone, the process group or the exec failed (the program is missing, …): errno.
-    case program(Int32)
-}
-
-/// A program serverd started (``start(_:environment:descriptors:groups:listenPIDSlot:connectionsInFlight:waiting:)``)
-/// and has not reaped yet: the leader of a process group of its own (in ``ExecProcessGroups`` from before it runs the
-/// program), the read end of its stderr pipe and, where the kernel has CLONE_PIDFD, a descriptor that becomes
-/// readable when it exits. The ``ExecSupervisor`` takes it from there: relays its stderr, reaps it.
+/// A program serverd started and has not reaped yet: the leader of a process group of its own (in ``ExecProcessGroups``
+/// from before it runs the program), the read end of its stderr pipe, where the kernel has CLONE_PIDFD a descriptor
+/// that becomes readable when it exits, and the spawn's record, which says once it has been reaped whether it ran the
+/// program at all. The ``ExecSupervisor`` takes it from there: relays its stderr, reaps it, frees the record.
 struct ExecChild: Sendable {
+    /// The spawn's record (`cshims_spawn_record`), owned by the child until it has been reaped.
+    struct Record: @unchecked Sendable {
+        // @unchecked: the child writes it before it execs or exits; serverd reads it only once the child is reaped.
+        let pointer: OpaquePointer
+    }
+
     /// How long a connection that was already accepted waits for descriptors (EMFILE, ENFILE)
     /// to start its program, before it is given up: a shortage that outlasts the burst of
     /// connections that caused it is not waited out.
@@ -25,8 +23,19 @@ struct ExecChild: Sendable {
     let standardError: Int32
     /// A pidfd of the child, -1 without one (the supervisor then looks with waitpid).
     let exitNotice: Int32
-    /// The slot of ``ExecProcessGroups`` that lists its process group.
-    let groupSlot: Int32
+    /// What the child reports back.
+    let record: Record
+
+    /// Once reaped: 0 if the child ran the program, else the errno that stopped it (it then exited 127).
+    var failure: Int32 { cshims_spawn_failure(record.pointer) }
+
+    /// Once reaped: the slot of ``ExecProcessGroups`` that listed its process group, -1 if none.
+    var groupSlot: Int32 { cshims_spawn_group_slot(record.pointer) }
+
+    /// Frees the record, once the child has been reaped and nothing reads it any more.
+    func freeRecord() {
+        cshims_spawn_record_free(record.pointer)
+    }
 
     /// Starts `program` (searched in PATH) with `descriptors` as its descriptors 0, 1, 3, … and a pipe to serverd as
     /// descriptor 2 (`descriptors[2]` is ignored and replaced by it). Where `listenPIDSlot` is the index of a
@@ -41,8 +50,8 @@ struct ExecChild: Sendable {
         _ program: [String], environment: ChildEnvironment, descriptors: [Int32], identity: ExecIdentity,
         groups: ExecProcessGroups, listenPIDSlot: Int? = nil, connectionsInFlight: () -> Int,
         waiting: (SocketError) -> Void, pause: (Double) -> Void
-    ) throws(ExecStartFailure) -> ExecChild {
-        guard let table = groups.table else { throw .descriptors(SocketError("mmap", errno: groups.creationErrno)) }
+    ) throws(SocketError) -> ExecChild {
+        guard let table = groups.table else { throw SocketError("mmap", errno: groups.creationErrno) }
         let deadline = monotonicSeconds() + descriptorPatience
         var wait = 0.001
         var ticket: UInt64?
@@ -51,38 +60,29 @@ struct ExecChild: Sendable {
             do {
                 return try attempt(program, environment, descriptors, identity, table, listenPIDSlot)
             } catch {
-                guard let shortage = shortage(error), monotonicSeconds() < deadline else { throw error }
+                let shortage = error.errno == EMFILE || error.errno == ENFILE
+                guard shortage, monotonicSeconds() < deadline else { throw error }
                 let waiter = ticket ?? DescriptorWaiters.join()
                 ticket = waiter
                 guard DescriptorWaiters.mayWait(waiter, connectionsInFlight: connectionsInFlight()) else { throw error }
-                if wait == 0.001 { waiting(shortage) }
+                if wait == 0.001 { waiting(error) }
                 pause(wait)
                 wait = min(wait * 2, 0.05)
             }
         }
     }
 
-    /// The failure as a system call error if it is a shortage of descriptors (EMFILE, ENFILE).
-    private static func shortage(_ failure: ExecStartFailure) -> SocketError? {
-        let error: SocketError
-        switch failure {
-        case .descriptors(let failed): error = failed
-        case .program(let code): error = SocketError("spawn", errno: code)
-        }
-        return error.errno == EMFILE || error.errno == ENFILE ? error : nil
-    }
-
     private static func attempt(
         _ program: [String], _ environment: ChildEnvironment, _ descriptors: [Int32], _ identity: ExecIdentity,
         _ table: OpaquePointer, _ listenPIDSlot: Int?
-    ) throws(ExecStartFailure) -> ExecChild {
+    ) throws(SocketError) -> ExecChild {
         var errorPipe: [Int32] = [-1, -1]
-        guard cshims_stderr_pipe(&errorPipe) == 0 else { throw .descriptors(SocketError("pipe", errno: errno)) }
+        guard cshims_stderr_pipe(&errorPipe) == 0 else { throw SocketError("pipe", errno: errno) }
         var given = descriptors
         while given.count < 3 { given.append(-1) }
         given[2] = errorPipe[1]
         var pidfd: Int32 = -1
-        var groupSlot: Int32 = -1
+        var pid: pid_t = -1
         let resources = identity.limits.map(\.resource)
         let values = identity.limits.map { CUnsignedLongLong($0.value) }
         let credentials = identity.credentials
@@ -94,27 +94,25 @@ struct ExecChild: Sendable {
             free(directory ?? nil)
         }
         let shared = environment.shared.pointers
-        let ownSlot = listenPIDSlot.map { environment.ownStart + $0 }
-        let pidSlot = ownSlot.map { shared.count + $0 }
-        let (pid, spawnErrno) = CStringArray.with(program) { argv in
-            CStringArray.with(environment.own, after: shared, room: ownSlot.map { [$0: 12] } ?? [:]) { envp in
+        let pidSlot = listenPIDSlot.map { shared.count + environment.ownStart + $0 }
+        let (record, spawnErrno) = CStringArray.with(program) { argv in
+            CStringArray.with(environment.own, after: shared) { envp in
                 given.withUnsafeBufferPointer { fds in
                     resources.withUnsafeBufferPointer { resources in
                         values.withUnsafeBufferPointer { values in
                             groupList.withUnsafeBufferPointer { groupList in
                                 var request = cshims_spawn_request(
-                                    file: argv[0], argv: argv, envp: envp, descriptors: fds.baseAddress,
-                                    count: Int32(fds.count),
-                                    pid_digits: pidSlot.map { envp[$0]! + "LISTEN_PID=".utf8.count },
-                                    groups: table, limit_resources: resources.baseAddress,
+                                    file: argv[0], argv: argv, envp: envp,
+                                    listen_pid_index: pidSlot.map { Int32($0) } ?? -1, descriptors: fds.baseAddress,
+                                    count: Int32(fds.count), groups: table, limit_resources: resources.baseAddress,
                                     limit_values: values.baseAddress, limit_count: Int32(resources.count),
                                     root: root ?? nil, directory: directory ?? nil,
                                     set_ids: credentials == nil ? 0 : 1, set_uid: credentials?.uid == nil ? 0 : 1,
                                     uid: credentials?.uid ?? 0, gid: credentials?.gid ?? 0,
                                     groups_list: groupList.baseAddress, group_count: Int32(groupList.count),
                                     umask: identity.umask.map { Int32($0) } ?? -1)
-                                let pid = cshims_spawn(&request, &pidfd, &groupSlot)
-                                return (pid, cshims_errno())
+                                let record = cshims_spawn(&request, &pid, &pidfd)
+                                return (record, cshims_errno())
                             }
                         }
                     }
@@ -122,28 +120,28 @@ struct ExecChild: Sendable {
             }
         }
         close(errorPipe[1])
-        guard pid > 0 else {
+        guard let record else {
             close(errorPipe[0])
-            throw .program(spawnErrno)
+            throw SocketError("clone", errno: spawnErrno)
         }
-        return ExecChild(pid: pid, standardError: errorPipe[0], exitNotice: pidfd, groupSlot: groupSlot)
+        return ExecChild(pid: pid, standardError: errorPipe[0], exitNotice: pidfd, record: Record(pointer: record))
     }
 }
 
 /// NULL-terminated C string arrays for execve, valid for the duration of a call.
 private enum CStringArray {
-    /// Calls `body` with `shared` then `strings` as one NULL-terminated array of C strings; `room` gives extra bytes
-    /// after some of `strings` (index → bytes), writable by the callee. Only the copies of `strings` are freed.
+    /// Calls `body` with `shared` then `strings` as one NULL-terminated array of C strings. Only the copies of
+    /// `strings` are freed.
     static func with<R>(
-        _ strings: [String], after shared: [UnsafeMutablePointer<CChar>] = [], room: [Int: Int] = [:],
+        _ strings: [String], after shared: [UnsafeMutablePointer<CChar>] = [],
         _ body: (UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> R
     ) -> R {
         var pointers: [UnsafeMutablePointer<CChar>?] = []
         pointers.reserveCapacity(shared.count + strings.count + 1)
         for pointer in shared { pointers.append(pointer) }
-        for (index, string) in strings.enumerated() {
+        for string in strings {
             let bytes = string.utf8CString
-            let memory = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + room[index, default: 0])
+            let memory = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count)
             bytes.withUnsafeBufferPointer { memory.update(from: $0.baseAddress!, count: $0.count) }
             pointers.append(memory)
         }

@@ -38,7 +38,7 @@ final class ExecLauncher: Sendable {
             own: ExecEnvironment.ucspi(for: connection, client: client, listener: listener), identity: identity)
         let child: ExecChild
         inFlight.begin(connection)
-        do throws(ExecStartFailure) {
+        do throws(SocketError) {
             child = try ExecChild.start(
                 program, environment: environment, descriptors: [connection.fileDescriptor, connection.fileDescriptor],
                 identity: identity, groups: inFlight.groups, connectionsInFlight: { inFlight.connectionsInProcess },
@@ -52,12 +52,7 @@ final class ExecLauncher: Sendable {
                 })
         } catch {
             inFlight.end(connection)
-            switch error {
-            case .descriptors(let failure):
-                logger.error("\(label): connection from \(client): \(failure)")
-            case .program(let code):
-                logger.error("\(label): cannot run \(program[0]) for \(client): \(String(cString: strerror(code))) (errno \(code))")
-            }
+            logger.error("\(label): connection from \(client): cannot start \(program[0]): \(error)")
             return false
         }
         running.add(1, ordering: .relaxed)
@@ -67,9 +62,9 @@ final class ExecLauncher: Sendable {
         supervisor.watch(child) { line in
             let note = line.isCut ? " [cut at \(cut) bytes, continued]" : ""
             logger.warning("\(label): pid \(pid): \(line.text)\(note)")
-        } exited: { [self] status in
+        } exited: { [self] child, status in
             inFlight.groups.release(child)
-            Self.logEnd(status, of: program[0], pid: pid, client: client, label: label, logger: logger)
+            Self.logEnd(status, failure: child.failure, of: program[0], pid: pid, client: client, label: label, logger: logger)
             try? connection.shutdown(Int32(SHUT_WR))
             connection.close()
             inFlight.end(connection)
@@ -79,10 +74,17 @@ final class ExecLauncher: Sendable {
         return true
     }
 
-    /// Logs how a child ended (`status` from waitpid): exit status 0 at info, anything else as a warning.
+    /// Logs how a child ended (`status` from waitpid): exit status 0 at info, anything else as a warning, and a
+    /// `failure` (the errno that kept it from running the program) as an error, once.
     static func logEnd(
-        _ status: Int32, of program: String, pid: pid_t, client: SocketAddress?, label: String, logger: Logger
+        _ status: Int32, failure: Int32, of program: String, pid: pid_t, client: SocketAddress?, label: String,
+        logger: Logger
     ) {
+        if failure != 0 {
+            let served = client.map { " for \($0)" } ?? ""
+            logger.error("\(label): cannot run \(program)\(served): \(String(cString: strerror(failure))) (errno \(failure))")
+            return
+        }
         let signal = status & 0x7f
         var served: String { client.map { " for \($0)" } ?? "" }
         if signal != 0 {

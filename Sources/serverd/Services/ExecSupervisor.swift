@@ -37,11 +37,11 @@ final class ExecSupervisor: @unchecked Sendable {
         /// Whether stderr is read by looking (not in the epoll set).
         var readWhenLooking = false
         let line: @Sendable (StandardErrorRelay.Line) -> Void
-        let exited: @Sendable (Int32) -> Void
+        let exited: @Sendable (ExecChild, Int32) -> Void
 
         init(
             _ child: ExecChild, line: @escaping @Sendable (StandardErrorRelay.Line) -> Void,
-            exited: @escaping @Sendable (Int32) -> Void
+            exited: @escaping @Sendable (ExecChild, Int32) -> Void
         ) {
             self.child = child
             self.standardError = child.standardError
@@ -72,10 +72,11 @@ final class ExecSupervisor: @unchecked Sendable {
     var looksForExits: Bool { watched.withLock { !$0.lookedAt.isEmpty } }
 
     /// Takes over `child`: calls `line` for each line it writes to stderr and, once it has been reaped, `exited` with
-    /// its wait status. Both run on the thread that services the events.
+    /// it and its wait status (``ExecChild/failure`` then says whether it ran the program); its record is freed after.
+    /// Both run on the thread that services the events.
     func watch(
         _ child: ExecChild, line: @escaping @Sendable (StandardErrorRelay.Line) -> Void,
-        exited: @escaping @Sendable (Int32) -> Void
+        exited: @escaping @Sendable (ExecChild, Int32) -> Void
     ) {
         let entry = Watched(child, line: line, exited: exited)
         let token = watched.withLock { registry in
@@ -190,6 +191,7 @@ final class ExecSupervisor: @unchecked Sendable {
             registry.lookedAt.remove(token)
         }
         // ECHILD: reaped elsewhere (it cannot be: only the supervisor waits for exec children); report an exit.
-        entry.exited(result == entry.child.pid ? status : 0)
+        entry.exited(entry.child, result == entry.child.pid ? status : 0)
+        entry.child.freeRecord()
     }
 }

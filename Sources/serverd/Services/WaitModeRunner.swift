@@ -84,19 +84,14 @@ final class WaitModeRunner: Sendable {
         let pidSlot = 1
         let fd = socket.fileDescriptor
         let child: ExecChild
-        do throws(ExecStartFailure) {
+        do throws(SocketError) {
             child = try ExecChild.start(
                 program, environment: environment, descriptors: [fd, fd, -1, fd], identity: identity,
                 groups: context.inFlight.groups,
                 listenPIDSlot: pidSlot, connectionsInFlight: { 0 }, waiting: { _ in }, pause: { _ in })
         } catch {
             try? socket.setNonBlocking(true)
-            switch error {
-            case .descriptors(let failure):
-                logger.error("\(label): cannot start \(program[0]): \(failure)")
-            case .program(let code):
-                logger.error("\(label): cannot run \(program[0]): \(String(cString: strerror(code))) (errno \(code))")
-            }
+            logger.error("\(label): cannot start \(program[0]): \(error)")
             return
         }
         let pid = child.pid
@@ -106,10 +101,11 @@ final class WaitModeRunner: Sendable {
         supervisor.watch(child) { line in
             let note = line.isCut ? " [cut at \(cut) bytes, continued]" : ""
             logger.warning("\(label): pid \(pid): \(line.text)\(note)")
-        } exited: { [self] status in
+        } exited: { [self] child, status in
             context.inFlight.groups.release(child)
             try? socket.setNonBlocking(true)
-            ExecLauncher.logEnd(status, of: program[0], pid: pid, client: nil, label: label, logger: logger)
+            ExecLauncher.logEnd(
+                status, failure: child.failure, of: program[0], pid: pid, client: nil, label: label, logger: logger)
             state.withLock { $0.pid = nil }
             ended()
         }
