@@ -112,7 +112,8 @@ final class ExecGroupTableTests: XCTestCase {
             XCTAssertEqual(cshims_group_table_release(table, child.pid, slot), 1)
         }
         // Two live groups fill it: the next child is refused before it runs anything.
-        let running = try spawnSleeper(table).pid
+        let runningChild = try spawnSleeper(table)
+        let running = runningChild.pid
         let refused = finish(try spawn(table, ["/bin/true"]))
         XCTAssertEqual(refused.failure, EAGAIN)
         XCTAssertEqual(refused.slot, -1)
@@ -129,6 +130,8 @@ final class ExecGroupTableTests: XCTestCase {
         XCTAssertEqual(listed[0], running)
         let late = finish(try spawn(table, ["/bin/true"]))
         XCTAssertEqual(late.failure, ECANCELED)
+        kill(running, SIGKILL)
+        XCTAssertEqual(finish(runningChild).failure, 0)
     }
 }
 
