@@ -5,8 +5,7 @@
 
 SWIFT      ?= swift
 APT_PACKAGES = libsystemd-dev pkgconf systemd python3
-# Programs the wait-mode tests run behind serverd: installed with services kept from starting
-# (a policy-rc.d that refuses every start, put in place only for the install when there is none).
+# Programs the wait-mode tests run behind serverd.
 TEST_APT_PACKAGES = tftpd-hpa tftp-hpa
 # One build folder for everything the tests and `make run` use; a plain `swift build`, the
 # configuration parser being fit for any build configuration.
@@ -16,15 +15,30 @@ BUILD_FLAGS ?=
 
 all: build
 
-## Debian packages the build and the tests need; apt-get runs only when one is missing.
-deps:
-	@missing=""; for p in $(APT_PACKAGES); do \
+# Installs the Debian packages $(1) that are missing (apt-get update first), never starting a
+# service of theirs: a policy-rc.d that refuses every start is put in place for the install when
+# there is none (installing tftpd-hpa or xinetd would start a system server).
+define apt_install
+	@missing=""; for p in $(1); do \
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	    echo "installing:$$missing"; \
+	    guard=""; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && guard=1; \
+	    fi; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	    status=$$?; [ -z "$$guard" ] || rm -f /usr/sbin/policy-rc.d; exit $$status; \
 	fi
+endef
+
+## Debian packages the build and the tests need.
+deps:
+	$(call apt_install,$(APT_PACKAGES))
+
+## The programs the tests run behind serverd.
+test-deps:
+	$(call apt_install,$(TEST_APT_PACKAGES))
 
 build: deps
 	$(SWIFT) build $(BUILD_FLAGS)
@@ -34,20 +48,6 @@ release: deps
 
 run: build
 	$$($(SWIFT) build $(BUILD_FLAGS) --show-bin-path)/serverd
-
-## The test programs; no service of theirs is ever started.
-test-deps:
-	@missing=""; for p in $(TEST_APT_PACKAGES); do \
-	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	    echo "installing:$$missing (no service started)"; \
-	    guard=""; if [ ! -e /usr/sbin/policy-rc.d ]; then \
-	        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && guard=1; \
-	    fi; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	    status=$$?; [ -z "$$guard" ] || rm -f /usr/sbin/policy-rc.d; exit $$status; \
-	fi
 
 test: build test-deps
 	$(SWIFT) build $(BUILD_FLAGS) --build-tests

@@ -353,10 +353,11 @@ class Server:
 # ---------------------------------------------------------------------------------------------
 # Builds of the C programs (the Makefile builds them too; this keeps the smoke self-contained)
 
-def build_c(build_dir):
+def build_c(build_dir, programs=(("loadgen", "loadgen/loadgen.c"), ("epoll_echo", "peers/epoll_echo.c"))):
+    """The C programs (name, source under Benchmarks/) into BUILD_DIR/bin, when missing or older than their source."""
     out = {}
     cc = os.environ.get("CC", "cc")
-    for name, src in (("loadgen", "loadgen/loadgen.c"), ("epoll_echo", "peers/epoll_echo.c")):
+    for name, src in programs:
         src = os.path.join(HERE, src)
         dst = os.path.join(build_dir, "bin", name)
         out[name] = dst

@@ -232,19 +232,7 @@ class Super(run.Server):
 
 def build_c(build_dir):
     """loadgen and spawn_floor into BUILD_DIR/bin, when missing or older than their source."""
-    out = {}
-    cc = os.environ.get("CC", "cc")
-    for name, src in (("loadgen", "loadgen/loadgen.c"), ("spawn_floor", "peers/spawn_floor.c")):
-        src = os.path.join(HERE, src)
-        dst = os.path.join(build_dir, "bin", name)
-        out[name] = dst
-        if os.path.exists(dst) and os.path.getmtime(dst) >= os.path.getmtime(src):
-            continue
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        tmp = f"{dst}.tmp{os.getpid()}"
-        subprocess.run([cc, "-O2", "-Wall", "-o", tmp, src], check=True)
-        os.replace(tmp, dst)
-    return out
+    return run.build_c(build_dir, (("loadgen", "loadgen/loadgen.c"), ("spawn_floor", "peers/spawn_floor.c")))
 
 
 class Bench:

@@ -87,16 +87,9 @@ bench-compare: bench-need-baseline bench-build-serverd bench-c
 	    --serverd "$$($(SWIFT) build -c release $(BUILD_FLAGS) --show-bin-path)/serverd" \
 	    $(bench_baseline) --results $(BENCH_COMPARE_RESULTS) $(BENCH_COMPARE_ARGS) $(BENCH_ARGS)
 
-# The peers of bench-exec, as `deps` installs the build's packages: apt-get only when one is missing.
-# (Installing xinetd may also start the system's xinetd with its /etc/xinetd.d services.)
+# The peers of bench-exec, installed like the build's packages (`apt_install` in the Makefile).
 bench-exec-deps:
-	@missing=""; for p in $(BENCH_EXEC_PACKAGES); do \
-	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	    echo "installing:$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	$(call apt_install,$(BENCH_EXEC_PACKAGES))
 
 bench-exec: bench-exec-deps bench-build-serverd bench-c
 	python3 Benchmarks/superservers.py --build-dir $(BENCH_SCRATCH) \

@@ -9,24 +9,13 @@ TEST_SYSTEM_APT_PACKAGES = systemd systemd-container python3 iproute2 procps uti
 # Upper bound for the whole container test, in seconds.
 TEST_SYSTEM_TIMEOUT ?= 600
 
-# apt-get runs only when one of the packages is missing.
-define deb_apt_install
-	@missing=""; for p in $(1); do \
-	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	    echo "installing:$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
-endef
-
 .PHONY: deb deb-deps test-system test-system-deps
 
 deb-deps:
-	$(call deb_apt_install,$(DEB_APT_PACKAGES))
+	$(call apt_install,$(DEB_APT_PACKAGES))
 
 test-system-deps:
-	$(call deb_apt_install,$(TEST_SYSTEM_APT_PACKAGES))
+	$(call apt_install,$(TEST_SYSTEM_APT_PACKAGES))
 
 deb: deb-deps
 	SWIFT=$(SWIFT) packaging/build-deb.sh $(DEB_OUT)

@@ -58,11 +58,7 @@ final class ExecLauncher: Sendable {
         running.add(1, ordering: .relaxed)
         let pid = child.pid
         logger.debug("\(label): started \(program[0]) as pid \(pid) for \(client)")
-        let cut = StandardErrorRelay().maximumLineLength
-        supervisor.watch(child) { line in
-            let note = line.isCut ? " [cut at \(cut) bytes, continued]" : ""
-            logger.warning("\(label): pid \(pid): \(line.text)\(note)")
-        } exited: { [self] child, status in
+        supervisor.watch(child, line: Self.logLine(label: label, pid: pid, logger: logger)) { [self] child, status in
             inFlight.groups.release(child)
             Self.logEnd(status, failure: child.failure, of: program[0], pid: pid, client: client, label: label, logger: logger)
             try? connection.shutdown(Int32(SHUT_WR))
@@ -72,6 +68,15 @@ final class ExecLauncher: Sendable {
             ended()
         }
         return true
+    }
+
+    /// What logs each line a child writes to stderr: `LABEL: pid N: TEXT`, a piece of a longer line marked as cut.
+    static func logLine(label: String, pid: pid_t, logger: Logger) -> @Sendable (StandardErrorRelay.Line) -> Void {
+        let cut = StandardErrorRelay().maximumLineLength
+        return { line in
+            let note = line.isCut ? " [cut at \(cut) bytes, continued]" : ""
+            logger.warning("\(label): pid \(pid): \(line.text)\(note)")
+        }
     }
 
     /// Logs how a child ended (`status` from waitpid): exit status 0 at info, anything else as a warning, and a

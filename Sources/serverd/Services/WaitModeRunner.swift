@@ -97,11 +97,7 @@ final class WaitModeRunner: Sendable {
         let pid = child.pid
         state.withLock { $0.pid = pid }
         logger.info("\(label): started \(program[0]) as pid \(pid) (wait mode)")
-        let cut = StandardErrorRelay().maximumLineLength
-        supervisor.watch(child) { line in
-            let note = line.isCut ? " [cut at \(cut) bytes, continued]" : ""
-            logger.warning("\(label): pid \(pid): \(line.text)\(note)")
-        } exited: { [self] child, status in
+        supervisor.watch(child, line: ExecLauncher.logLine(label: label, pid: pid, logger: logger)) { [self] child, status in
             context.inFlight.groups.release(child)
             try? socket.setNonBlocking(true)
             ExecLauncher.logEnd(
