@@ -192,12 +192,18 @@ final class ExecChurnTests: XCTestCase {
         XCTAssertEqual(census.unexpected, [], "\(model): warnings and errors of no exec listener")
         // No orphan in serverd's session: serverd shares the test runner's session (Foundation
         // makes it a group leader, not a session leader), so the session is narrowed to the
-        // groups serverd and its exec children lead.
+        // groups serverd and its exec children lead, and to processes whose parent is serverd or,
+        // for an orphan, this test (the subreaper). Pids are reused over 100,000 spawns: another
+        // test's serverd, running in parallel in the same session, may lead a group whose id an
+        // exec child of this one had earlier; its parent is another test process.
         let session = try XCTUnwrap(processEntry(serverd.pid)).session
         let groups = census.childPids.union([serverd.pid])
+        let ancestors: Set<pid_t> = [serverd.pid, getpid()]
         func survivors() -> [String] {
-            processTable().filter { $0.isAlive && $0.session == session && groups.contains($0.group) && $0.pid != serverd.pid }
-                .map(\.description)
+            processTable().filter {
+                $0.isAlive && $0.session == session && groups.contains($0.group) && $0.pid != serverd.pid
+                    && ancestors.contains($0.parent)
+            }.map(\.description)
         }
         XCTAssertEqual(survivors(), [], "\(model): processes of serverd's exec groups alive while serverd idles")
 
