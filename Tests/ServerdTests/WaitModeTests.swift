@@ -302,6 +302,30 @@ final class WaitModeTests: XCTestCase {
         XCTAssertTrue(serverd.stderr.contains("exec@udp://127.0.0.1:0"), serverd.stderr)
     }
 
+    /// serverd neither accepts nor reads in wait mode, so it cannot apply access rules or per-source limits: a
+    /// wait-mode listener with one is refused rather than left open to everyone unsaid.
+    func testAccessRulesAreRefusedInWaitMode() throws {
+        let commandLine = try ServerdProcess.run(
+            ["--listen", "exec@udp://127.0.0.1:0", "--wait", "--allow", "127.0.0.0/8", "--", "/bin/cat"])
+        XCTAssertEqual(commandLine.status, 64, commandLine.stderr)
+        XCTAssertTrue(commandLine.stderr.contains("in wait mode the program serves the socket itself, so serverd cannot apply allow"), commandLine.stderr)
+        let directory = try TemporaryDirectory()
+        let config = try writeConfig(directory, """
+            [[listener]]
+            listen = "exec@unixgram:\(directory.path("d.sock"))"
+            wait = true
+            exec = ["/bin/cat"]
+            allow-uid = [0]
+            """)
+        let file = try ServerdProcess.run(["--config", config, "--check-config"], directory: directory)
+        XCTAssertEqual(file.status, 78, file.stderr)
+        XCTAssertTrue(file.stderr.contains("cannot apply allow-uid"), file.stderr)
+        // Without wait the same rule is fine on a per-connection exec listener.
+        let perConnection = try ServerdProcess.run(
+            ["--listen", "exec@tcp://127.0.0.1:0", "--allow", "127.0.0.0/8", "--check-config", "--", "/bin/cat"])
+        XCTAssertEqual(perConnection.status, 0, perConnection.stderr)
+    }
+
     /// The pid of the program a `started … as pid N (wait mode)` line names last.
     private func runningProgram(_ serverd: ServerdProcess) -> pid_t? {
         let lines = serverd.stderr.split(separator: "\n").filter { $0.contains("(wait mode)") }

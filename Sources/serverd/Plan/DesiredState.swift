@@ -87,6 +87,18 @@ struct DesiredState: Equatable, Sendable {
             throw DaemonError(
                 .configuration, "\(subject): the exec service needs a program (after -- or exec = [...])")
         }
+        if policy.waitMode {
+            // serverd neither accepts nor reads in wait mode: a rule it cannot apply must not look applied.
+            let unenforceable = ["allow", "deny", "allow-uid", "allow-gid", "max-per-source"].filter { name in
+                [file?.topLevel, invocation.options, listen.options].contains { $0?[name] != nil }
+            }
+            if let name = unenforceable.first {
+                throw DaemonError(
+                    status,
+                    "\(subject): in wait mode the program serves the socket itself, so serverd cannot apply \(name) "
+                        + "(give the rule to the other listeners only)")
+            }
+        }
         return declaration
     }
 
