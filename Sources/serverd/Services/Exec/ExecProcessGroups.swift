@@ -47,7 +47,7 @@ final class ExecProcessGroups: @unchecked Sendable {
         var listed = [pid_t](repeating: 0, count: Self.capacity)
         let count = Int(cshims_group_table_close(table, &listed, Int32(Self.capacity)))
         let groups = Set(listed.prefix(count))
-        let live = LiveProcessGroups.among(groups)
+        let live = LiveProcessGroups.among(groups, running: ExecSupervisor.shared.runningPIDs)
         guard !live.isEmpty else { return }
         logger.notice("ending \(live.count) exec process group\(live.count == 1 ? "" : "s") (SIGTERM, SIGKILL after \(Self.terminationGrace) s)")
         for pgid in live {
@@ -68,11 +68,11 @@ final class ExecProcessGroups: @unchecked Sendable {
     /// Polls until no group of `groups` has a live member or `seconds` pass; returns those left.
     private func waitUntilGone(_ groups: Set<pid_t>, seconds: Double, meanwhile: () -> Void) -> Set<pid_t> {
         let deadline = monotonicSeconds() + seconds
-        var left = LiveProcessGroups.among(groups)
+        var left = LiveProcessGroups.among(groups, running: ExecSupervisor.shared.runningPIDs)
         while !left.isEmpty && monotonicSeconds() < deadline {
             usleep(10_000)
             meanwhile()
-            left = LiveProcessGroups.among(left)
+            left = LiveProcessGroups.among(left, running: ExecSupervisor.shared.runningPIDs)
         }
         return left
     }

@@ -65,8 +65,8 @@ final class ExecSupervisor: @unchecked Sendable {
         descriptor = cshims_epoll_create()
     }
 
-    /// Children watched now.
-    var count: Int { watched.withLock { $0.children.count } }
+    /// The pids of the children watched now (started, not reaped yet).
+    var runningPIDs: Set<pid_t> { watched.withLock { Set($0.children.values.map(\.child.pid)) } }
 
     /// Whether a child is watched whose exit only a look every ``lookInterval`` finds.
     var looksForExits: Bool { watched.withLock { !$0.lookedAt.isEmpty } }

@@ -6,13 +6,23 @@ import Glibc
 /// process whose parent is gone stays a zombie for as long as nobody reaps it (a container's
 /// init may never do). Only members in serverd's own session count: exec children keep that
 /// session, so a group id that was freed and then taken by an unrelated process elsewhere is
-/// never signalled. When /proc cannot be read (descriptors exhausted), every group counts as
-/// live: a group is never spared for want of a look.
+/// never signalled.
+///
+/// Nor is one taken in the same session (serverd in the foreground shares its terminal's session,
+/// under a test runner its session with other tests): a group id is the pid of the process that
+/// made the group, and the kernel does not hand that pid out again while the group has a member.
+/// So a listed group whose leader serverd has reaped, but whose pid is in use again, is no longer
+/// the exec child's group: only groups whose leader is still serverd's running child (`running`)
+/// or whose leader's pid is free count. When /proc cannot be read (descriptors exhausted), every
+/// group counts as live: a group is never spared for want of a look.
 enum LiveProcessGroups {
-    /// The groups among `groups` with at least one member that is not a zombie, in serverd's session.
-    static func among(_ groups: Set<pid_t>) -> Set<pid_t> {
+    /// The groups among `groups` with at least one member that is not a zombie, in serverd's session, that are still
+    /// the groups of serverd's exec children: led by one of `running`, or by a pid no process holds.
+    static func among(_ groups: Set<pid_t>, running: Set<pid_t>) -> Set<pid_t> {
         guard !groups.isEmpty else { return [] }
         guard let processes = ProcFiles.numericEntries(of: "/proc") else { return groups }
+        let taken = Set(processes)
+        let groups = groups.filter { running.contains($0) || !taken.contains($0) }
         let session = getsid(0)
         var live: Set<pid_t> = []
         for pid in processes {
