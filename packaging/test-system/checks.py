@@ -430,13 +430,18 @@ def listeners_on(port):
     return [l for l in out.splitlines() if l.strip()]
 
 
+# A name of serverd's: "serverd" not preceded by a letter or digit (serverd.service, serverd-echo.socket,
+# serverd.8.gz, deb-systemd-helper's "...serverd.socket"), not s6's s6-ipcserverd.html.
+SERVERD_NAME = re.compile(r"(^|[^A-Za-z0-9])serverd")
+
+
 def serverd_paths():
-    """Every path whose name mentions serverd where a package or systemd could leave one."""
+    """Every path whose name is serverd's where a package or systemd could leave one."""
     found = []
     for top in ("/etc", "/lib/systemd", "/usr/lib/systemd", "/usr/sbin", "/usr/share", "/var/lib/systemd",
                 "/run"):
         for dirpath, dirnames, filenames in os.walk(top):
-            found += [os.path.join(dirpath, n) for n in dirnames + filenames if "serverd" in n]
+            found += [os.path.join(dirpath, n) for n in dirnames + filenames if SERVERD_NAME.search(n)]
     return sorted(p for p in found if not p.startswith("/run/serverd-test"))
 
 
