@@ -202,9 +202,9 @@ final class SystemdActivationTests: SystemdEnvironmentTestCase {
 
     /// Waits for `pid` to exit; returns its exit code, or `nil` after killing it on timeout.
     private func waitForExit(_ pid: pid_t, timeout: Double = 60) -> Int32? {
-        let deadline = monotonicSeconds() + timeout
+        let deadline = MonotonicClock.seconds() + timeout
         var status: Int32 = 0
-        while monotonicSeconds() < deadline {
+        while MonotonicClock.seconds() < deadline {
             if waitpid(pid, &status, WNOHANG) == pid {
                 return status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
             }
@@ -264,8 +264,8 @@ final class SystemdActivationTests: SystemdEnvironmentTestCase {
     }
 
     private func waitForFile(_ path: String, timeout: Double = 30) -> Bool {
-        let deadline = monotonicSeconds() + timeout
-        while monotonicSeconds() < deadline {
+        let deadline = MonotonicClock.seconds() + timeout
+        while MonotonicClock.seconds() < deadline {
             if access(path, F_OK) == 0 { return true }
             usleep(10_000)
         }

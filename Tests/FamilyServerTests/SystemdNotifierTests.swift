@@ -32,7 +32,7 @@ final class SystemdNotifySink: Sendable {
     /// Receives one message and the descriptors that came with it (close-on-exec, owned by the
     /// caller); `nil` when nothing arrives within `timeout` seconds.
     func receive(timeout: Double = 5) throws -> (message: String, fds: [Int32])? {
-        guard try pollReadable([socket.fileDescriptor], timeout: timeout)[0] else { return nil }
+        guard try Poll.readable([socket.fileDescriptor], timeout: timeout)[0] else { return nil }
         var data = [UInt8](repeating: 0, count: 4096)
         var control = [UInt8](repeating: 0, count: 1024)
         let fd = socket.fileDescriptor
@@ -123,7 +123,7 @@ class SystemdEnvironmentTestCase: XCTestCase {
     }
 
     /// A unique abstract socket name.
-    func abstractName(_ tag: String) -> String { "fs-systemd-\(getpid())-\(tag)-\(monotonicMicroseconds())" }
+    func abstractName(_ tag: String) -> String { "fs-systemd-\(getpid())-\(tag)-\(MonotonicClock.microseconds())" }
 }
 
 final class SystemdNotifierTests: SystemdEnvironmentTestCase {
@@ -305,7 +305,7 @@ final class SystemdNotifierTests: SystemdEnvironmentTestCase {
         // A reader that closes what it receives, as PID 1 does, releases it.
         let seen = Mutex<[String]>([])
         let done = Atomic<Bool>(false)
-        try startDetachedThread {
+        try DetachedThread.start {
             if let (message, fds) = try? sink.receive(timeout: 10) {
                 for fd in fds { close(fd) }
                 seen.withLock { $0.append("\(message) fds=\(fds.count)") }
@@ -313,8 +313,8 @@ final class SystemdNotifierTests: SystemdEnvironmentTestCase {
             done.store(true, ordering: .releasing)
         }
         XCTAssertTrue(try SystemdNotifier().barrier(timeout: 10_000_000))
-        let deadline = monotonicSeconds() + 10
-        while !done.load(ordering: .acquiring) && monotonicSeconds() < deadline { usleep(1000) }
+        let deadline = MonotonicClock.seconds() + 10
+        while !done.load(ordering: .acquiring) && MonotonicClock.seconds() < deadline { usleep(1000) }
         XCTAssertEqual(seen.withLock { $0 }, ["BARRIER=1 fds=1"])
     }
 }
@@ -378,17 +378,17 @@ final class SystemdWatchdogTests: SystemdEnvironmentTestCase {
         let watchdog = Watchdog(timeoutMicroseconds: 60_000_000)
         let pings = Atomic<Int>(0)
         let finished = Atomic<Int>(0)
-        let now = monotonicMicroseconds()
+        let now = MonotonicClock.microseconds()
         for _ in 0..<8 {
-            try startDetachedThread {
+            try DetachedThread.start {
                 for _ in 0..<100 where (try? watchdog.pingIfDue(now: now)) == true {
                     pings.add(1, ordering: .relaxed)
                 }
                 finished.add(1, ordering: .releasing)
             }
         }
-        let deadline = monotonicSeconds() + 10
-        while finished.load(ordering: .acquiring) < 8 && monotonicSeconds() < deadline { usleep(1000) }
+        let deadline = MonotonicClock.seconds() + 10
+        while finished.load(ordering: .acquiring) < 8 && MonotonicClock.seconds() < deadline { usleep(1000) }
         XCTAssertEqual(pings.load(ordering: .relaxed), 1)
         XCTAssertEqual(try sink.message(), "WATCHDOG=1")
         XCTAssertNil(try sink.receive(timeout: 0.1).map(\.message))

@@ -326,17 +326,17 @@ final class SystemdServerTests: SystemdEnvironmentTestCase {
         let server = try ConnectionServer(connection: try Socket(adopting: fd), handler: SystemdReadForeverHandler.self)
         defer { server.serverClose() }
         let returned = Atomic<Bool>(false)
-        try startDetachedThread {
+        try DetachedThread.start {
             server.serveForever()
             returned.store(true, ordering: .releasing)
         }
-        var deadline = monotonicSeconds() + 10
-        while !systemdServerEvents.withLock({ $0.contains("reading") }) && monotonicSeconds() < deadline { usleep(1000) }
+        var deadline = MonotonicClock.seconds() + 10
+        while !systemdServerEvents.withLock({ $0.contains("reading") }) && MonotonicClock.seconds() < deadline { usleep(1000) }
         usleep(50_000)
         XCTAssertFalse(returned.load(ordering: .acquiring), "the handler waits for the client")
         server.disconnect()
-        deadline = monotonicSeconds() + 10
-        while !returned.load(ordering: .acquiring) && monotonicSeconds() < deadline { usleep(1000) }
+        deadline = MonotonicClock.seconds() + 10
+        while !returned.load(ordering: .acquiring) && MonotonicClock.seconds() < deadline { usleep(1000) }
         XCTAssertTrue(returned.load(ordering: .acquiring), "serveForever returned after disconnect()")
         XCTAssertEqual(takeEvents(), ["reading", "read ended"])
     }

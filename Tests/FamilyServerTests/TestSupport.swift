@@ -415,7 +415,7 @@ final class TestThread: Sendable {
     init(_ body: @escaping @Sendable () -> Void) throws {
         let finished = ConditionLock(false)
         self.finished = finished
-        try startDetachedThread(stackSize: 1 << 20) {
+        try DetachedThread.start(stackSize: 1 << 20) {
             body()
             finished.withLock(notify: .all) { $0 = true }
         }
@@ -432,10 +432,10 @@ final class TestThread: Sendable {
 /// - Returns: whether it held in time.
 @discardableResult
 func eventually(timeout: Double = 10, _ condition: () -> Bool) -> Bool {
-    let deadline = monotonicSeconds() + timeout
+    let deadline = MonotonicClock.seconds() + timeout
     while true {
         if condition() { return true }
-        if monotonicSeconds() >= deadline { return false }
+        if MonotonicClock.seconds() >= deadline { return false }
         usleep(10_000)
     }
 }

@@ -144,7 +144,7 @@ final class ExecChurnTests: XCTestCase {
         // The load: every target's connections, shuffled, `clientThreads` at once.
         let jobs = targets.indices.flatMap { Array(repeating: $0, count: targets[$0].connections) }.shuffled()
         let queue = JobQueue(jobs, seconds: Self.loadBound)
-        let started = monotonicSeconds()
+        let started = MonotonicClock.seconds()
         let frozenTargets = targets
         let joined = runClientPool(threads: Self.clientThreads, queue: queue, joinTimeout: Self.loadBound + 30) { job in
             let target = frozenTargets[job]
@@ -152,7 +152,7 @@ final class ExecChurnTests: XCTestCase {
             let verdict = Self.judge(target.kind, result)
             tally.record(target.declaration, verdict.text, sample: verdict.expected ? nil : "\(result.end): \(result.text.debugDescription)")
         }
-        let seconds = monotonicSeconds() - started
+        let seconds = MonotonicClock.seconds() - started
         print("\(model): \(jobs.count) exec connections in \(String(format: "%.1f", seconds)) s (\(Int(Double(jobs.count) / seconds))/s)")
         XCTAssertTrue(joined, "\(model): the client threads ended")
         XCTAssertEqual(queue.taken, jobs.count, "\(model): every connection was made within \(Self.loadBound) s")

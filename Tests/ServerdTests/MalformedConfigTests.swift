@@ -61,9 +61,9 @@ final class MalformedConfigTests: XCTestCase {
     /// or nil if it was still running.
     private func runToExit(_ arguments: [String], directory: TemporaryDirectory, timeout: Double = 15) throws -> (status: Int32?, stderrPath: String) {
         let serverd = try ServerdProcess(arguments, directory: directory)
-        let deadline = monotonicSeconds() + timeout
+        let deadline = MonotonicClock.seconds() + timeout
         // A file serverd wrongly accepted: it serves (a `listening on` line) and would not exit.
-        while serverd.process.isRunning && monotonicSeconds() < deadline && !readLossy(serverd.stderrPath).contains("listening on ") {
+        while serverd.process.isRunning && MonotonicClock.seconds() < deadline && !readLossy(serverd.stderrPath).contains("listening on ") {
             usleep(10_000)
         }
         guard !serverd.process.isRunning else { return (nil, serverd.stderrPath) }
@@ -145,8 +145,8 @@ final class MalformedConfigTests: XCTestCase {
                 func logged() -> Bool {
                     occurrences(of: "reload failed", in: readLossy(running.serverd.stderrPath).lowercased()) > failuresBefore
                 }
-                let deadline = monotonicSeconds() + 5
-                while !logged() && monotonicSeconds() < deadline { usleep(20_000) }
+                let deadline = MonotonicClock.seconds() + 5
+                while !logged() && MonotonicClock.seconds() < deadline { usleep(20_000) }
                 if !logged() { problems.append("no `reload failed` line in the log") }
                 let echoes = (try? TestClient.connect(running.address, timeout: 5).echoes("after \(file)\n")) ?? false
                 if !echoes { problems.append("the listener at \(running.address) no longer echoes") }

@@ -119,7 +119,7 @@ final class ReloadUnderLoadTests: XCTestCase {
     }
 
     func testTwoHundredReloadsUnderLoadRefuseNothingAndLeakNothing() throws {
-        let started = monotonicSeconds()
+        let started = MonotonicClock.seconds()
         let dir = try TemporaryDirectory()
         let run = dir.path("run")
         XCTAssertEqual(mkdir(run, 0o755), 0)
@@ -198,8 +198,8 @@ final class ReloadUnderLoadTests: XCTestCase {
 
         // 200 SIGHUPs: B, A, B, …, A; each waits for the reload to finish. Bounded in time too.
         let reloads = 200
-        let loopStarted = monotonicSeconds()
-        let loopDeadline = monotonicSeconds() + 120
+        let loopStarted = MonotonicClock.seconds()
+        let loopDeadline = MonotonicClock.seconds() + 120
         var failedReloads: [String] = []
         var done = 0
         defer { stop.raise() }
@@ -212,8 +212,8 @@ final class ReloadUnderLoadTests: XCTestCase {
             done = index
             // Let every client finish a round trip begun under this reload before the next one
             // (a pacing wait, capped at 0.1 s, never an assertion: a stalled client is counted anyway).
-            let paceDeadline = monotonicSeconds() + 0.1
-            while zip(counters, before).contains(where: { $0.0.total <= $0.1 + 1 }) && monotonicSeconds() < paceDeadline {
+            let paceDeadline = MonotonicClock.seconds() + 0.1
+            while zip(counters, before).contains(where: { $0.0.total <= $0.1 + 1 }) && MonotonicClock.seconds() < paceDeadline {
                 usleep(1000)
             }
             if index % 50 == 0 {
@@ -221,12 +221,12 @@ final class ReloadUnderLoadTests: XCTestCase {
                     XCTAssertTrue((try? client.echoes("reload \(index) \(label)\n")) ?? false, "long-lived \(label) after reload \(index)")
                 }
             }
-            if monotonicSeconds() > loopDeadline {
+            if MonotonicClock.seconds() > loopDeadline {
                 XCTFail("only \(index) of \(reloads) reloads within 120 s")
                 break
             }
         }
-        let loopSeconds = monotonicSeconds() - loopStarted
+        let loopSeconds = MonotonicClock.seconds() - loopStarted
         stop.raise()
         for thread in threads { XCTAssertTrue(thread.join(timeout: 30), "a load thread did not finish") }
 
@@ -342,6 +342,6 @@ final class ReloadUnderLoadTests: XCTestCase {
         }
         try serverd.stop()
         XCTAssertEqual(directoryEntries(run), [], "a stop removes every socket file serverd created")
-        print("ReloadUnderLoadTests: \(done) reloads under load in \(String(format: "%.1f", loopSeconds)) s, whole test \(String(format: "%.1f", monotonicSeconds() - started)) s")
+        print("ReloadUnderLoadTests: \(done) reloads under load in \(String(format: "%.1f", loopSeconds)) s, whole test \(String(format: "%.1f", MonotonicClock.seconds() - started)) s")
     }
 }

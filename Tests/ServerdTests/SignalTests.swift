@@ -33,9 +33,9 @@ final class SignalTests: XCTestCase {
         XCTAssertTrue(try inFlightTCP.roundTrip("during").hasSuffix("] during\n"), file: file, line: line)
         inFlight.close()
         inFlightTCP.close()
-        let closed = monotonicSeconds()
+        let closed = MonotonicClock.seconds()
         XCTAssertEqual(try serverd.waitForExit(file: file, line: line), 0, serverd.stderr, file: file, line: line)
-        XCTAssertLessThan(monotonicSeconds() - closed, 10, "exits once drained, not at the drain timeout", file: file, line: line)
+        XCTAssertLessThan(MonotonicClock.seconds() - closed, 10, "exits once drained, not at the drain timeout", file: file, line: line)
         XCTAssertFalse(FileManager.default.fileExists(atPath: pidfile), "pidfile removed", file: file, line: line)
     }
 
@@ -81,10 +81,10 @@ final class SignalTests: XCTestCase {
         serverd.send(SIGTERM)
         try serverd.waitForLog("stopping")
         XCTAssertTrue(try unixClient.echoes("draining"))
-        let cut = monotonicSeconds()
+        let cut = MonotonicClock.seconds()
         serverd.send(SIGTERM)
         XCTAssertEqual(try serverd.waitForExit(timeout: 30), 0, serverd.stderr)
-        XCTAssertLessThan(monotonicSeconds() - cut, 20, "the second signal ends the 120 s drain")
+        XCTAssertLessThan(MonotonicClock.seconds() - cut, 20, "the second signal ends the 120 s drain")
         XCTAssertTrue(unixClient.isClosedByServer(timeout: 5))
         XCTAssertTrue(tcpClient.isClosedByServer(timeout: 5))
         XCTAssertFalse(FileManager.default.fileExists(atPath: socketPath))
@@ -124,10 +124,10 @@ final class SignalTests: XCTestCase {
         XCTAssertTrue(try client.echoes("held"))
         let unixClient = try TestClient.connect("unix:\(dir.path("s.sock"))")
         XCTAssertTrue(try unixClient.echoes("held"))
-        let stopped = monotonicSeconds()
+        let stopped = MonotonicClock.seconds()
         serverd.send(SIGTERM)
         XCTAssertEqual(try serverd.waitForExit(timeout: 30), 0, serverd.stderr)
-        XCTAssertLessThan(monotonicSeconds() - stopped, 15)
+        XCTAssertLessThan(MonotonicClock.seconds() - stopped, 15)
         XCTAssertTrue(client.isClosedByServer(timeout: 5))
         XCTAssertTrue(unixClient.isClosedByServer(timeout: 5))
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path("s.sock")))
@@ -137,10 +137,10 @@ final class SignalTests: XCTestCase {
     func testIdleDaemonStopsPromptly() throws {
         let serverd = try ServerdProcess(["--listen", "echo@udp://127.0.0.1:0", "--listen", "echo@tcp://127.0.0.1:0"])
         try serverd.waitForListening(2)
-        let stopped = monotonicSeconds()
+        let stopped = MonotonicClock.seconds()
         serverd.send(SIGTERM)
         XCTAssertEqual(try serverd.waitForExit(), 0)
-        XCTAssertLessThan(monotonicSeconds() - stopped, 8, "no connection in flight: no drain wait")
+        XCTAssertLessThan(MonotonicClock.seconds() - stopped, 8, "no connection in flight: no drain wait")
     }
 
     /// SIGPIPE is ignored: a client that vanishes while serverd writes to it ends only its own connection.

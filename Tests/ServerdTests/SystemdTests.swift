@@ -41,7 +41,7 @@ enum Activation {
     }
 
     /// A unique abstract socket name (without the `@`).
-    static func abstractName(_ tag: String) -> String { "serverd-test-\(getpid())-\(tag)-\(monotonicMicroseconds())" }
+    static func abstractName(_ tag: String) -> String { "serverd-test-\(getpid())-\(tag)-\(MonotonicClock.microseconds())" }
 
     /// Connects to `address` as soon as something is bound there (systemd-socket-activate binds
     /// shortly after it starts); with the tool, this first connection is what makes it exec.
@@ -457,10 +457,10 @@ final class SystemdTests: XCTestCase {
         let sink = try NotifySink(abstractTag: "reload")
         let serverd = try ServerdProcess(["--listen", "stamp@tcp://127.0.0.1:0"], directory: directory, environment: sink.environment)
         try sink.next("READY", "1")
-        let before = monotonicMicroseconds()
+        let before = MonotonicClock.microseconds()
         serverd.send(SIGHUP)
         let reloading = try sink.next("RELOADING", "1")
-        let after = monotonicMicroseconds()
+        let after = MonotonicClock.microseconds()
         let stamp = try XCTUnwrap(reloading["MONOTONIC_USEC"].flatMap(UInt64.init), "\(reloading)")
         XCTAssertTrue(before <= stamp && stamp <= after, "MONOTONIC_USEC \(stamp) not in [\(before), \(after)]")
         let ready = try sink.next("READY", "1")
@@ -534,9 +534,9 @@ final class SystemdTests: XCTestCase {
         // Read both sinks in turn, briefly, so that each message's arrival time is its sending time
         // give or take 20 ms.
         let pairs = [(alone, first), (own, second)]
-        let deadline = monotonicSeconds() + 5
+        let deadline = MonotonicClock.seconds() + 5
         func pings(_ sink: NotifySink) -> [NotifySink.Message] { sink.messages.filter { $0["WATCHDOG"] == "1" } }
-        while pairs.contains(where: { pings($0.0).count < 2 }) && monotonicSeconds() < deadline {
+        while pairs.contains(where: { pings($0.0).count < 2 }) && MonotonicClock.seconds() < deadline {
             for (sink, _) in pairs { try sink.receive(timeout: 0.02) }
         }
         for (sink, serverd) in pairs {

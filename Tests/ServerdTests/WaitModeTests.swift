@@ -195,8 +195,8 @@ final class WaitModeTests: XCTestCase {
                 client.arguments = ["-m", "binary", "127.0.0.1", "\(port)", "-c", "get", "big.bin", local]
                 client.standardInput = FileHandle.nullDevice
                 try client.run()
-                let deadline = monotonicSeconds() + 60
-                while client.isRunning && monotonicSeconds() < deadline { usleep(20_000) }
+                let deadline = MonotonicClock.seconds() + 60
+                while client.isRunning && MonotonicClock.seconds() < deadline { usleep(20_000) }
                 if client.isRunning { kill(client.processIdentifier, SIGKILL) }
                 client.waitUntilExit()
                 let got = FileManager.default.contents(atPath: local)

@@ -3,7 +3,7 @@
 public struct MinimumRate: Equatable, Sendable {
     /// The least average, in bytes per second; more than 0.
     public var bytesPerSecond: Double
-    /// When the connection started, in ``monotonicSeconds()``.
+    /// When the connection started, in ``MonotonicClock.seconds()``.
     public var start: Double
     /// Seconds from ``start`` before the rate is checked.
     public var grace: Double
@@ -15,7 +15,7 @@ public struct MinimumRate: Equatable, Sendable {
         self.grace = grace
     }
 
-    /// The time (``monotonicSeconds()``) at which a connection that has received `bytes` falls below the rate if
+    /// The time (``MonotonicClock.seconds()``) at which a connection that has received `bytes` falls below the rate if
     /// nothing more arrives: never before the grace period ends.
     public func deadline(afterReceiving bytes: Int) -> Double {
         start + max(grace, Double(bytes) / bytesPerSecond)

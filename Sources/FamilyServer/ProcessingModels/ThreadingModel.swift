@@ -67,7 +67,7 @@ public final class ThreadingModel: ProcessingModel {
         }
         if handedOver { return }
         do {
-            try startDetachedThread { [self] in work(job) }
+            try DetachedThread.start { [self] in work(job) }
         } catch {
             state.withLock(notify: .all) {
                 $0.active -= 1

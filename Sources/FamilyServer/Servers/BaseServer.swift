@@ -200,7 +200,7 @@ open class BaseServer: @unchecked Sendable {
             let interval = accepting ? pollInterval : min(pollInterval, 0.05)
             let ready: [Bool]
             do {
-                ready = try pollReadable(descriptors, timeout: interval)
+                ready = try Poll.readable(descriptors, timeout: interval)
             } catch {
                 handleError(nil, clientAddress: nil, error: error)
                 continue
@@ -240,12 +240,12 @@ open class BaseServer: @unchecked Sendable {
     /// Handles one request, waiting up to ``timeout`` for it; calls ``handleTimeout()`` if none came.
     /// Returns early, handling nothing, if ``shutdown()`` is called meanwhile.
     open func handleRequest() {
-        let deadline = timeout.map { monotonicSeconds() + $0 }
+        let deadline = timeout.map { MonotonicClock.seconds() + $0 }
         while true {
-            let left = deadline.map { max(0, $0 - monotonicSeconds()) }
+            let left = deadline.map { max(0, $0 - MonotonicClock.seconds()) }
             let ready: [Bool]
             do {
-                ready = try pollReadable([wakeup.fileDescriptor, socket.fileDescriptor], timeout: left)
+                ready = try Poll.readable([wakeup.fileDescriptor, socket.fileDescriptor], timeout: left)
             } catch {
                 handleError(nil, clientAddress: nil, error: error)
                 return
@@ -258,7 +258,7 @@ open class BaseServer: @unchecked Sendable {
                 if handleRequestNoBlock() { return }
                 continue
             }
-            if let deadline, monotonicSeconds() >= deadline {
+            if let deadline, MonotonicClock.seconds() >= deadline {
                 handleTimeout()
                 return
             }
@@ -402,7 +402,7 @@ open class BaseServer: @unchecked Sendable {
     private var isAccepting: Bool {
         if isAtCapacity { return false }
         let pausedUntil = acceptPausedUntil.withLock { $0 }
-        return pausedUntil == 0 || monotonicSeconds() >= pausedUntil
+        return pausedUntil == 0 || MonotonicClock.seconds() >= pausedUntil
     }
 
     /// Takes, verifies and processes one request; returns whether there was one.
@@ -439,7 +439,7 @@ open class BaseServer: @unchecked Sendable {
         case EMFILE, ENFILE, ENOBUFS, ENOMEM:
             // Logged once, then at most every 10 s: a peer holding the descriptors must not be
             // able to make the log grow by ten lines a second.
-            let now = monotonicSeconds()
+            let now = MonotonicClock.seconds()
             acceptPauses.record(logger, "\(serverAddress): \(error); pausing accept for 100 ms")
             acceptPausedUntil.withLock { $0 = now + 0.1 }
         case ECONNABORTED, EPROTO, EPERM, ENETDOWN, EHOSTUNREACH, ENETUNREACH, ECONNREFUSED:

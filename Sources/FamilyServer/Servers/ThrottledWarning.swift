@@ -24,7 +24,7 @@ public final class ThrottledWarning: Sendable {
 
     /// Records one event, and logs `message` at warning level if a line is due.
     public func record(_ logger: Logger, _ message: @autoclosure () -> String) {
-        let now = monotonicSeconds()
+        let now = MonotonicClock.seconds()
         let unlogged = state.withLock { state -> Int? in
             state.total += 1
             guard now - state.lastLogged >= interval else {

@@ -42,7 +42,7 @@ enum SenderSocketFiles {
 
     /// The verified file for `path` if it still serves the sender `uid`.
     static func lookup(_ path: String, uid: uid_t) -> SenderSocketFile? {
-        let now = monotonicSeconds()
+        let now = MonotonicClock.seconds()
         guard let file = files.withLock({ files -> SenderSocketFile? in
             files[path]?.used = now
             return files[path]?.file
@@ -54,7 +54,7 @@ enum SenderSocketFiles {
 
     /// Remembers a file that the full check verified for `path`.
     static func remember(_ file: SenderSocketFile, for path: String) {
-        let now = monotonicSeconds()
+        let now = MonotonicClock.seconds()
         files.withLock { files in
             if files.count >= capacity && files[path] == nil { files.removeAll(keepingCapacity: true) }
             files[path] = (file, now)
@@ -63,7 +63,7 @@ enum SenderSocketFiles {
 
     /// Forgets (and so closes, once no reply holds it) every file unused for `seconds`.
     static func releaseIdle(after seconds: Double) {
-        let now = monotonicSeconds()
+        let now = MonotonicClock.seconds()
         files.withLock { files in
             guard files.values.contains(where: { now - $0.used >= seconds }) else { return }
             files = files.filter { now - $0.value.used < seconds }

@@ -68,7 +68,7 @@ public struct SystemdNotifier: Sendable {
     /// begun. Send ``ready(status:)`` once it is over, whether or not it succeeded.
     @discardableResult
     public func reloading(status: String? = nil) throws(SocketError) -> Bool {
-        let now = String(monotonicMicroseconds())
+        let now = String(MonotonicClock.microseconds())
         return try send(Self.message(["RELOADING": "1", "MONOTONIC_USEC": now], status: status), fds: [])
     }
 

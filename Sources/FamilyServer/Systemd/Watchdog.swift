@@ -62,11 +62,11 @@ public final class Watchdog: Sendable {
     ///
     /// A failed send still counts as an attempt, so a broken notify socket costs one error per
     /// interval rather than one per loop pass.
-    /// - Parameter now: the current CLOCK_MONOTONIC time in µs (``monotonicMicroseconds()``).
+    /// - Parameter now: the current CLOCK_MONOTONIC time in µs (``MonotonicClock.microseconds()``).
     /// - Returns: whether a ping was sent now.
     /// - Throws: ``SocketError`` for `sd_notify`.
     @discardableResult
-    public func pingIfDue(now: UInt64 = monotonicMicroseconds()) throws(SocketError) -> Bool {
+    public func pingIfDue(now: UInt64 = MonotonicClock.microseconds()) throws(SocketError) -> Bool {
         let last = lastPing.load(ordering: .acquiring)
         if last != UInt64.max && (now < last || now - last < intervalMicroseconds) { return false }
         guard lastPing.compareExchange(expected: last, desired: now, ordering: .acquiringAndReleasing).exchanged else {
@@ -78,7 +78,7 @@ public final class Watchdog: Sendable {
     /// Sends `WATCHDOG=1` now and restarts the interval.
     @discardableResult
     public func ping() throws(SocketError) -> Bool {
-        lastPing.store(monotonicMicroseconds(), ordering: .releasing)
+        lastPing.store(MonotonicClock.microseconds(), ordering: .releasing)
         return try notifier.watchdog()
     }
 }

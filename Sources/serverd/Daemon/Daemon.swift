@@ -151,14 +151,14 @@ final class Daemon {
         logger.notice("received signal \(signal): stopping, draining connections for up to \(ValueSyntax.display(drainTimeout)) s")
         listeners.stopListening()
         let all = listeners.everyListener
-        let deadline = monotonicSeconds() + drainTimeout
+        let deadline = MonotonicClock.seconds() + drainTimeout
         var drained = false
         while true {
             if all.allSatisfy(\.isIdle) {
                 drained = true
                 break
             }
-            if monotonicSeconds() >= deadline {
+            if MonotonicClock.seconds() >= deadline {
                 logger.warning("drain timeout reached: closing the remaining connections")
                 break
             }
@@ -174,8 +174,8 @@ final class Daemon {
         }
         ExecProcessGroups.shared.end(logger: logger) { [execSupervisor] in execSupervisor.serviceEvents() }
         if !drained {
-            let cutDeadline = monotonicSeconds() + 2
-            while !all.allSatisfy(\.isIdle) && monotonicSeconds() < cutDeadline {
+            let cutDeadline = MonotonicClock.seconds() + 2
+            while !all.allSatisfy(\.isIdle) && MonotonicClock.seconds() < cutDeadline {
                 waitForSignalsAndChildren(timeout: 0.02)
             }
         }
@@ -189,7 +189,7 @@ final class Daemon {
     /// Waits up to `timeout` for a signal, reaping exec children meanwhile (during a drain).
     private func waitForSignalsAndChildren(timeout: Double) {
         let supervised = execSupervisor.descriptor >= 0 ? [execSupervisor.descriptor] : []
-        _ = try? pollReadable([signals.fileDescriptor] + supervised, timeout: timeout)
+        _ = try? Poll.readable([signals.fileDescriptor] + supervised, timeout: timeout)
         execSupervisor.serviceEvents()
     }
 
@@ -215,7 +215,7 @@ final class Daemon {
         // again soon.
         let looking = atCapacity || execSupervisor.looksForExits
         let timeout = looking ? min(controlTimeout, ExecSupervisor.lookInterval) : controlTimeout
-        guard let ready = try? pollReadable(descriptors, timeout: timeout) else { return true }
+        guard let ready = try? Poll.readable(descriptors, timeout: timeout) else { return true }
         execSupervisor.serviceEvents()
         var servedNow = Set<ObjectIdentifier>()
         for (index, isReady) in ready.enumerated() where isReady {
@@ -237,7 +237,7 @@ final class Daemon {
     private func tick() {
         guard state == .ready else { return }
         if servingLoopsAreAlive() { systemd.pingWatchdogIfDue() }
-        let now = monotonicSeconds()
+        let now = MonotonicClock.seconds()
         if now - lastStatusTime >= 1 {
             let status = statusText()
             if status != lastStatus {
@@ -251,7 +251,7 @@ final class Daemon {
     /// The serve loops that should never block for long have all passed by recently.
     private func servingLoopsAreAlive() -> Bool {
         guard let interval = systemd.watchdogInterval else { return true }
-        let now = UInt64(monotonicSeconds() * 1e6)
+        let now = UInt64(MonotonicClock.seconds() * 1e6)
         let allowance = UInt64(interval * 1e6)
         return listeners.all.allSatisfy { listener in
             guard let beat = listener.heartbeat, beat > 0 else { return true }

@@ -43,7 +43,7 @@ final class Listener: Sendable {
         if servedByControlLoop { return }
         loopEnded.store(false, ordering: .releasing)
         do {
-            try startDetachedThread { [self] in
+            try DetachedThread.start { [self] in
                 server.serveForever(pollInterval: pollInterval)
                 loopEnded.store(true, ordering: .releasing)
             }
@@ -79,8 +79,8 @@ final class Listener: Sendable {
         // A serve loop inside poll(2) holds a reference to the socket, which stays bound until poll returns: closing
         // it under the loop's feet left the address in use for a moment. The loop wakes at once; wait for it to end.
         // A loop that runs its requests itself may be busy with one, and is not waited for.
-        let deadline = monotonicSeconds() + 2
-        while !loopEnded.load(ordering: .acquiring) && !isBusyWithRequest && monotonicSeconds() < deadline {
+        let deadline = MonotonicClock.seconds() + 2
+        while !loopEnded.load(ordering: .acquiring) && !isBusyWithRequest && MonotonicClock.seconds() < deadline {
             usleep(1_000)
         }
         server.serverClose()

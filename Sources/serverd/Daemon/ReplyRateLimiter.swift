@@ -36,7 +36,7 @@ final class ReplyRateLimiter: Sendable {
     /// - Parameters:
     ///   - source: The sender's source prefix.
     ///   - now: Monotonic seconds.
-    func allows(_ source: SourceKey, now: Double = monotonicSeconds()) -> Bool {
+    func allows(_ source: SourceKey, now: Double = MonotonicClock.seconds()) -> Bool {
         let rate = Double(self.rate)
         return table.withLock { table in
             if table.buckets[source] == nil && table.buckets.count >= capacity {

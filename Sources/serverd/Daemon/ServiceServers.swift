@@ -118,7 +118,7 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
 
     override func serviceActions() {
         super.serviceActions()
-        heartbeat.store(UInt64(monotonicSeconds() * 1e6), ordering: .relaxed)
+        heartbeat.store(UInt64(MonotonicClock.seconds() * 1e6), ordering: .relaxed)
     }
 }
 
@@ -218,6 +218,6 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
 
     override func serviceActions() {
         super.serviceActions()
-        heartbeat.store(UInt64(monotonicSeconds() * 1e6), ordering: .relaxed)
+        heartbeat.store(UInt64(MonotonicClock.seconds() * 1e6), ordering: .relaxed)
     }
 }

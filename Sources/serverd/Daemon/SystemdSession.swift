@@ -28,7 +28,7 @@ final class SystemdSession {
         guard let watchdog else { return nil }
         guard let lastPing else { return 0 }
         let due = lastPing + watchdog.intervalMicroseconds
-        let now = monotonicMicroseconds()
+        let now = MonotonicClock.microseconds()
         return due > now ? Double(due - now) / 1e6 : 0
     }
 
@@ -52,7 +52,7 @@ final class SystemdSession {
     /// `WATCHDOG=1` if half the watchdog interval passed since the last ping.
     func pingWatchdogIfDue() {
         guard let watchdog else { return }
-        let now = monotonicMicroseconds()
+        let now = MonotonicClock.microseconds()
         if let lastPing, now >= lastPing, now - lastPing < watchdog.intervalMicroseconds { return }
         lastPing = now
         _ = try? watchdog.pingIfDue(now: now)

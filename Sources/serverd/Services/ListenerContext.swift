@@ -74,7 +74,7 @@ extension ServesListener {
     func handedToWaitModeProgram() -> Bool {
         let policy = context.policy
         guard policy.service == .exec && policy.waitMode else { return false }
-        if (try? pollReadable([socket.fileDescriptor], timeout: 0))?.first == true {
+        if (try? Poll.readable([socket.fileDescriptor], timeout: 0))?.first == true {
             waitMode.socketIsReadable(socket) { [self] in wake() }
         }
         return true

@@ -24,7 +24,7 @@ class ServiceStreamHandler: StreamRequestHandler {
         if policy.minRate > 0 {
             let grace = policy.requestTimeout > .zero ? policy.requestTimeout : Self.defaultRateGrace
             rfile.minimumRate = MinimumRate(
-                bytesPerSecond: Double(policy.minRate), start: monotonicSeconds(), grace: grace.seconds)
+                bytesPerSecond: Double(policy.minRate), start: MonotonicClock.seconds(), grace: grace.seconds)
         }
     }
 
@@ -97,7 +97,7 @@ final class StampHandler: ServiceStreamHandler {
             // with its first byte.
             rfile.deadline = nil
             guard try rfile.waitForData() else { return }
-            if requestTimeout > 0 { rfile.deadline = monotonicSeconds() + requestTimeout }
+            if requestTimeout > 0 { rfile.deadline = MonotonicClock.seconds() + requestTimeout }
             var line = try rfile.readline(limit: maxLine + 1)
             if line.isEmpty { return }
             if line.last == 0x0A {

@@ -138,14 +138,14 @@ final class JobQueue: @unchecked Sendable {
 
     init(_ jobs: [Int], seconds: Double) {
         self.jobs = jobs
-        deadline = monotonicSeconds() + seconds
+        deadline = MonotonicClock.seconds() + seconds
     }
 
     /// The next job, or nil when there is none left or time is up.
     func take() -> Int? {
         lock.lock()
         defer { lock.unlock() }
-        guard next < jobs.count, monotonicSeconds() < deadline else { return nil }
+        guard next < jobs.count, MonotonicClock.seconds() < deadline else { return nil }
         next += 1
         return jobs[next - 1]
     }
@@ -166,8 +166,8 @@ func runClientPool(threads: Int, queue: JobQueue, joinTimeout: Double, _ work: @
             while let job = queue.take() { work(job) }
         }
     }
-    let deadline = monotonicSeconds() + joinTimeout
-    return workers.allSatisfy { $0.join(timeout: max(0, deadline - monotonicSeconds())) }
+    let deadline = MonotonicClock.seconds() + joinTimeout
+    return workers.allSatisfy { $0.join(timeout: max(0, deadline - MonotonicClock.seconds())) }
 }
 
 // MARK: - /proc

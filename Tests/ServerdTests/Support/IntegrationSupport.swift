@@ -12,10 +12,10 @@ func poll<T>(
     timeout: Double = 20, _ what: @autoclosure () -> String = "", context: () -> String = { "" },
     file: StaticString = #filePath, line: UInt = #line, _ probe: () throws -> T?
 ) throws -> T {
-    let deadline = monotonicSeconds() + timeout
+    let deadline = MonotonicClock.seconds() + timeout
     while true {
         if let value = try probe() { return value }
-        if monotonicSeconds() > deadline {
+        if MonotonicClock.seconds() > deadline {
             XCTFail("timed out waiting for \(what())\n\(context())", file: file, line: line)
             throw TestFailure("timed out waiting for \(what())")
         }

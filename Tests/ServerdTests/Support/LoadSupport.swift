@@ -198,8 +198,8 @@ final class DatagramEchoClient {
             } catch {
                 return (RoundTripOutcome.classify(error), "send: \(error)")
             }
-            let deadline = monotonicSeconds() + attemptTimeout
-            while monotonicSeconds() < deadline {
+            let deadline = MonotonicClock.seconds() + attemptTimeout
+            while MonotonicClock.seconds() < deadline {
                 do {
                     guard let reply = try socket.receiveDatagram(maxSize: 65536)?.bytes else { continue }
                     if reply == payload { return (.ok, "") }
@@ -266,8 +266,8 @@ func replaceFile(_ path: String, with bytes: [UInt8]) throws {
 /// assertion that follows says what was expected. (A removed listener's socket file, or the
 /// descriptors of connections the clients closed, may go a moment after `READY=1`.)
 func eventually(timeout: Double = 5, _ condition: () -> Bool) {
-    let deadline = monotonicSeconds() + timeout
-    while !condition() && monotonicSeconds() < deadline { usleep(20_000) }
+    let deadline = MonotonicClock.seconds() + timeout
+    while !condition() && MonotonicClock.seconds() < deadline { usleep(20_000) }
 }
 
 /// `fd N -> target` for every descriptor of a process, for failure messages.

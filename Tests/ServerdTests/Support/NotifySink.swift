@@ -48,7 +48,7 @@ final class NotifySink {
 
     /// Binds a sink at an abstract name unique to this process, `tag` and the moment.
     init(abstractTag tag: String) throws {
-        let name = "serverd-test-notify-\(getpid())-\(tag)-\(monotonicMicroseconds())"
+        let name = "serverd-test-notify-\(getpid())-\(tag)-\(MonotonicClock.microseconds())"
         socket = try Socket(family: AF_UNIX, transport: .datagram)
         try socket.bind(to: SocketAddress(.datagram, .unixAbstract(Array(name.utf8))))
         try socket.enablePassCredentials()
@@ -69,9 +69,9 @@ final class NotifySink {
     /// Receives one message within `timeout` seconds (appending it to ``messages``), or `nil`.
     @discardableResult
     func receive(timeout: Double) throws -> Message? {
-        guard try pollReadable([socket.fileDescriptor], timeout: max(0, timeout))[0] else { return nil }
+        guard try Poll.readable([socket.fileDescriptor], timeout: max(0, timeout))[0] else { return nil }
         guard let (bytes, _, credentials) = try socket.receiveDatagramWithCredentials(maxSize: 65536) else { return nil }
-        let message = Message(text: String(decoding: bytes, as: UTF8.self), pid: credentials?.pid, time: monotonicSeconds())
+        let message = Message(text: String(decoding: bytes, as: UTF8.self), pid: credentials?.pid, time: MonotonicClock.seconds())
         messages.append(message)
         return message
     }
@@ -83,14 +83,14 @@ final class NotifySink {
         _ what: String, timeout: Double = 20, file: StaticString = #filePath, line: UInt = #line,
         where match: (Message) -> Bool
     ) throws -> Message {
-        let deadline = monotonicSeconds() + timeout
+        let deadline = MonotonicClock.seconds() + timeout
         while true {
             while consumed < messages.count {
                 let message = messages[consumed]
                 consumed += 1
                 if match(message) { return message }
             }
-            let left = deadline - monotonicSeconds()
+            let left = deadline - MonotonicClock.seconds()
             if left <= 0 {
                 XCTFail("no \(what) on \(address) within \(timeout) s; received: \(messages)", file: file, line: line)
                 throw TestFailure("no \(what)")
@@ -115,8 +115,8 @@ final class NotifySink {
     /// bounded by the caller, e.g. "no WATCHDOG=1 within 3 s").
     func collect(for seconds: Double) throws -> [Message] {
         let start = messages.count
-        let deadline = monotonicSeconds() + seconds
-        while case let left = deadline - monotonicSeconds(), left > 0 {
+        let deadline = MonotonicClock.seconds() + seconds
+        while case let left = deadline - MonotonicClock.seconds(), left > 0 {
             try receive(timeout: left)
         }
         return Array(messages[start...])

@@ -101,10 +101,10 @@ final class ServerdProcess {
 
     /// Polls `probe` every 20 ms until it returns a value or `timeout` passes (then fails the test).
     func waitFor<T>(timeout: Double = 20, file: StaticString = #filePath, line: UInt = #line, _ probe: () throws -> T?) throws -> T {
-        let deadline = monotonicSeconds() + timeout
+        let deadline = MonotonicClock.seconds() + timeout
         while true {
             if let value = try probe() { return value }
-            if monotonicSeconds() > deadline {
+            if MonotonicClock.seconds() > deadline {
                 XCTFail("timed out; serverd stderr:\n\(stderr)", file: file, line: line)
                 throw TestFailure("timed out")
             }

@@ -52,7 +52,7 @@ struct ExecChild: Sendable {
         waiting: (SocketError) -> Void, pause: (Double) -> Void
     ) throws(SocketError) -> ExecChild {
         guard let table = groups.table else { throw SocketError("mmap", errno: groups.creationErrno) }
-        let deadline = monotonicSeconds() + descriptorPatience
+        let deadline = MonotonicClock.seconds() + descriptorPatience
         var wait = 0.001
         var ticket: UInt64?
         defer { if let ticket { DescriptorWaiters.leave(ticket) } }
@@ -61,7 +61,7 @@ struct ExecChild: Sendable {
                 return try attempt(program, environment, descriptors, identity, table, listenPIDSlot)
             } catch {
                 let shortage = error.errno == EMFILE || error.errno == ENFILE
-                guard shortage, monotonicSeconds() < deadline else { throw error }
+                guard shortage, MonotonicClock.seconds() < deadline else { throw error }
                 let waiter = ticket ?? DescriptorWaiters.join()
                 ticket = waiter
                 guard DescriptorWaiters.mayWait(waiter, connectionsInFlight: connectionsInFlight()) else { throw error }

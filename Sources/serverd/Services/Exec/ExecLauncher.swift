@@ -47,7 +47,7 @@ final class ExecLauncher: Sendable {
                 },
                 pause: { seconds in
                     // Children that end meanwhile free descriptors: reap them (unless another thread does).
-                    _ = try? pollReadable(supervisor.descriptor >= 0 ? [supervisor.descriptor] : [], timeout: seconds)
+                    _ = try? Poll.readable(supervisor.descriptor >= 0 ? [supervisor.descriptor] : [], timeout: seconds)
                     supervisor.serviceEvents()
                 })
         } catch {

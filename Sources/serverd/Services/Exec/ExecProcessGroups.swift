@@ -67,9 +67,9 @@ final class ExecProcessGroups: @unchecked Sendable {
 
     /// Polls until no group of `groups` has a live member or `seconds` pass; returns those left.
     private func waitUntilGone(_ groups: Set<pid_t>, seconds: Double, meanwhile: () -> Void) -> Set<pid_t> {
-        let deadline = monotonicSeconds() + seconds
+        let deadline = MonotonicClock.seconds() + seconds
         var left = LiveProcessGroups.among(groups, running: ExecSupervisor.shared.runningPIDs)
-        while !left.isEmpty && monotonicSeconds() < deadline {
+        while !left.isEmpty && MonotonicClock.seconds() < deadline {
             usleep(10_000)
             meanwhile()
             left = LiveProcessGroups.among(left, running: ExecSupervisor.shared.runningPIDs)

@@ -124,7 +124,7 @@ final class ExecSupervisor: @unchecked Sendable {
     func serviceEvents(until done: () -> Bool) {
         while !done() {
             let wait = looksForExits || descriptor < 0 ? Self.lookInterval : 1
-            _ = try? pollReadable(descriptor >= 0 ? [descriptor] : [], timeout: wait)
+            _ = try? Poll.readable(descriptor >= 0 ? [descriptor] : [], timeout: wait)
             serviceEvents()
         }
     }

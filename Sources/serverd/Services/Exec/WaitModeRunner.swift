@@ -43,7 +43,7 @@ final class WaitModeRunner: Sendable {
 
     /// Whether the listener must not watch its socket now: the program runs, or starts are paused.
     var holdsSocket: Bool {
-        state.withLock { $0.pid != nil || monotonicSeconds() < $0.pausedUntil }
+        state.withLock { $0.pid != nil || MonotonicClock.seconds() < $0.pausedUntil }
     }
 
     /// The socket is readable: starts the program on `socket` unless one runs or starts are paused. `ended` is called
@@ -53,7 +53,7 @@ final class WaitModeRunner: Sendable {
         let label = snapshot.label
         let program = snapshot.policy.exec
         let logger = context.logger
-        let now = monotonicSeconds()
+        let now = MonotonicClock.seconds()
         let decision = state.withLock { state -> StartDecision in
             guard state.pid == nil, now >= state.pausedUntil else { return .wait }
             state.starts.removeAll { now - $0 >= Self.startWindow }
