@@ -83,7 +83,7 @@ final class ConfigurationTests: XCTestCase {
 
     /// The desired state of an invocation, with no implicit listener.
     private func build(_ invocation: Invocation) throws(DaemonError) -> DesiredState {
-        try DesiredState.build(invocation, implicitListeners: { () throws(DaemonError) in [] })
+        try DesiredState.build(invocation, implicitListeners: { _ throws(DaemonError) in [] })
     }
 
     /// Parses a command line and builds the desired state, failing the test on any error.
@@ -233,15 +233,21 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(try load([]).listeners, [])
     }
 
-    /// New: the implicit listeners (inherited sockets, else the built-in set) serve only when none is configured.
-    func testImplicitListenersOnlyWithoutConfiguredOnes() throws {
-        let implicit = { () throws(DaemonError) -> [String] in ["echo@unix:@serverd-implicit"] }
+    /// The implicit listeners are asked for with the addresses the configuration declares (none: the inherited
+    /// sockets, else the built-in set, serve), and follow the configured ones.
+    func testImplicitListenersFollowTheConfiguredOnes() throws {
+        var asked: [[ListenAddress]] = []
+        let implicit = { (declared: [ListenAddress]) throws(DaemonError) -> [String] in
+            asked.append(declared)
+            return ["echo@unix:@serverd-implicit"]
+        }
         let bare = try DesiredState.build(try invocation([]), implicitListeners: implicit)
         XCTAssertEqual(bare.listeners.map(\.text), ["echo@unix:@serverd-implicit"])
         XCTAssertEqual(bare.listeners.map(\.place), ["implicit listener"])
         let configured = try DesiredState.build(
             try invocation(["--listen", "discard@unix:@serverd-own"]), implicitListeners: implicit)
-        XCTAssertEqual(configured.listeners.map(\.text), ["discard@unix:@serverd-own"])
+        XCTAssertEqual(configured.listeners.map(\.text), ["discard@unix:@serverd-own", "echo@unix:@serverd-implicit"])
+        XCTAssertEqual(asked.map(\.count), [0, 1])
     }
 
     func testHelpShowsEveryOptionWithItsDefault() throws {

@@ -178,12 +178,12 @@ final class OptionTableTests: XCTestCase {
             arguments += ["--", option.kind == .program ? text : "/bin/cat"]
             let request = try CommandLineParser.parse(arguments, workingDirectory: "/")
             guard case .run(let invocation) = request else { return XCTFail("\(arguments) did not ask to run") }
-            let state = try DesiredState.build(invocation, implicitListeners: { () throws(DaemonError) in [] })
+            let state = try DesiredState.build(invocation, implicitListeners: { _ throws(DaemonError) in [] })
             let baselineRequest = try CommandLineParser.parse(
                 ["--listen", "exec@unix:@serverd-option-table", "--listen", "exec@tcp://127.0.0.1:0", "--", "/bin/cat"],
                 workingDirectory: "/")
             guard case .run(let baselineInvocation) = baselineRequest else { return XCTFail("no baseline") }
-            let baseline = try DesiredState.build(baselineInvocation, implicitListeners: { () throws(DaemonError) in [] })
+            let baseline = try DesiredState.build(baselineInvocation, implicitListeners: { _ throws(DaemonError) in [] })
             if option.scope == .daemon {
                 XCTAssertNotEqual(state.settings, baseline.settings, "--\(option.name) \(text)")
             } else {
