@@ -202,6 +202,31 @@ final class SystemdTests: XCTestCase {
         try serverd.stop()
     }
 
+    /// The packaged `/etc/serverd/serverd.toml` (`listen = []`) serves each inherited socket by its fd name, as its
+    /// comment says.
+    func testPackagedConfigurationServesInheritedSocketsByName() throws {
+        try Activation.require(Activation.socketActivate)
+        let directory = try TemporaryDirectory()
+        let packaged = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("packaging/serverd.toml").path
+        XCTAssertTrue(readText(packaged).contains("\nlisten = []\n"), "the packaged file declares listen = []")
+        let echoPath = directory.path("echo.sock")
+        let stampPath = directory.path("stamp.sock")
+        let serverd = try ServerdProcess(
+            ["--config", packaged], directory: directory,
+            launcher: [Activation.socketActivate, "-l", echoPath, "-l", stampPath, "--fdname=echo:stamp"])
+        let echo = try Activation.connectWhenBound("unix:" + echoPath) { serverd.stderr }
+        defer { echo.close() }
+        try serverd.expectListening(["echo@unix:\(echoPath)", "stamp@unix:\(stampPath)"])
+        XCTAssertTrue(try echo.echoes("packaged"))
+        let stamp = try TestClient.connect("unix:" + stampPath)
+        defer { stamp.close() }
+        XCTAssertTrue(try stamp.isStamped("packaged"))
+        echo.close()
+        stamp.close()
+        try serverd.stop()
+    }
+
     /// No `--listen` and an unnamed socket: the configuration error says how to name it.
     func testUnnamedInheritedSocketErrorSaysHowToNameIt() throws {
         try Activation.require(Activation.socketActivate)
