@@ -24,6 +24,7 @@ final class OptionTableTests: XCTestCase {
         "source-prefix-v6": { "\($0.sourcePrefixV6)" },
         "reply-rate-per-source": { "\($0.replyRatePerSource)" },
         "wait": { "\($0.waitMode)" },
+        "resolve": { "\($0.resolve)" },
         "wait-start-limit": { "\($0.waitStartLimit)" },
     ]
 

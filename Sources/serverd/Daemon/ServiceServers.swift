@@ -55,6 +55,11 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
         wake()
     }
 
+    override func serverClose() {
+        exec.stopStarting()
+        super.serverClose()
+    }
+
     override func verifyRequest(_ request: Request, clientAddress: SocketAddress) -> Bool {
         guard let connection = request.connection else { return false }
         guard admission.admits(connection: connection, from: clientAddress, policy: context.policy) else { return false }

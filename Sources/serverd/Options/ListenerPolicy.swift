@@ -11,6 +11,8 @@ struct ListenerPolicy: Equatable, Sendable {
     var exec: [String] = []
     /// `wait`: an `exec` listener in inetd's wait mode hands the socket itself to one run of the program at a time.
     var waitMode = false
+    /// `resolve`: an `exec` listener looks its TCP clients' names up for `TCPREMOTEHOST`.
+    var resolve = false
     /// `wait-start-limit`: more starts than this within ``WaitModeRunner/startWindow`` pause a wait-mode listener.
     var waitStartLimit = 10
     /// `user`, `group`, `chroot`, `chdir`, `umask`, `env`, `rlimit-*` (`[[listener]]` keys): how its exec children run.

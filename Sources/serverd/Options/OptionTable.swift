@@ -72,6 +72,11 @@ enum OptionTable {
                 + "on datagram sockets.",
             field: .listener { $0.waitMode = $0.service == .exec && $1.flag }),
         Option(
+            name: "resolve", kind: .flag, scope: .listener, reload: .applies, defaultValue: nil, defaultText: "off",
+            help: "Exec listeners on TCP: look the client's address up in reverse DNS, on a thread of its own, and set "
+                + "TCPREMOTEHOST to the name when it looks up forward to the same address. Not with --model forking.",
+            field: .listener { $0.resolve = $0.service == .exec && $1.flag }),
+        Option(
             name: "wait-start-limit", kind: .integer(OptionRange.waitStartLimit), scope: .listener, reload: .applies,
             defaultValue: .integer(10), defaultText: "",
             help: "Wait mode: more than N starts of the program within 10 s, N from "

@@ -51,7 +51,16 @@ struct DesiredState: Equatable, Sendable {
             listeners[index].accessRules = sources[index]
             if let family = listeners[index].family { try listeners[index].checkAccessRules(for: family) }
         }
-        return DesiredState(daemonValues: daemonValues, listeners: listeners)
+        let state = DesiredState(daemonValues: daemonValues, listeners: listeners)
+        if state.settings.model == .forking, let resolving = listeners.first(where: \.policy.resolve) {
+            // A lookup runs on a thread of its own, and the forking model keeps serverd single-threaded for its forks.
+            let bothOnCommandLine = invocation.options["resolve"] != nil && invocation.options["model"] != nil
+            throw DaemonError(
+                bothOnCommandLine ? .usage : .configuration,
+                "\(resolving.subject): resolve looks names up on a thread of its own, which the forking model (kept "
+                    + "single-threaded for its forks) does not allow: use --model threading or serial")
+        }
+        return state
     }
 
     /// One listener: its spec parsed, its options resolved.
