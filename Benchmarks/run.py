@@ -13,7 +13,7 @@ serverd to each peer, and writes it to Benchmarks/RESULTS.md with the commit it 
         --only serverd-threading,serverd-baseline-threading,epoll-c
                                                      # a second serverd binary as rows of its own
 
-Servers (names for --only/--skip): serverd-threading, serverd-forking, serverd-serial, epoll-c,
+Servers (names for --only/--skip): serverd-threading, serverd-forking, serverd-serial, epoll-c, epoll-c-2t,
 swift-nio, py-threading, py-forking; with --serverd-baseline also serverd-baseline-threading,
 serverd-baseline-forking, serverd-baseline-serial, each run right after its serverd-<model>.
 Workloads (names for --workloads), 64-byte lines, all on loopback or Unix sockets:
@@ -85,7 +85,7 @@ BUSY_PCT = 25.0
 
 SERVER_ORDER = ["serverd-threading", "serverd-baseline-threading", "serverd-forking",
                 "serverd-baseline-forking", "serverd-serial", "serverd-baseline-serial",
-                "epoll-c", "swift-nio", "py-threading", "py-forking"]
+                "epoll-c", "epoll-c-2t", "swift-nio", "py-threading", "py-forking"]
 # The serverd under test (--serverd): the ratio columns and the targets are about these rows.
 SERVERD_MODELS = {"serverd-threading": "threading", "serverd-forking": "forking",
                   "serverd-serial": "serial"}
@@ -94,7 +94,7 @@ BASELINE_MODELS = {"serverd-baseline-threading": "threading", "serverd-baseline-
                    "serverd-baseline-serial": "serial"}
 ANY_SERVERD = {**SERVERD_MODELS, **BASELINE_MODELS}
 # Servers started with a Unix datagram listener, for h.
-UNIXGRAM = set(ANY_SERVERD) | {"epoll-c", "py-threading", "py-forking"}
+UNIXGRAM = set(ANY_SERVERD) | {"epoll-c", "epoll-c-2t", "py-threading", "py-forking"}
 DESCRIPTION = {
     "serverd-threading": "serverd --model threading, echo service",
     "serverd-forking": "serverd --model forking, echo service",
@@ -103,6 +103,8 @@ DESCRIPTION = {
     "serverd-baseline-forking": "the --serverd-baseline binary, --model forking, echo service",
     "serverd-baseline-serial": "the --serverd-baseline binary, --model serial, echo service (a, d, f not run)",
     "epoll-c": "C, one thread, epoll (Benchmarks/peers/epoll_echo.c): the limit",
+    "epoll-c-2t": "the same C server with --threads 2: an epoll loop per core, SO_REUSEPORT TCP and UDP sockets, "
+                  "Unix sockets shared with EPOLLEXCLUSIVE",
     "swift-nio": "SwiftNIO 2 NIOEchoServer, one event loop per core (Benchmarks/Sources/nio-echo); "
                  "h not run: this peer has no Unix datagram listener",
     "py-threading": "Python socketserver ThreadingTCPServer / ThreadingUnixStreamServer / ThreadingUDPServer / "
@@ -414,6 +416,8 @@ class Bench:
         streams = ["--tcp", tcp, "--unix", unix_path, "--udp", udp] + (["--unixgram", dgram_path] if dgram_path else [])
         if name == "epoll-c":
             return [self.bins["epoll_echo"]] + streams
+        if name == "epoll-c-2t":
+            return [self.bins["epoll_echo"], "--threads", "2"] + streams
         if name == "swift-nio":
             return [self.args.nio] + streams
         if name in ("py-threading", "py-forking"):
