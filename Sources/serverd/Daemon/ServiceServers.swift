@@ -98,9 +98,9 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
         try serve(request, clientAddress: clientAddress)
     }
 
-    /// Serves held connections whose turn came, while there is capacity for them.
+    /// Serves held connections whose turn came, while there is capacity for them and the listener is open.
     private func serveHeldConnections() {
-        while !isAtCapacity, let next = held.takeDue(now: MonotonicClock.seconds()) {
+        while fileno >= 0, !isAtCapacity, let next = held.takeDue(now: MonotonicClock.seconds()) {
             do {
                 try serve(next.request, clientAddress: next.client)
             } catch {
@@ -221,8 +221,11 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
         registerOwnPort()
     }
 
-    /// Nothing to do at once: each datagram reads the current policy (``verifyRequest(_:clientAddress:)``).
-    func apply(_ policy: ListenerPolicy) {}
+    /// Each datagram reads the current policy (``verifyRequest(_:clientAddress:)``); the loop is woken so that a
+    /// changed `max-rate` applies at once, not at the next token of the old one.
+    func apply(_ policy: ListenerPolicy) {
+        wake()
+    }
 
     private func registerOwnPort() {
         guard let port = serverAddress.port else { return }
