@@ -16,6 +16,8 @@ final class OptionTableTests: XCTestCase {
         "deny": { "\($0.deny)" },
         "max-connections": { "\($0.maxConnections)" },
         "max-per-source": { "\(String(describing: $0.maxPerSource))" },
+        "max-rate": { "\($0.maxRate)" },
+        "max-rate-per-source": { "\($0.maxRatePerSource)" },
         "idle-timeout": { "\($0.idleTimeout)" },
         "max-line": { "\($0.maxLine)" },
         "request-timeout": { "\($0.requestTimeout)" },

@@ -2,12 +2,22 @@ import FamilyServer
 import Glibc
 import Synchronization
 
-/// The listener's gate: source address rules (inet), peer credential rules (Unix) and the
-/// per-source connection limit, which counts per ``SourceKey`` (an address prefix or a uid). Every
-/// refusal is logged with the peer's address or credentials.
+/// The listener's gate: source address rules (inet), peer credential rules (Unix), the
+/// per-source connection limit and the per-source rate, which count per ``SourceKey`` (an address
+/// prefix or a uid). Every refusal is logged with the peer's address or credentials.
 final class Admission: Sendable {
+    /// The longest a connection past its source's rate is held for its turn, in seconds.
+    static let longestHold = 1.0
+    /// The most connections of one source held at once: a source cannot take the whole queue of
+    /// held connections (``HeldConnections``) from the others.
+    static let mostHeldPerSource = 8
+
     private let context: ListenerContext
     private let perSource = ConditionLock<[SourceKey: Int]>([:])
+    /// `max-rate-per-source`: the buckets of the current rate, replaced when a reload changes it; `nil` while unlimited.
+    private let sourceRates = ConditionLock<SourceBuckets?>(nil)
+    /// Datagrams dropped by the per-source rate, logged at most every 10 s.
+    private let datagramsOverRate = ThrottledWarning()
     /// Which source each admitted connection counts against, until it ends.
     private let counted = ConditionLock<[ObjectIdentifier: SourceKey]>([:])
     /// Datagrams refused by the rules: any sender can cause them at will, so they are logged at
@@ -75,6 +85,71 @@ final class Admission: Sendable {
             return false
         }
         return true
+    }
+
+    /// Paces an admitted connection by `max-rate-per-source`: how long it waits for its source's
+    /// next token, or `nil` when it is refused (logged; the caller closes it and ends its count).
+    ///
+    /// A connection whose token is not there yet is held for it when `canHold` (the caller has
+    /// room), at most ``longestHold`` seconds and ``mostHeldPerSource`` connections of one source;
+    /// past that it is refused. A source that the full table of buckets cannot track is not paced
+    /// (fails open: `max-rate` and `max-connections` still bound the listener).
+    func pace(connection: Socket, from client: SocketAddress, policy settings: ListenerPolicy, canHold: Bool) -> Double? {
+        let rate = settings.maxRatePerSource
+        guard let buckets = buckets(rate: rate) else { return 0 }
+        let key: SourceKey
+        if let source = SourceKey(peer: client, settings: settings) {
+            key = source
+        } else {
+            do {
+                key = .uid(try connection.peerCredentials().uid)
+            } catch {
+                context.logger.warning("\(label): refused a connection: \(error)")
+                return nil
+            }
+        }
+        let longest = canHold ? min(Self.longestHold, Double(Self.mostHeldPerSource) / Double(rate)) : 0
+        guard let wait = buckets.reserve(key, now: MonotonicClock.seconds(), maxWait: longest) else {
+            refuseOverRate(key, client, rate: rate)
+            return nil
+        }
+        if wait.isInfinite { return 0 }
+        if wait > 0 {
+            context.logger.debug("\(label): holding \(describe(key, client)) for \(wait) s: over \(rate) connections per second")
+        }
+        return wait
+    }
+
+    /// Logs a connection refused by `max-rate-per-source`, like every other refusal: one notice line.
+    private func refuseOverRate(_ key: SourceKey, _ client: SocketAddress, rate: Int) {
+        context.logger.notice("\(label): refused \(describe(key, client)): more than \(rate) connections per second from it")
+    }
+
+    /// Whether a datagram from `client` is within its source's `max-rate-per-source`; one past it is
+    /// dropped and logged at most every 10 s (a datagram's source may be forged at no cost, so the
+    /// check is O(1) and fails open when the table of buckets is full).
+    func admitsRate(datagram: Datagram, from client: SocketAddress, policy settings: ListenerPolicy) -> Bool {
+        let rate = settings.maxRatePerSource
+        guard let buckets = buckets(rate: rate) else { return true }
+        guard let key = SourceKey(peer: client, settings: settings) ?? datagram.credentials.map({ .uid($0.uid) }) else {
+            return true
+        }
+        guard buckets.reserve(key, now: MonotonicClock.seconds(), maxWait: 0) == nil else { return true }
+        datagramsOverRate.record(
+            context.logger, "\(label): dropped a datagram from \(describe(key, client)): more than \(rate) datagrams per second from it")
+        return false
+    }
+
+    /// The buckets of `rate` per source, made anew when the rate changed; `nil` for 0 (unlimited).
+    private func buckets(rate: Int) -> SourceBuckets? {
+        sourceRates.withLock { current in
+            guard rate > 0 else {
+                current = nil
+                return nil
+            }
+            if current?.rate != rate { current = SourceBuckets(rate: rate) }
+            return current
+        }
     }
 
     /// Releases the per-source count of a connection that ended.

@@ -9,9 +9,15 @@ import Synchronization
 /// Built-in services run in the processing model; `exec` connections do not: the serving thread starts their
 /// program (``ExecLauncher``) whatever the model, and each child counts as a connection in flight until it is reaped
 /// (the serial model runs one at a time).
+///
+/// `max-rate` paces accepting (``ListenerRate``): while its bucket is empty the socket is not watched. `max-rate-per-source`
+/// paces each source once its connection is accepted and admitted: one past its source's rate is held
+/// (``HeldConnections``) until its token is due, or refused (``Admission/pace(connection:from:policy:canHold:)``).
 final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendable {
     let context: ListenerContext
     private let admission: Admission
+    private let rate = ListenerRate()
+    private let held = HeldConnections()
     let heartbeat = Atomic<UInt64>(0)
     /// Starts the programs of exec connections.
     let exec: ExecLauncher
@@ -55,11 +61,6 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
         wake()
     }
 
-    override func serverClose() {
-        exec.stopStarting()
-        super.serverClose()
-    }
-
     override func verifyRequest(_ request: Request, clientAddress: SocketAddress) -> Bool {
         guard let connection = request.connection else { return false }
         guard admission.admits(connection: connection, from: clientAddress, policy: context.policy) else { return false }
@@ -69,10 +70,49 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
 
     override func getRequest() throws -> (Request, SocketAddress)? {
         if handedToWaitModeProgram() { return nil }
-        return try super.getRequest()
+        guard let request = try super.getRequest() else { return nil }
+        rate.count(rate: context.policy.maxRate, now: MonotonicClock.seconds())
+        return request
     }
 
+    override var requestsResumeAt: Double? {
+        rate.resumesAt(rate: context.policy.maxRate, now: MonotonicClock.seconds())
+    }
+
+    override var serviceActionsDueAt: Double? { held.nextDue }
+
+    /// Serves an admitted connection now, holds it for its source's next token, or refuses it (`max-rate-per-source`).
     override func processRequest(_ request: Request, clientAddress: SocketAddress) throws {
+        guard let connection = request.connection else { return }
+        let policy = context.policy
+        guard let wait = admission.pace(connection: connection, from: clientAddress, policy: policy, canHold: held.hasRoom)
+        else {
+            shutdownRequest(request)
+            admission.ended(connection: connection)
+            return
+        }
+        guard wait <= 0 else {
+            held.hold(request, client: clientAddress, due: MonotonicClock.seconds() + wait)
+            return
+        }
+        try serve(request, clientAddress: clientAddress)
+    }
+
+    /// Serves held connections whose turn came, while there is capacity for them and the listener is open.
+    private func serveHeldConnections() {
+        while fileno >= 0, !isAtCapacity, let next = held.takeDue(now: MonotonicClock.seconds()) {
+            do {
+                try serve(next.request, clientAddress: next.client)
+            } catch {
+                handleError(next.request, clientAddress: next.client, error: error)
+                shutdownRequest(next.request)
+                if let connection = next.request.connection { admission.ended(connection: connection) }
+            }
+        }
+    }
+
+    /// Hands a connection to the processing model, or for `exec` starts its program.
+    private func serve(_ request: Request, clientAddress: SocketAddress) throws {
         guard let connection = request.connection, context.policy.service == .exec else {
             return try super.processRequest(request, clientAddress: clientAddress)
         }
@@ -96,7 +136,17 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
     }
 
     var connectionsInFlight: Int {
-        processingModel.activeRequests + exec.childrenRunning + (waitMode.runningPID == nil ? 0 : 1)
+        processingModel.activeRequests + exec.childrenRunning + held.count + (waitMode.runningPID == nil ? 0 : 1)
+    }
+
+    /// Closes the listener and with it the connections still held for their turn.
+    override func serverClose() {
+        exec.stopStarting()
+        super.serverClose()
+        for next in held.takeAll() {
+            shutdownRequest(next.request)
+            if let connection = next.request.connection { admission.ended(connection: connection) }
+        }
     }
 
     /// The most exec children and requests in flight together.
@@ -123,15 +173,20 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
 
     override func serviceActions() {
         super.serviceActions()
+        serveHeldConnections()
         heartbeat.store(UInt64(MonotonicClock.seconds() * 1e6), ordering: .relaxed)
     }
 }
 
 /// The daemon's datagram server: one listener's service, one datagram at a time (no thread or
 /// process per datagram), behind its admission rules and, on UDP, the ``ReflectionGuard``.
+///
+/// `max-rate` paces reading (``ListenerRate``): while its bucket is empty the socket is not read and datagrams wait in
+/// the receive buffer. A datagram past its source's `max-rate-per-source` is dropped.
 final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Sendable {
     let context: ListenerContext
     private let admission: Admission
+    private let rate = ListenerRate()
     /// The guard of the current reply rate, rebuilt when a reload changed the rate; only the serving thread uses it.
     private var reflectionGuard: ReflectionGuard
     /// The service of the datagram being handled, for ``ServiceDatagramHandler``; set by the serving thread.
@@ -167,8 +222,11 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
         registerOwnPort()
     }
 
-    /// Nothing to do at once: each datagram reads the current policy (``verifyRequest(_:clientAddress:)``).
-    func apply(_ policy: ListenerPolicy) {}
+    /// Each datagram reads the current policy (``verifyRequest(_:clientAddress:)``); the loop is woken so that a
+    /// changed `max-rate` applies at once, not at the next token of the old one.
+    func apply(_ policy: ListenerPolicy) {
+        wake()
+    }
 
     private func registerOwnPort() {
         guard let port = serverAddress.port else { return }
@@ -186,7 +244,13 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
 
     override func getRequest() throws -> (Request, SocketAddress)? {
         if handedToWaitModeProgram() { return nil }
-        return try super.getRequest()
+        guard let request = try super.getRequest() else { return nil }
+        rate.count(rate: context.policy.maxRate, now: MonotonicClock.seconds())
+        return request
+    }
+
+    override var requestsResumeAt: Double? {
+        rate.resumesAt(rate: context.policy.maxRate, now: MonotonicClock.seconds())
     }
 
     /// While a wait-mode program runs (or its starts are paused) the socket is not watched.
@@ -210,6 +274,7 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
             return false
         }
         return admission.admits(datagram: datagram, from: clientAddress, policy: policy)
+            && admission.admitsRate(datagram: datagram, from: clientAddress, policy: policy)
     }
 
     override func handleError(_ request: Request?, clientAddress: SocketAddress?, error: any Error) {

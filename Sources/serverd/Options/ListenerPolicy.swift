@@ -31,6 +31,14 @@ struct ListenerPolicy: Equatable, Sendable {
     var maxConnections = 0
     /// `max-per-source`: at most this many simultaneous connections from one source or one uid; `nil` is unlimited.
     var maxPerSource: Int?
+    /// `max-rate`: at most this many new connections (datagrams on a datagram listener) per second, with a burst of
+    /// as many; past it the listener takes nothing until the next token is due (clients wait in the backlog,
+    /// datagrams in the receive buffer). 0 for unlimited.
+    var maxRate = 0
+    /// `max-rate-per-source`: at most this many new connections (datagrams) per second from one source or one uid,
+    /// with a burst of as many; a connection past it is held unserved until its source's token is due (or refused
+    /// when the wait would be too long), a datagram past it is dropped. 0 for unlimited.
+    var maxRatePerSource = 0
     /// `idle-timeout`: a stream connection idle this long is closed; zero for no idle timeout.
     var idleTimeout = Duration.zero
     /// `max-line`: the longest line, in bytes before the LF, that the line services accept.
@@ -41,9 +49,9 @@ struct ListenerPolicy: Equatable, Sendable {
     /// `min-rate`: the least average inbound bytes per second of a stream connection older than
     /// ``requestTimeout``; 0 for no minimum.
     var minRate = 0
-    /// `source-prefix-v4`: the leading bits of an IPv4 peer address that make one source for ``maxPerSource``.
+    /// `source-prefix-v4`: the leading bits of an IPv4 peer address that make one source for ``maxPerSource`` and ``maxRatePerSource``.
     var sourcePrefixV4 = 32
-    /// `source-prefix-v6`: the leading bits of an IPv6 peer address that make one source for ``maxPerSource``.
+    /// `source-prefix-v6`: the leading bits of an IPv6 peer address that make one source for ``maxPerSource`` and ``maxRatePerSource``.
     var sourcePrefixV6 = 128
     /// `reply-rate-per-source`: UDP listeners send at most this many replies per second to one source; 0 for
     /// unlimited.

@@ -101,8 +101,11 @@ struct DesiredState: Equatable, Sendable {
                 .configuration, "\(subject): the exec service needs a program (after -- or exec = [...])")
         }
         if policy.waitMode {
-            // serverd neither accepts nor reads in wait mode: a rule it cannot apply must not look applied.
-            let unenforceable = ["allow", "deny", "allow-uid", "allow-gid", "max-per-source"].filter { name in
+            // serverd neither accepts nor reads in wait mode: a rule it cannot apply must not look applied (the program
+            // accepts and reads itself; wait-start-limit bounds how often it starts).
+            let unenforceable = [
+                "allow", "deny", "allow-uid", "allow-gid", "max-per-source", "max-rate", "max-rate-per-source",
+            ].filter { name in
                 [file?.topLevel, invocation.options, listen.options].contains { $0?[name] != nil }
             }
             if let name = unenforceable.first {
