@@ -27,3 +27,21 @@ int cshims_epoll_ready(int epfd, uint64_t *tokens, int max, int timeout_ms) {
     }
     return count;
 }
+
+int cshims_epoll_control(int epfd, int op, int fd, uint32_t events, uint64_t token) {
+    struct epoll_event event = { .events = events, .data.u64 = token };
+    return epoll_ctl(epfd, op, fd, &event);
+}
+
+int cshims_epoll_wait_events(int epfd, uint64_t *tokens, uint32_t *events, int max, int timeout_ms) {
+    struct epoll_event ready[256];
+    if (max > 256) {
+        max = 256;
+    }
+    int count = epoll_wait(epfd, ready, max, timeout_ms);
+    for (int i = 0; i < count; i++) {
+        tokens[i] = ready[i].data.u64;
+        events[i] = ready[i].events;
+    }
+    return count;
+}

@@ -1,0 +1,76 @@
+import Glibc
+import Logging
+import Synchronization
+
+/// A pool of reactors, one thread and one epoll set each (one per processor by default), that the ``EventModel``s of
+/// any number of servers share: each connection goes to the reactor that holds the fewest.
+///
+/// The threads start with the pool and run until ``stop()``; an idle reactor sleeps in `epoll_wait` and costs
+/// nothing.
+public final class EventReactors: Sendable {
+    private let reactors: [EventReactor]
+    private let stopped = Atomic<Bool>(false)
+    private let rotation = Atomic<Int>(0)
+
+    /// The processors online (`sysconf(_SC_NPROCESSORS_ONLN)`), at least 1: the default number of reactors.
+    public static var processorCount: Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+
+    /// Creates `count` reactors and starts their threads.
+    /// - Parameter logger: where a reactor reports a failure of its own (not a connection's).
+    /// - Throws: ``SocketError`` for `epoll_create1`, `eventfd` or `pthread_create`; reactors already started are
+    ///   stopped first.
+    public init(count: Int = EventReactors.processorCount, logger: Logger = Logger(label: "FamilyServer"))
+        throws(SocketError)
+    {
+        precondition(count >= 1, "EventReactors needs at least one reactor, not \(count)")
+        var reactors: [EventReactor] = []
+        do throws(SocketError) {
+            for index in 0..<count {
+                let reactor = try EventReactor(index: index, logger: logger)
+                try reactor.start()
+                reactors.append(reactor)
+            }
+        } catch {
+            for reactor in reactors { reactor.stop() }
+            throw error
+        }
+        self.reactors = reactors
+    }
+
+    /// How many reactors (threads) serve.
+    public var count: Int { reactors.count }
+
+    /// Connections held now, over every reactor.
+    public var connectionCount: Int { reactors.reduce(0) { $0 + $1.load.load(ordering: .relaxed) } }
+
+    /// Whether ``stop()`` was called.
+    public var isStopped: Bool { stopped.load(ordering: .acquiring) }
+
+    /// Closes every connection (``EventCloseReason/cutShort``) and ends the threads; returns once they have ended.
+    /// Idempotent. Never call it from a handler (a reactor cannot wait for itself).
+    public func stop() {
+        guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        for reactor in reactors { reactor.stop() }
+    }
+
+    /// Hands an accepted connection to the least loaded reactor (ties go round in turn).
+    func adopt(_ request: Request, clientAddress: SocketAddress, server: BaseServer, model: EventModel) {
+        let start = rotation.add(1, ordering: .relaxed).newValue
+        var chosen = reactors[start % reactors.count]
+        var least = chosen.load.load(ordering: .relaxed)
+        for offset in 1..<max(1, reactors.count) where least > 0 {
+            let reactor = reactors[(start + offset) % reactors.count]
+            let load = reactor.load.load(ordering: .relaxed)
+            if load < least {
+                chosen = reactor
+                least = load
+            }
+        }
+        chosen.adopt(request, clientAddress: clientAddress, server: server, model: model)
+    }
+
+    /// Closes every connection of `server` on every reactor.
+    func cutShort(server: BaseServer) {
+        for reactor in reactors { reactor.cutShort(server: server) }
+    }
+}

@@ -1,0 +1,299 @@
+import FamilyServer
+import Glibc
+import Synchronization
+import XCTest
+
+/// Echoes every byte until the client ends its side.
+private final class EventEcho: StreamEventHandler {
+    let log: EventLog?
+    init(log: EventLog? = nil) { self.log = log }
+
+    func opened(_ connection: EventConnection) { log?.append("opened") }
+
+    func received(_ bytes: UnsafeRawBufferPointer, on connection: EventConnection) {
+        connection.write(bytes)
+        log?.append("pending \(connection.pendingOutput)")
+    }
+
+    func connectionClosed(_ connection: EventConnection, reason: EventCloseReason) {
+        log?.append("closed \(reason)")
+    }
+}
+
+/// Answers each LF-terminated line upper-cased, keeping a partial line until its LF arrives.
+private final class EventUpperLines: StreamEventHandler {
+    private var partial: [UInt8] = []
+
+    func received(_ bytes: UnsafeRawBufferPointer, on connection: EventConnection) {
+        partial += bytes
+        while let end = partial.firstIndex(of: 0x0A) {
+            connection.write(partial[...end].map { $0 >= 0x61 && $0 <= 0x7A ? $0 - 0x20 : $0 })
+            partial.removeSubrange(...end)
+        }
+    }
+}
+
+/// Sets a deadline when opened; when it is reached, says so and closes.
+private final class EventLateNotice: StreamEventHandler {
+    func opened(_ connection: EventConnection) {
+        connection.deadline = MonotonicClock.seconds() + 0.2
+    }
+
+    func received(_ bytes: UnsafeRawBufferPointer, on connection: EventConnection) {}
+
+    func deadlineReached(on connection: EventConnection) {
+        connection.write(Array("late\n".utf8))
+        connection.close()
+    }
+}
+
+/// Closes idle connections after 0.2 s, recording why each one ended.
+private final class EventIdle: StreamEventHandler {
+    let log: EventLog
+    init(log: EventLog) { self.log = log }
+
+    func opened(_ connection: EventConnection) { connection.idleTimeout = 0.2 }
+    func received(_ bytes: UnsafeRawBufferPointer, on connection: EventConnection) { connection.write(bytes) }
+    func connectionClosed(_ connection: EventConnection, reason: EventCloseReason) { log.append("closed \(reason)") }
+}
+
+/// Counts ``BaseServer/requestEnded(_:clientAddress:)`` calls.
+private final class CountingServer: StreamServer, @unchecked Sendable {
+    let ended = Atomic<Int>(0)
+
+    override func requestEnded(_ request: Request, clientAddress: SocketAddress) {
+        ended.add(1, ordering: .relaxed)
+    }
+}
+
+/// The event model over real sockets: the handler protocol, partial input, deadlines, bounded output, capacity,
+/// cutting connections short, many idle connections; and its epoll wrapper and deadline heap.
+final class EventModelTests: FamilyServerTestCase {
+    private var reactors: EventReactors!
+
+    override func setUp() {
+        super.setUp()
+        reactors = try! EventReactors(count: 2)
+    }
+
+    override func tearDown() {
+        reactors.stop()
+        XCTAssertEqual(reactors.connectionCount, 0, "connections left on the reactors after stop()")
+        super.tearDown()
+    }
+
+    private func echoServer(_ family: TestFamily, log: EventLog? = nil, capacity: Int? = nil) throws -> CountingServer {
+        let model = EventModel(reactors: reactors, capacity: capacity) { _ in EventEcho(log: log) }
+        return try CountingServer(address: address(family, .stream), handler: BaseRequestHandler.self, model: model)
+    }
+
+    func testEchoOnEveryFamily() throws {
+        for family in TestFamily.allCases {
+            if family == .ipv6 { try requireIPv6() }
+            let server = try echoServer(family)
+            try runServer(server) { try streamEchoClient($0) }
+            XCTAssertEqual(server.ended.load(ordering: .relaxed), 3, "\(family): requestEnded calls")
+            XCTAssertEqual(server.processingModel.activeRequests, 0, "\(family): requests left active")
+        }
+    }
+
+    func testPartialLinesAreBufferedUntilTheirLF() throws {
+        let model = EventModel(reactors: reactors) { _ in EventUpperLines() }
+        let server = try StreamServer(address: address(.ipv4, .stream), handler: BaseRequestHandler.self, model: model)
+        try runServer(server) { address in
+            let client = try Client.connect(address)
+            defer { client.close() }
+            try client.sendAll(Array("hel".utf8))
+            usleep(50_000)
+            try client.sendAll(Array("lo\nwor".utf8))
+            try expect(try Client.readLine(client) == Array("HELLO\n".utf8), "the first line")
+            try client.sendAll(Array("ld\n".utf8))
+            try expect(try Client.readLine(client) == Array("WORLD\n".utf8), "the second line")
+        }
+    }
+
+    func testHandlerDeadlineIsReached() throws {
+        let model = EventModel(reactors: reactors) { _ in EventLateNotice() }
+        let server = try StreamServer(address: address(.unixPath, .stream), handler: BaseRequestHandler.self, model: model)
+        try runServer(server) { address in
+            let client = try Client.connect(address)
+            defer { client.close() }
+            try expect(try Client.readToEnd(client) == Array("late\n".utf8), "the deadline's notice, then EOF")
+        }
+    }
+
+    func testIdleTimeoutClosesOnlyIdleConnections() throws {
+        let log = EventLog()
+        let model = EventModel(reactors: reactors) { _ in EventIdle(log: log) }
+        let server = try StreamServer(address: address(.ipv4, .stream), handler: BaseRequestHandler.self, model: model)
+        let thread = try serving(server) {
+            let idle = try Client.connect(server.serverAddress)
+            defer { idle.close() }
+            let busy = try Client.connect(server.serverAddress)
+            defer { busy.close() }
+            // The busy one talks every 50 ms for 0.6 s, past the idle one's timeout.
+            for round in 0..<12 {
+                try busy.sendAll(Array("\(round)\n".utf8))
+                try expect(try Client.readLine(busy) == Array("\(round)\n".utf8), "busy echo \(round)")
+                usleep(50_000)
+            }
+            try expect(try Client.readToEnd(idle).isEmpty, "the idle connection ends with EOF")
+            try busy.sendAll(Array("still\n".utf8))
+            try expect(try Client.readLine(busy) == Array("still\n".utf8), "the busy connection is still served")
+        }
+        server.shutdown()
+        thread.join()
+        server.serverClose()
+        XCTAssertEqual(log.all, ["closed idle", "closed closed"])
+    }
+
+    func testClientThatDoesNotReadStallsOnlyItselfWithBoundedOutput() throws {
+        let log = EventLog()
+        let server = try echoServer(.unixPath, log: log)
+        let thread = try serving(server) {
+            let flooder = try Client.connect(server.serverAddress)
+            defer { flooder.close() }
+            try flooder.setNonBlocking(true)
+            // Send until the kernel takes no more: the server stopped reading once its output was over the limit.
+            let chunk = [UInt8](repeating: 0x61, count: 64 * 1024)
+            var sent = 0
+            let deadline = MonotonicClock.seconds() + 20
+            var idleRounds = 0
+            while idleRounds < 20 && sent < 256 << 20 && MonotonicClock.seconds() < deadline {
+                let count = chunk.withUnsafeBytes { Glibc.send(flooder.fileDescriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                if count > 0 {
+                    sent += count
+                    idleRounds = 0
+                } else {
+                    idleRounds += 1
+                    usleep(10_000)
+                }
+            }
+            try expect(sent < 256 << 20, "the server read \(sent) bytes from a client that reads nothing")
+            try streamEchoClient(server.serverAddress)
+        }
+        server.shutdown()
+        thread.join()
+        server.processingModel.cutShort(server: server)
+        server.serverClose()
+        let most = log.all.compactMap { $0.hasPrefix("pending ") ? Int($0.dropFirst(8)) : nil }.max() ?? 0
+        XCTAssertGreaterThan(most, 0, "output was buffered")
+        XCTAssertLessThanOrEqual(most, 64 * 1024 + EventReactorsReadSize, "output buffered past the limit plus one read")
+    }
+
+    func testCapacityHoldsClientsInTheBacklog() throws {
+        let log = EventLog()
+        let server = try echoServer(.ipv4, log: log, capacity: 2)
+        let thread = try serving(server) {
+            let clients = try (0..<4).map { _ in try Client.connect(server.serverAddress) }
+            defer { clients.forEach { $0.close() } }
+            try expect(eventually { log.count(of: "opened") == 2 }, "two connections taken")
+            usleep(100_000)
+            try expect(log.count(of: "opened") == 2, "\(log.count(of: "opened")) taken, more than the capacity 2")
+            try clients[0].shutdown(Int32(SHUT_WR))
+            try expect(try Client.readToEnd(clients[0]).isEmpty, "the first client's EOF")
+            try expect(eventually { log.count(of: "opened") == 3 }, "one more taken once one ended")
+        }
+        server.shutdown()
+        thread.join()
+        server.processingModel.cutShort(server: server)
+        server.serverClose()
+        XCTAssertEqual(server.processingModel.activeRequests, 0)
+    }
+
+    func testCutShortEndsEveryConnectionOfTheServer() throws {
+        let log = EventLog()
+        let server = try echoServer(.unixAbstract, log: log)
+        let other = try echoServer(.unixAbstract)
+        let otherThread = try serving(other) {}
+        let thread = try serving(server) {
+            let clients = try (0..<3).map { _ in try Client.connect(server.serverAddress) }
+            defer { clients.forEach { $0.close() } }
+            let bystander = try Client.connect(other.serverAddress)
+            defer { bystander.close() }
+            try expect(eventually { log.count(of: "opened") == 3 }, "three connections taken")
+            try expect(eventually { other.processingModel.activeRequests == 1 }, "the other server's connection taken")
+            server.processingModel.cutShort(server: server)
+            for client in clients {
+                try expect(try Client.readToEnd(client).isEmpty, "a cut connection ends")
+            }
+            try bystander.sendAll(Array("here\n".utf8))
+            try expect(try Client.readLine(bystander) == Array("here\n".utf8), "the other server's connection is served")
+        }
+        server.shutdown()
+        thread.join()
+        server.serverClose()
+        XCTAssertEqual(log.count(of: "closed cutShort"), 3)
+        XCTAssertEqual(server.ended.load(ordering: .relaxed), 3)
+        other.shutdown()
+        otherThread.join()
+        other.processingModel.cutShort(server: other)
+        other.serverClose()
+    }
+
+    func testAThousandIdleConnectionsAreHeldAndServed() throws {
+        let server = try echoServer(.ipv4)
+        let thread = try serving(server) {
+            var clients: [Socket] = []
+            defer { clients.forEach { $0.close() } }
+            for _ in 0..<1000 { clients.append(try Client.connect(server.serverAddress)) }
+            try expect(eventually(timeout: 30) { server.processingModel.activeRequests == 1000 },
+                       "\(server.processingModel.activeRequests) of 1000 connections held")
+            XCTAssertEqual(reactors.connectionCount, 1000)
+            for (index, client) in clients.enumerated() where index % 50 == 0 {
+                try client.sendAll(Array("\(index)\n".utf8))
+                try expect(try Client.readLine(client) == Array("\(index)\n".utf8), "echo on connection \(index)")
+            }
+        }
+        server.shutdown()
+        thread.join()
+        XCTAssertTrue(eventually { server.processingModel.activeRequests == 0 }, "connections left after the clients closed")
+        server.serverClose()
+        XCTAssertEqual(server.ended.load(ordering: .relaxed), 1000)
+    }
+
+    func testDatagramsAreRefused() throws {
+        let model = EventModel(reactors: reactors) { _ in EventEcho() }
+        let socket = try Socket(family: AF_INET, transport: .datagram)
+        let datagram = Datagram(payload: [1], socket: socket)
+        let server = try DatagramServer(address: address(.ipv4, .datagram), handler: DatagramEchoHandler.self)
+        defer { server.serverClose() }
+        XCTAssertThrowsError(try model.process(.datagram(datagram), clientAddress: server.serverAddress, server: server)) {
+            XCTAssertEqual(($0 as? SocketError)?.errno, EOPNOTSUPP)
+        }
+        XCTAssertEqual(model.activeRequests, 0)
+    }
+
+    func testEventPollErrorsNameTheCallAndErrno() throws {
+        let poll = try EventPoll()
+        XCTAssertThrowsError(try poll.add(-1, interest: .readable, token: 1)) { error in
+            let error = error as? SocketError
+            XCTAssertEqual(error?.errno, EBADF)
+            XCTAssertEqual(error?.syscall, "epoll_ctl(EPOLL_CTL_ADD)")
+            XCTAssertEqual(error?.subject, "fd -1")
+        }
+    }
+
+    func testEventPollReportsTokensAndReadiness() throws {
+        let wakeup = try WakeupEvent()
+        let poll = try EventPoll()
+        try poll.add(wakeup.fileDescriptor, interest: [.readable, .writable], token: 42)
+        var events = EventPoll.Events()
+        try poll.wait(into: &events, timeout: 0)
+        XCTAssertEqual(events.count, 1)
+        XCTAssertEqual(events[0].token, 42)
+        XCTAssertEqual(events[0].events, .writable)
+        wakeup.signal()
+        try poll.modify(wakeup.fileDescriptor, interest: .readable, token: 7)
+        try poll.wait(into: &events, timeout: 1)
+        XCTAssertEqual(events.count, 1)
+        XCTAssertEqual(events[0].token, 7)
+        XCTAssertEqual(events[0].events, .readable)
+        try poll.remove(wakeup.fileDescriptor)
+        try poll.wait(into: &events, timeout: 0)
+        XCTAssertEqual(events.count, 0)
+    }
+}
+
+/// The most a reactor reads at once, as the bound on output past the limit that one read's reply may add.
+private let EventReactorsReadSize = 64 * 1024
