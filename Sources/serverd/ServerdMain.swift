@@ -45,7 +45,7 @@ enum ServerdMain {
         let log = try Log.bootstrap(level: settings.logLevel, destination: settings.logDestination)
         let logger = Logger(label: "serverd")
         let start = { [inherited] (signals: SignalReceiver, report: inout ReadinessReport?) throws(DaemonError) -> Int32 in
-            let daemon = Daemon(
+            let daemon = try Daemon(
                 invocation: invocation, desired: desired, inherited: inherited, implicitListeners: implicitListeners,
                 signals: signals, systemd: SystemdSession(detached: settings.daemonize), logger: logger, log: log)
             do throws(DaemonError) {

@@ -41,7 +41,7 @@ final class Daemon {
         invocation: Invocation, desired: DesiredState, inherited: InheritedSocketPool,
         implicitListeners: ImplicitListeners, signals: SignalReceiver, systemd: SystemdSession, logger: Logger,
         log: LogControl
-    ) {
+    ) throws(DaemonError) {
         self.invocation = invocation
         self.desired = desired
         self.inherited = inherited
@@ -51,7 +51,7 @@ final class Daemon {
         self.logger = logger
         self.log = log
         listeners = ListenerSet(logger: logger)
-        opener = ListenerOpener(model: desired.settings.model, logger: logger, inherited: inherited)
+        opener = try ListenerOpener(settings: desired.settings, logger: logger, inherited: inherited)
         files = DaemonFiles(
             pidfile: desired.settings.pidfile, implicitListeners: implicitListeners, logger: logger)
     }

@@ -8,10 +8,30 @@ import Logging
 struct ListenerOpener {
     /// The processing model of stream listeners.
     let model: ModelName
+    /// The event model's reactors, which every stream listener shares; `nil` under the other models.
+    let reactors: EventReactors?
     /// Where listeners log.
     let logger: Logger
     /// The sockets systemd passed.
     let inherited: InheritedSocketPool
+
+    /// Opens listeners with the daemon's model; under the event model, starts its reactors (`workers`, by default one
+    /// per CPU).
+    init(settings: DaemonSettings, logger: Logger, inherited: InheritedSocketPool) throws(DaemonError) {
+        self.model = settings.model
+        self.logger = logger
+        self.inherited = inherited
+        guard settings.model == .event else {
+            reactors = nil
+            return
+        }
+        let count = settings.workers ?? EventReactors.processorCount
+        do {
+            reactors = try EventReactors(count: count, logger: logger)
+        } catch {
+            throw DaemonError(.osError, "model event: cannot start \(count) reactors: \(error)", errno: error.errno)
+        }
+    }
 
     /// Opens the listener's sockets: one, or for a bare `systemd` every unclaimed inherited socket.
     /// - Parameter reserved: The fd names that `systemd:NAME` listeners of the configuration claim.
@@ -98,11 +118,11 @@ struct ListenerOpener {
         let server: any ServesListener
         switch origin {
         case .bind(let address) where address.transport == .stream:
-            server = try ServiceStreamServer(context: context, binding: address, model: processingModel(declaration.policy))
+            server = try ServiceStreamServer(context: context, binding: address, model: processingModel(context))
         case .bind(let address):
             server = try ServiceDatagramServer(context: context, binding: address)
         case .adopt(let socket) where socket.transport == .stream:
-            server = try ServiceStreamServer(context: context, adopting: socket, model: processingModel(declaration.policy))
+            server = try ServiceStreamServer(context: context, adopting: socket, model: processingModel(context))
         case .adopt(let socket):
             server = try ServiceDatagramServer(context: context, adopting: socket)
         }
@@ -122,16 +142,21 @@ struct ListenerOpener {
     }
 
     /// Whether the stream model forks: then every listener is served from the daemon's one thread.
-    private var forks: Bool { processingModel(ListenerPolicy(service: .echo, values: [:])).forksWorkers }
+    private var forks: Bool { model == .forking }
 
-    /// The processing model of a stream listener, limited to the policy's `max-connections`.
-    private func processingModel(_ policy: ListenerPolicy) -> any ProcessingModel {
+    /// The processing model of a stream listener, limited to its policy's `max-connections`.
+    private func processingModel(_ context: ListenerContext) -> any ProcessingModel {
+        let policy = context.policy
         switch model {
         case .serial: return SerialModel()
         case .threading: return ThreadingModel(blockOnClose: false, maxThreads: policy.maxConnections)
         case .forking:
             return ForkingModel(
                 maxChildren: policy.maxConnections, blockOnClose: false, workerSetup: ForkedWorker.closeInheritedListeners)
+        case .event:
+            return EventModel(reactors: reactors!, capacity: policy.maxConnections, blockOnClose: false) { _ in
+                ServiceEventHandler.make(for: context)
+            }
         }
     }
 

@@ -3,6 +3,8 @@
 struct DaemonSettings: Equatable, Sendable {
     /// `model`: how stream listeners serve their connections.
     var model = ModelName.threading
+    /// `workers`: the event model's reactor threads; `nil` for one per CPU.
+    var workers: Int?
     /// `drain-timeout`: how long in-flight connections may take to finish on stop.
     var drainTimeout = Duration.zero
     /// `daemon`: detach once serving.

@@ -6,4 +6,6 @@ enum ModelName: String, CaseIterable, Equatable, Sendable {
     case threading
     /// One child process per connection.
     case forking
+    /// Non-blocking connections on epoll, many per thread: one reactor thread per `workers`.
+    case event
 }

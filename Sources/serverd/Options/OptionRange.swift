@@ -22,6 +22,8 @@ enum OptionRange {
     static let sourcePrefixV4: ClosedRange<Int> = 1...32
     /// `source-prefix-v6`: the leading bits of an IPv6 address that make one source.
     static let sourcePrefixV6: ClosedRange<Int> = 1...128
+    /// `workers`: the event model's reactor threads.
+    static let workers: ClosedRange<Int> = 1...256
     /// `wait-start-limit`: starts of a wait-mode program within 10 s before the listener pauses.
     static let waitStartLimit: ClosedRange<Int> = 1...1000
     /// `rlimit-nofile`: open descriptors (the kernel's `fs.nr_open` default is the most a limit can be).

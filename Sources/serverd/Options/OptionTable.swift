@@ -25,8 +25,16 @@ enum OptionTable {
         // MARK: The whole daemon
         Option(
             name: "model", kind: .model, scope: .daemon, reload: .atRestart, defaultValue: .model(.threading),
-            defaultText: "", help: "Processing model of stream listeners: serial, threading or forking.",
+            defaultText: "",
+            help: "Processing model of stream listeners: serial, threading, forking or event (non-blocking "
+                + "connections on epoll, many per thread, see --workers).",
             field: .daemon { $0.model = $1.modelName }),
+        Option(
+            name: "workers", kind: .integer(OptionRange.workers), scope: .daemon, reload: .atRestart,
+            defaultValue: nil, defaultText: "the number of CPUs",
+            help: "The event model's reactor threads, N from \(OptionRange.text(OptionRange.workers)), each with "
+                + "an epoll set of its own; the stream listeners share them. Other models ignore it.",
+            field: .daemon { $0.workers = $1.integer }),
         Option(
             name: "drain-timeout", kind: .seconds, scope: .daemon, reload: .applies, defaultValue: .duration(.seconds(10)),
             defaultText: "",
