@@ -38,6 +38,10 @@ final class LimitTests: XCTestCase {
         try assertThirdClientWaits(model: "forking")
     }
 
+    func testThirdClientOfMaxConnections2IsServedAfterOneClosesEvent() throws {
+        try assertThirdClientWaits(model: "event")
+    }
+
     func testMaxConnectionsOnUnixListener() throws {
         let dir = try TemporaryDirectory()
         let path = dir.path("s.sock")
@@ -94,6 +98,10 @@ final class LimitTests: XCTestCase {
         try assertMaxPerSource(model: "forking")
     }
 
+    func testMaxPerSourceUnderEvent() throws {
+        try assertMaxPerSource(model: "event")
+    }
+
     private func assertMaxPerSource(model: String) throws {
         let serverd = try ServerdProcess(["--model", model, "--max-per-source", "1", "--listen", "echo@tcp://127.0.0.1:0"])
         try serverd.waitForListening(1)
@@ -139,9 +147,17 @@ final class LimitTests: XCTestCase {
     // MARK: - --idle-timeout
 
     func testIdleConnectionIsClosedAndOthersGoOn() throws {
+        try assertIdleConnectionIsClosedAndOthersGoOn(model: "threading")
+    }
+
+    func testIdleConnectionIsClosedAndOthersGoOnUnderEvent() throws {
+        try assertIdleConnectionIsClosedAndOthersGoOn(model: "event")
+    }
+
+    private func assertIdleConnectionIsClosedAndOthersGoOn(model: String) throws {
         let dir = try TemporaryDirectory()
         let serverd = try ServerdProcess([
-            "--idle-timeout", "1", "--listen", "stamp@tcp://127.0.0.1:0", "--listen", "echo@unix:\(dir.path("e.sock"))",
+            "--model", model, "--idle-timeout", "1", "--listen", "stamp@tcp://127.0.0.1:0", "--listen", "echo@unix:\(dir.path("e.sock"))",
         ], directory: dir)
         try serverd.waitForListening(2)
         let started = MonotonicClock.seconds()
@@ -158,7 +174,15 @@ final class LimitTests: XCTestCase {
 
     /// The timeout counts idle time, not the connection's age.
     func testActiveConnectionOutlivesTheIdleTimeout() throws {
-        let serverd = try ServerdProcess(["--idle-timeout", "2", "--listen", "stamp@tcp://127.0.0.1:0"])
+        try assertActiveConnectionOutlivesTheIdleTimeout(model: "threading")
+    }
+
+    func testActiveConnectionOutlivesTheIdleTimeoutUnderEvent() throws {
+        try assertActiveConnectionOutlivesTheIdleTimeout(model: "event")
+    }
+
+    private func assertActiveConnectionOutlivesTheIdleTimeout(model: String) throws {
+        let serverd = try ServerdProcess(["--model", model, "--idle-timeout", "2", "--listen", "stamp@tcp://127.0.0.1:0"])
         try serverd.waitForListening(1)
         let client = try TestClient.connect(serverd.address(0))
         let start = MonotonicClock.seconds()
@@ -174,7 +198,15 @@ final class LimitTests: XCTestCase {
     }
 
     func testIdleTimeoutWithForkingModel() throws {
-        let serverd = try ServerdProcess(["--model", "forking", "--idle-timeout", "1", "--listen", "echo@tcp://[::1]:0"])
+        try assertIdleTimeout(model: "forking")
+    }
+
+    func testIdleTimeoutWithEventModel() throws {
+        try assertIdleTimeout(model: "event")
+    }
+
+    private func assertIdleTimeout(model: String) throws {
+        let serverd = try ServerdProcess(["--model", model, "--idle-timeout", "1", "--listen", "echo@tcp://[::1]:0"])
         try serverd.waitForListening(1)
         let idle = try TestClient.connect(serverd.address(0))
         XCTAssertTrue(try idle.echoes("x"))
@@ -185,7 +217,15 @@ final class LimitTests: XCTestCase {
     // MARK: - --max-line
 
     func testMaxLineClosesOnlyThatConnection() throws {
-        let serverd = try ServerdProcess(["--max-line", "8", "--listen", "stamp@tcp://127.0.0.1:0"])
+        try assertMaxLineClosesOnlyThatConnection(model: "threading")
+    }
+
+    func testMaxLineClosesOnlyThatConnectionUnderEvent() throws {
+        try assertMaxLineClosesOnlyThatConnection(model: "event")
+    }
+
+    private func assertMaxLineClosesOnlyThatConnection(model: String) throws {
+        let serverd = try ServerdProcess(["--model", model, "--max-line", "8", "--listen", "stamp@tcp://127.0.0.1:0"])
         try serverd.waitForListening(1)
         let address = serverd.address(0)
         let bystander = try TestClient.connect(address)
@@ -209,9 +249,17 @@ final class LimitTests: XCTestCase {
     }
 
     func testMaxLineOnUnixAndForking() throws {
+        try assertMaxLineOnUnix(model: "forking")
+    }
+
+    func testMaxLineOnUnixAndEvent() throws {
+        try assertMaxLineOnUnix(model: "event")
+    }
+
+    private func assertMaxLineOnUnix(model: String) throws {
         let dir = try TemporaryDirectory()
         let serverd = try ServerdProcess([
-            "--model", "forking", "--max-line", "4", "--listen", "stamp@unix:\(dir.path("s.sock"))",
+            "--model", model, "--max-line", "4", "--listen", "stamp@unix:\(dir.path("s.sock"))",
         ], directory: dir)
         try serverd.waitForListening(1)
         let bystander = try TestClient.connect("unix:\(dir.path("s.sock"))")

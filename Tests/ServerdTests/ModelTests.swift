@@ -123,7 +123,7 @@ final class ModelTests: XCTestCase {
     }
 
     func testDatagramsUnderEveryModel() throws {
-        for model in ["serial", "threading", "forking"] {
+        for model in ["serial", "threading", "forking", "event"] {
             let dir = try TemporaryDirectory()
             let serverd = try ServerdProcess([
                 "--model", model, "--listen", "echo@udp://127.0.0.1:0", "--listen", "stamp@unixgram:\(dir.path("g.sock"))",
@@ -139,7 +139,7 @@ final class ModelTests: XCTestCase {
     }
 
     func testExecUnderEveryModel() throws {
-        for model in ["serial", "threading", "forking"] {
+        for model in ["serial", "threading", "forking", "event"] {
             let serverd = try ServerdProcess(["--model", model, "--listen", "exec@tcp://127.0.0.1:0", "--", "/bin/sh", "-c", "echo $PROTO; cat"])
             try serverd.waitForListening(1)
             let client = try TestClient.connect(serverd.address(0))

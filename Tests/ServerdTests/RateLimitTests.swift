@@ -58,6 +58,10 @@ final class RateLimitTests: XCTestCase {
         try assertMaxRate5Defers(model: "forking")
     }
 
+    func testMaxRate5DefersWithoutRefusingEvent() throws {
+        try assertMaxRate5Defers(model: "event")
+    }
+
     func testMaxRate5DefersWithoutRefusingSerial() throws {
         try assertMaxRate5Defers(model: "serial")
     }
@@ -151,6 +155,10 @@ final class RateLimitTests: XCTestCase {
 
     func testMaxRatePerSourceHoldsThenRefusesOneSourceOnlySerial() throws {
         try assertMaxRatePerSourceHoldsThenRefuses(model: "serial")
+    }
+
+    func testMaxRatePerSourceHoldsThenRefusesOneSourceOnlyEvent() throws {
+        try assertMaxRatePerSourceHoldsThenRefuses(model: "event")
     }
 
     /// An exec listener's held connection gets its program once its turn comes (from the control loop under

@@ -251,6 +251,10 @@ final class ReloadTests: XCTestCase {
     func testChangedListenerKeepsItsSocketUnderSerial() throws {
         try assertChangedListenerKeepsItsSocket(model: "serial")
     }
+
+    func testChangedListenerKeepsItsSocketUnderEvent() throws {
+        try assertChangedListenerKeepsItsSocket(model: "event")
+    }
     /// The model is daemon-wide; a reload that changes a listener's options under forking still serves it.
     func testReloadUnderForkingModel() throws {
         let dir = try TemporaryDirectory()

@@ -51,6 +51,10 @@ final class SignalTests: XCTestCase {
         try assertGracefulStop(SIGTERM, model: "forking")
     }
 
+    func testSIGTERMDrainWithEventModel() throws {
+        try assertGracefulStop(SIGTERM, model: "event")
+    }
+
     func testSIGTERMDrainWithSerialModel() throws {
         let serverd = try ServerdProcess(["--model", "serial", "--drain-timeout", "20", "--listen", "echo@tcp://127.0.0.1:0"])
         try serverd.waitForListening(1)
@@ -66,11 +70,19 @@ final class SignalTests: XCTestCase {
     /// A second SIGTERM cuts the drain short: the connection is closed, files removed, exit 0,
     /// long before the drain timeout.
     func testSecondSignalCutsTheDrainShort() throws {
+        try assertSecondSignalCutsTheDrainShort(model: "threading")
+    }
+
+    func testSecondSignalCutsTheDrainShortUnderEvent() throws {
+        try assertSecondSignalCutsTheDrainShort(model: "event")
+    }
+
+    private func assertSecondSignalCutsTheDrainShort(model: String) throws {
         let dir = try TemporaryDirectory()
         let socketPath = dir.path("s.sock")
         let pidfile = dir.path("serverd.pid")
         let serverd = try ServerdProcess([
-            "--drain-timeout", "120", "--pidfile", pidfile, "--listen", "echo@unix:\(socketPath)",
+            "--model", model, "--drain-timeout", "120", "--pidfile", pidfile, "--listen", "echo@unix:\(socketPath)",
             "--listen", "stamp@tcp://[::1]:0",
         ], directory: dir)
         try serverd.waitForListening(2)
@@ -113,10 +125,18 @@ final class SignalTests: XCTestCase {
 
     /// When the drain timeout runs out, the remaining connections are closed and serverd exits 0.
     func testDrainTimeoutClosesRemainingConnections() throws {
+        try assertDrainTimeoutClosesRemainingConnections(model: "threading")
+    }
+
+    func testDrainTimeoutClosesRemainingConnectionsUnderEvent() throws {
+        try assertDrainTimeoutClosesRemainingConnections(model: "event")
+    }
+
+    private func assertDrainTimeoutClosesRemainingConnections(model: String) throws {
         let dir = try TemporaryDirectory()
         let pidfile = dir.path("serverd.pid")
         let serverd = try ServerdProcess([
-            "--drain-timeout", "1", "--pidfile", pidfile, "--listen", "echo@tcp://127.0.0.1:0",
+            "--model", model, "--drain-timeout", "1", "--pidfile", pidfile, "--listen", "echo@tcp://127.0.0.1:0",
             "--listen", "echo@unix:\(dir.path("s.sock"))",
         ], directory: dir)
         try serverd.waitForListening(2)
@@ -145,7 +165,7 @@ final class SignalTests: XCTestCase {
 
     /// SIGPIPE is ignored: a client that vanishes while serverd writes to it ends only its own connection.
     func testVanishingClientEndsOnlyItsConnection() throws {
-        for model in ["threading", "forking", "serial"] {
+        for model in ["threading", "forking", "serial", "event"] {
             let serverd = try ServerdProcess(["--model", model, "--listen", "echo@tcp://127.0.0.1:0"])
             try serverd.waitForListening(1)
             let address = serverd.address(0)

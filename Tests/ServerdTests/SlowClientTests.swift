@@ -26,8 +26,14 @@ final class SlowClientTests: XCTestCase {
 
     /// Before: each byte restarted the idle timeout, and the trickler kept its worker until it stopped.
     func testTricklingLineIsCutAtTheRequestDeadline() throws {
+        for model in ["threading", "event"] {
+            try assertTricklingLineIsCut(model: model)
+        }
+    }
+
+    private func assertTricklingLineIsCut(model: String) throws {
         let serverd = try ServerdProcess([
-            "--request-timeout", "2", "--idle-timeout", "1", "--listen", "stamp@tcp://127.0.0.1:0",
+            "--model", model, "--request-timeout", "2", "--idle-timeout", "1", "--listen", "stamp@tcp://127.0.0.1:0",
         ])
         try serverd.waitForListening(1)
         let client = try TestClient.connect(serverd.address(0))
@@ -42,21 +48,29 @@ final class SlowClientTests: XCTestCase {
 
     /// The deadline counts per line: a client that sends whole lines slowly is served for longer than it.
     func testRequestDeadlineStartsWithEachLine() throws {
-        let serverd = try ServerdProcess(["--request-timeout", "1", "--listen", "stamp@tcp://127.0.0.1:0"])
-        try serverd.waitForListening(1)
-        let client = try TestClient.connect(serverd.address(0))
-        for round in 0..<6 {
-            XCTAssertTrue(try client.roundTrip("line \(round)").hasSuffix("] line \(round)\n"))
-            usleep(300_000)  // the client's pace between lines
+        for model in ["threading", "event"] {
+            let serverd = try ServerdProcess(["--model", model, "--request-timeout", "1", "--listen", "stamp@tcp://127.0.0.1:0"])
+            try serverd.waitForListening(1)
+            let client = try TestClient.connect(serverd.address(0))
+            for round in 0..<6 {
+                XCTAssertTrue(try client.roundTrip("line \(round)").hasSuffix("] line \(round)\n"), model)
+                usleep(300_000)  // the client's pace between lines
+            }
+            client.close()
+            try serverd.stop()
         }
-        client.close()
-        try serverd.stop()
     }
 
     /// Echo has no requests: `--min-rate` cuts a connection whose average falls below it once older than the grace.
     func testMinRateCutsASlowEchoClient() throws {
+        for model in ["threading", "event"] {
+            try assertMinRateCutsASlowEchoClient(model: model)
+        }
+    }
+
+    private func assertMinRateCutsASlowEchoClient(model: String) throws {
         let serverd = try ServerdProcess([
-            "--min-rate", "100", "--request-timeout", "1", "--idle-timeout", "1", "--listen", "echo@tcp://127.0.0.1:0",
+            "--model", model, "--min-rate", "100", "--request-timeout", "1", "--idle-timeout", "1", "--listen", "echo@tcp://127.0.0.1:0",
         ])
         try serverd.waitForListening(1)
         let client = try TestClient.connect(serverd.address(0))

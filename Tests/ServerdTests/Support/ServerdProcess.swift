@@ -27,6 +27,20 @@ final class ServerdProcess {
     let stderrPath: String
     let stdoutPath: String
 
+    /// The model a test that leaves it to the default runs under when `SERVERD_TEST_MODEL` names one
+    /// (`SERVERD_TEST_MODEL=event swift test`): added as `--model` unless the arguments give `--model` or a
+    /// `--config` file (whose `model` key a command-line `--model` would override). Tests that check the default
+    /// model itself fail under it, as they should.
+    static let modelFromEnvironment = ProcessInfo.processInfo.environment["SERVERD_TEST_MODEL"]
+
+    /// The arguments with `--model` from ``modelFromEnvironment`` where they leave the model to the default.
+    static func withTestModel(_ arguments: [String]) -> [String] {
+        guard let model = modelFromEnvironment, !model.isEmpty,
+            !arguments.contains(where: { ["--model", "--config", "--help", "--version"].contains($0) || $0.hasPrefix("--model=") })
+        else { return arguments }
+        return ["--model", model] + arguments
+    }
+
     /// Starts `serverd ARGUMENTS` (or `launcher… serverd ARGUMENTS` when `launcher` is given).
     init(
         _ arguments: [String], directory: TemporaryDirectory? = nil, environment: [String: String] = [:],
@@ -37,6 +51,7 @@ final class ServerdProcess {
         stdoutPath = self.directory.path("stdout.log")
         _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
+        let arguments = Self.withTestModel(arguments)
         if launcher.isEmpty {
             process.executableURL = URL(fileURLWithPath: Self.binaryPath)
             process.arguments = arguments
