@@ -13,9 +13,10 @@ serverd to each peer, and writes it to Benchmarks/RESULTS.md with the commit it 
         --only serverd-threading,serverd-baseline-threading,epoll-c
                                                      # a second serverd binary as rows of its own
 
-Servers (names for --only/--skip): serverd-threading, serverd-forking, serverd-serial, epoll-c, epoll-c-2t,
-swift-nio, py-threading, py-forking; with --serverd-baseline also serverd-baseline-threading,
-serverd-baseline-forking, serverd-baseline-serial, each run right after its serverd-<model>.
+Servers (names for --only/--skip): serverd-threading, serverd-forking, serverd-serial, serverd-event,
+epoll-c, epoll-c-2t, swift-nio, py-threading, py-forking; with --serverd-baseline also
+serverd-baseline-threading, serverd-baseline-forking, serverd-baseline-serial, serverd-baseline-event,
+each run right after its serverd-<model>.
 Workloads (names for --workloads), 64-byte lines, all on loopback or Unix sockets:
 
   a  TCP echo, 64 persistent connections, one line outstanding each      req/s
@@ -85,13 +86,13 @@ BUSY_PCT = 25.0
 
 SERVER_ORDER = ["serverd-threading", "serverd-baseline-threading", "serverd-forking",
                 "serverd-baseline-forking", "serverd-serial", "serverd-baseline-serial",
-                "epoll-c", "epoll-c-2t", "swift-nio", "py-threading", "py-forking"]
+                "serverd-event", "serverd-baseline-event", "epoll-c", "epoll-c-2t", "swift-nio", "py-threading", "py-forking"]
 # The serverd under test (--serverd): the ratio columns and the targets are about these rows.
 SERVERD_MODELS = {"serverd-threading": "threading", "serverd-forking": "forking",
-                  "serverd-serial": "serial"}
+                  "serverd-serial": "serial", "serverd-event": "event"}
 # The same models run from --serverd-baseline, a second serverd binary (say the previous main).
 BASELINE_MODELS = {"serverd-baseline-threading": "threading", "serverd-baseline-forking": "forking",
-                   "serverd-baseline-serial": "serial"}
+                   "serverd-baseline-serial": "serial", "serverd-baseline-event": "event"}
 ANY_SERVERD = {**SERVERD_MODELS, **BASELINE_MODELS}
 # Servers started with a Unix datagram listener, for h.
 UNIXGRAM = set(ANY_SERVERD) | {"epoll-c", "epoll-c-2t", "py-threading", "py-forking"}
@@ -99,9 +100,12 @@ DESCRIPTION = {
     "serverd-threading": "serverd --model threading, echo service",
     "serverd-forking": "serverd --model forking, echo service",
     "serverd-serial": "serverd --model serial, echo service (one connection at a time: a, d, f not run)",
+    "serverd-event": "serverd --model event (a reactor per CPU, --workers), echo service; datagrams as in the "
+                     "other models",
     "serverd-baseline-threading": "the --serverd-baseline binary, --model threading, echo service",
     "serverd-baseline-forking": "the --serverd-baseline binary, --model forking, echo service",
     "serverd-baseline-serial": "the --serverd-baseline binary, --model serial, echo service (a, d, f not run)",
+    "serverd-baseline-event": "the --serverd-baseline binary, --model event, echo service",
     "epoll-c": "C, one thread, epoll (Benchmarks/peers/epoll_echo.c): the limit",
     "epoll-c-2t": "the same C server with --threads 2: an epoll loop per core, SO_REUSEPORT TCP and UDP sockets, "
                   "Unix sockets shared with EPOLLEXCLUSIVE",

@@ -17,7 +17,7 @@ final class BenchmarkSmokeTests: XCTestCase {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [
             "python3", script, "--smoke", "--serverd", ServerdProcess.binaryPath,
-            "--only", "serverd-threading,serverd-forking,serverd-serial", "--build-dir", directory.path,
+            "--only", "serverd-threading,serverd-forking,serverd-serial,serverd-event", "--build-dir", directory.path,
         ]
         process.currentDirectoryURL = repository
         let output = directory.path("bench.log")
