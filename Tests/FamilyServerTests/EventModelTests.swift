@@ -97,6 +97,20 @@ final class EventModelTests: FamilyServerTestCase {
         }
     }
 
+    /// The README's and docs/library.md's example, on port 0.
+    func testReadmeExampleServes() throws {
+        final class Echo: StreamEventHandler {
+            func opened(_ connection: EventConnection) { connection.idleTimeout = 300 }
+            func received(_ bytes: UnsafeRawBufferPointer, on connection: EventConnection) {
+                connection.write(bytes)
+            }
+        }
+        let model = EventModel(reactors: reactors, capacity: 10_000) { _ in Echo() }
+        let server = try TCPServer(
+            address: try SocketAddress(parsing: "tcp://127.0.0.1:0"), handler: BaseRequestHandler.self, model: model)
+        try runServer(server) { try streamEchoClient($0) }
+    }
+
     func testPartialLinesAreBufferedUntilTheirLF() throws {
         let model = EventModel(reactors: reactors) { _ in EventUpperLines() }
         let server = try StreamServer(address: address(.ipv4, .stream), handler: BaseRequestHandler.self, model: model)

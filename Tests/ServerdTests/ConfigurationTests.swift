@@ -325,7 +325,7 @@ final class ConfigurationTests: XCTestCase {
             ["--max-connections", "0"], .usage, "--max-connections: 0 is out of range (must be from 1 to 1000000)")
         assertFailure(["--max-line=-5"], .usage, "--max-line: -5 is out of range (must be from 1 to 1073741824)")
         assertFailure(["--idle-timeout", "soon"], .usage, "--idle-timeout: 'soon' is not a number of seconds")
-        assertFailure(["--model", "pooled"], .usage, "--model: 'pooled' is not one of serial, threading, forking")
+        assertFailure(["--model", "pooled"], .usage, "--model: 'pooled' is not one of serial, threading, forking, event")
         assertFailure(
             ["--log-level", "trace"], .usage, "--log-level: 'trace' is not one of debug, info, notice, warning, error")
         assertFailure(
@@ -584,7 +584,7 @@ final class ConfigurationTests: XCTestCase {
         assertFileFailure("max-line = \"80\"\n", "FILE:1:1: max-line: must be an integer, not a string")
         assertFileFailure(
             "idle-timeout = -1\n", "FILE:1:1: idle-timeout: -1 is out of range (must be from 0 to 86400 seconds)")
-        assertFileFailure("model = \"pooled\"\n", "FILE:1:1: model: 'pooled' is not one of serial, threading, forking")
+        assertFileFailure("model = \"pooled\"\n", "FILE:1:1: model: 'pooled' is not one of serial, threading, forking, event")
         assertFileFailure("daemon = \"yes\"\n", "FILE:1:1: daemon: must be true or false, not a string")
         assertFileFailure(
             "socket-mode = 999\n", "FILE:1:1: socket-mode: '999' is not an octal file mode from 0 to 7777 (like 0660)")

@@ -33,6 +33,7 @@ final class OptionTableTests: XCTestCase {
     /// Every field of the daemon-wide settings, by the option that sets it.
     private static let settingsFields: [String: @Sendable (DaemonSettings) -> String] = [
         "model": { "\($0.model)" },
+        "workers": { "\(String(describing: $0.workers))" },
         "drain-timeout": { "\($0.drainTimeout)" },
         "daemon": { "\($0.daemonize)" },
         "pidfile": { "\(String(describing: $0.pidfile))" },
