@@ -44,7 +44,7 @@ def start_exec_daemon(ctx):
     return daemon
 
 
-@fault("failing-handlers", ["threading", "forking"],
+@fault("failing-handlers", ["threading", "forking", "event"],
        "exec children that crash (SIGSEGV), a missing exec program, exec children killed from "
        "outside, and (forking) workers killed by SIGKILL and SIGSEGV: each is logged and reaped, "
        "and the daemon serves on")

@@ -20,7 +20,7 @@ STAMP_REPLY = re.compile(rb"^\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d
 NOBODY = 65534
 # Clients that run as nobody need an interpreter nobody can reach (pyenv's lives under /root).
 NOBODY_PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
-ALL_MODELS = ["threading", "forking", "serial"]
+ALL_MODELS = ["threading", "forking", "serial", "event"]
 
 
 class Failure(Exception):

@@ -123,7 +123,7 @@ else:
 """
 
 
-@fault("peer-credentials", ["threading", "forking"],
+@fault("peer-credentials", ["threading", "forking", "event"],
        "--allow-uid 0 on Unix stream and datagram listeners (mode 0666): a nobody client that "
        "connects and sends at once while serverd is stopped (SIGSTOP) is closed with its bytes "
        "unread (ECONNRESET, never a reply); its datagrams are dropped; root is served")

@@ -74,7 +74,7 @@ listen = ["stamp@tcp://127.0.0.1:0", "stamp@unix:%s"]
 %s"""
 
 
-@fault("sighup", ["threading", "forking"],
+@fault("sighup", ["threading", "forking", "event"],
        "100 SIGHUPs 30 ms apart while 12 clients exchange lines (every 10th reload adds or removes "
        "a listener): no dropped connection or failed exchange, the unchanged listeners keep their "
        "sockets, no descriptor leaks")
@@ -117,7 +117,7 @@ def fault_sighup(ctx):
             "RSS growth over the reloads KiB": after["rss_kb"] - rss_before}
 
 
-@fault("sighup-malformed-config", ["threading", "forking"],
+@fault("sighup-malformed-config", ["threading", "forking", "event"],
        "SIGHUPs with configurations that once made toml++ abort the daemon (`[)x]`, `[` then a line "
        "feed, `m=[}`, found by fuzz-config) while clients keep a connection: each reload fails and is "
        "logged, the running configuration and the connection stay, and a good reload works after")

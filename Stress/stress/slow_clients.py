@@ -10,7 +10,7 @@ import time
 from .clients import Prober, abortive_close, baseline_of, connect, receive_line
 from .harness import FIGURES, Failure, check, fault, wait_until
 
-@fault("trickle", ["threading", "forking"],
+@fault("trickle", ["threading", "forking", "event"],
        "500 clients trickling one byte a second to stamp for 10 s (each must still get its two "
        "replies) while well-behaved clients are served without delay. (Not serial: there one "
        "connection is served at a time by design, so a slow client holds up the rest until "
@@ -53,7 +53,7 @@ def fault_trickle(ctx):
     return figures
 
 
-@fault("never-read", ["threading", "forking"],
+@fault("never-read", ["threading", "forking", "event"],
        "20 clients send 8 MiB to echo and 50,000 lines to stamp without ever reading the replies: "
        "each ends at the idle timeout (2 s) while others are served. (Not serial, as for trickle.)")
 def fault_never_read(ctx):
