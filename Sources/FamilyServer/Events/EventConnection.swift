@@ -86,7 +86,8 @@ public final class EventConnection {
             output.removeFirst(outputSent)
             outputSent = 0
         }
-        output.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+        let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
+        output.append(contentsOf: UnsafeBufferPointer(start: rest.baseAddress?.assumingMemoryBound(to: UInt8.self), count: rest.count))
     }
 
     /// Sends `bytes` to the client (see ``write(_:)-(UnsafeRawBufferPointer)``).
