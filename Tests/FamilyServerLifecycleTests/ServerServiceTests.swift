@@ -1,0 +1,114 @@
+import FamilyServer
+import FamilyServerLifecycle
+import Glibc
+import Logging
+import ServiceLifecycle
+import Synchronization
+import XCTest
+
+/// Echoes lines until the client ends its side, then records that it finished.
+final class RecordingLineEcho: StreamRequestHandler {
+    static let finished = Atomic<Int>(0)
+
+    override func handle() throws {
+        while true {
+            let line = try rfile.readline()
+            if line.isEmpty { break }
+            _ = try wfile.write(line)
+        }
+        Self.finished.add(1, ordering: .sequentiallyConsistent)
+    }
+}
+
+/// ``ServerService`` and the async `serve` / `shutdownAndDrain` of any server, over real sockets.
+final class ServerServiceTests: XCTestCase {
+    private var scratch: ScratchDirectory!
+
+    override func setUpWithError() throws { scratch = try ScratchDirectory() }
+    override func tearDown() { scratch.remove() }
+
+    /// Graceful shutdown with a connection in flight: the socket closes at once (new connections are
+    /// refused), the open connection is still served, and `run()` returns only once its handler has
+    /// finished.
+    func testGracefulShutdownRefusesNewConnectionsAndDrainsTheOpenOne() async throws {
+        let server = try StreamServer(
+            address: scratch.socketAddress("drain.sock"), handler: RecordingLineEcho.self, model: ThreadingModel())
+        let address = server.serverAddress
+        let group = ServiceGroup(services: [ServerService(server, pollInterval: 0.01)], logger: Logger(label: "test"))
+        let running = Task { try await group.run() }
+
+        let client = try BlockingClient(address)
+        try client.send("one\n")
+        XCTAssertEqual(try client.receiveText(like: "one\n"), "one\n")
+        let finishedBefore = RecordingLineEcho.finished.load(ordering: .sequentiallyConsistent)
+
+        await group.triggerGracefulShutdown()
+        try await eventually("new connections to \(address) refused") { connectionIsRefused(address) }
+        try client.send("two\n")
+        XCTAssertEqual(try client.receiveText(like: "two\n"), "two\n", "the open connection is still served")
+
+        try client.endSending()
+        try await running.value
+        XCTAssertEqual(
+            RecordingLineEcho.finished.load(ordering: .sequentiallyConsistent), finishedBefore + 1,
+            "run() returned after the request in flight ended")
+        XCTAssertTrue(try client.receivesEndOfStream())
+        XCTAssertEqual(server.fileno, -1, "the server socket is closed")
+        client.close()
+    }
+
+    /// Cancelling the task that runs the service stops an idle server and closes it.
+    func testCancellationStopsTheService() async throws {
+        let server = try StreamServer(address: loopbackIPv4, handler: RecordingLineEcho.self, model: ThreadingModel())
+        let address = server.serverAddress
+        let running = Task { try await ServerService(server, pollInterval: 0.01).run() }
+        let client = try BlockingClient(address)  // served: the loop runs
+        try client.send("ping\n")
+        XCTAssertEqual(try client.receiveText(like: "ping\n"), "ping\n")
+        try client.endSending()
+        XCTAssertTrue(try client.receivesEndOfStream())
+        client.close()
+
+        running.cancel()
+        try await running.value
+        XCTAssertEqual(server.fileno, -1)
+        XCTAssertTrue(connectionIsRefused(address))
+    }
+
+    /// `serve()` returns once `shutdown()` is called from elsewhere; `shutdownAndDrain()` then
+    /// closes the server, and is idempotent.
+    func testServeReturnsOnShutdownAndDrainCloses() async throws {
+        let server = try StreamServer(
+            address: scratch.socketAddress("serve.sock"), handler: RecordingLineEcho.self, model: SerialModel())
+        let address = server.serverAddress
+        let serving = Task { try await server.serve(pollInterval: 0.01) }
+        let client = try BlockingClient(address)
+        try client.send("x\n")
+        XCTAssertEqual(try client.receiveText(like: "x\n"), "x\n")
+        try client.endSending()
+        XCTAssertTrue(try client.receivesEndOfStream())
+        client.close()
+
+        server.shutdown()
+        try await serving.value
+        XCTAssertNotEqual(server.fileno, -1, "serve() leaves the socket open")
+        try await server.shutdownAndDrain()
+        try await server.shutdownAndDrain()
+        XCTAssertEqual(server.fileno, -1)
+        XCTAssertTrue(connectionIsRefused(address))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(scratch.path)/serve.sock"), "socket file removed")
+    }
+
+    /// A task cancelled before its serve loop even started still returns (the request to stop is
+    /// not lost).
+    func testServeInACancelledTaskReturns() async throws {
+        let server = try StreamServer(address: loopbackIPv4, handler: RecordingLineEcho.self)
+        let serving = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            try await server.serve(pollInterval: 0.01)
+        }
+        try await serving.value
+        try await server.shutdownAndDrain()
+        XCTAssertEqual(server.fileno, -1)
+    }
+}
