@@ -24,7 +24,7 @@ public final class AsyncConnection: Sendable {
 
     /// Reads what the peer sent, at most `maxBytes` bytes, waiting until something arrives.
     /// - Returns: the bytes, or `nil` at the end of the stream (the peer shut its side down).
-    /// - Throws: ``FamilyServer/SocketError`` for `recv` (ECONNRESET when the peer reset the
+    /// - Throws: `SocketError` for `recv` (ECONNRESET when the peer reset the
     ///   connection), `CancellationError` when the task was cancelled.
     public func read(maxBytes: Int = 4096) async throws -> [UInt8]? {
         precondition(maxBytes > 0, "read(maxBytes:) needs a positive count")
@@ -40,7 +40,7 @@ public final class AsyncConnection: Sendable {
     }
 
     /// Sends all of `bytes`, waiting while the peer does not take them.
-    /// - Throws: ``FamilyServer/SocketError`` for `send` (EPIPE or ECONNRESET when the peer has
+    /// - Throws: `SocketError` for `send` (EPIPE or ECONNRESET when the peer has
     ///   gone; never SIGPIPE), `CancellationError` when the task was cancelled.
     public func write(_ bytes: [UInt8]) async throws {
         let socket = self.socket

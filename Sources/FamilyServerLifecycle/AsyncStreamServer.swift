@@ -6,7 +6,7 @@ import Synchronization
 /// A stream server whose connections are handed to you as an `AsyncSequence`, for code that
 /// prefers structured concurrency to request handlers.
 ///
-/// It is a ``FamilyServer/StreamServer`` (any family, socket activation, ``FamilyServer/BaseServer/verifyRequest(_:clientAddress:)``
+/// It is a `StreamServer` (any family, socket activation, `BaseServer.verifyRequest(_:clientAddress:)`
 /// for access control) and a `Service`: a `ServiceGroup` runs its accept loop, and every accepted
 /// connection comes out of ``connections``:
 ///
@@ -21,7 +21,7 @@ import Synchronization
 ///
 /// Backpressure: at most ``bufferSize`` accepted connections wait to be taken from ``connections``;
 /// while that many wait, the accept loop takes no more and new clients wait in the kernel's backlog
-/// (``FamilyServer/BaseServer/requestQueueSize``), so a flood of connections cannot grow memory without bound.
+/// (`BaseServer.requestQueueSize`), so a flood of connections cannot grow memory without bound.
 ///
 /// Graceful shutdown (SIGTERM under a `ServiceGroup`) closes the server socket, so that new
 /// connections are refused, and then ends ``connections`` once the connections accepted before are
@@ -41,9 +41,14 @@ open class AsyncStreamServer: StreamServer, Service, @unchecked Sendable {
     private let waiting = Atomic<Int>(0)
 
     /// Creates, binds and listens on a stream `address` (port 0 takes a free port; read it back
-    /// from ``FamilyServer/BaseServer/serverAddress``).
-    /// - Parameter bufferSize: the most accepted connections waiting to be taken (at least 1).
-    /// - Throws: ``FamilyServer/SocketError`` when the socket cannot be created, bound or listened on.
+    /// from `BaseServer.serverAddress`).
+    /// - Parameters:
+    ///   - address: a stream address of any family.
+    ///   - bufferSize: the most accepted connections waiting to be taken (at least 1).
+    ///   - logger: where the server logs.
+    ///   - bindAndActivate: `false` leaves the socket unbound: set options, then call
+    ///     `bindAndActivate()`.
+    /// - Throws: `SocketError` when the socket cannot be created, bound or listened on.
     public init(
         address: SocketAddress, bufferSize: Int = 16, logger: Logger = Logger(label: "FamilyServer"),
         bindAndActivate: Bool = true
@@ -57,8 +62,11 @@ open class AsyncStreamServer: StreamServer, Service, @unchecked Sendable {
     }
 
     /// Adopts a listening stream socket (socket activation, `fd:N`); bind and listen are skipped.
-    /// - Parameter bufferSize: the most accepted connections waiting to be taken (at least 1).
-    /// - Throws: ``FamilyServer/SocketError`` when the socket's address cannot be read.
+    /// - Parameters:
+    ///   - socket: a bound, listening stream socket.
+    ///   - bufferSize: the most accepted connections waiting to be taken (at least 1).
+    ///   - logger: where the server logs.
+    /// - Throws: `SocketError` when the socket's address cannot be read.
     public init(adopting socket: Socket, bufferSize: Int = 16, logger: Logger = Logger(label: "FamilyServer")) throws {
         precondition(bufferSize > 0, "AsyncStreamServer needs a bufferSize of at least 1")
         self.bufferSize = bufferSize
@@ -72,7 +80,7 @@ open class AsyncStreamServer: StreamServer, Service, @unchecked Sendable {
 
     /// Accepts connections until graceful shutdown or cancellation, then closes the server socket
     /// and ends ``connections``.
-    /// - Throws: ``FamilyServer/SocketError`` when no thread could be started for the accept loop.
+    /// - Throws: `SocketError` when no thread could be started for the accept loop.
     public func run() async throws {
         do {
             try await ServerService(self).run()
@@ -109,9 +117,11 @@ open class AsyncStreamServer: StreamServer, Service, @unchecked Sendable {
 
     /// The accepted connections of an ``AsyncStreamServer``.
     public struct Connections: AsyncSequence, Sendable {
+        /// Each element is one accepted connection.
         public typealias Element = AsyncConnection
         fileprivate let server: AsyncStreamServer
 
+        /// Starts taking connections; only one iterator may take them at a time.
         public func makeAsyncIterator() -> Iterator {
             Iterator(server: server, base: server.accepted.makeAsyncIterator())
         }

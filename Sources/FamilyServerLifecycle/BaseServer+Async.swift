@@ -1,16 +1,17 @@
 import FamilyServer
 
+/// The async forms of serving and stopping, for any server.
 extension BaseServer {
-    /// Serves requests until ``FamilyServer/BaseServer/shutdown(wait:)`` is called or the calling
+    /// Serves requests until `BaseServer.shutdown(wait:)` is called or the calling
     /// task is cancelled, without holding a thread of the cooperative pool: the blocking
-    /// ``FamilyServer/BaseServer/serveForever(pollInterval:)`` runs on a thread of its own.
+    /// `BaseServer.serveForever(pollInterval:)` runs on a thread of its own.
     ///
     /// It returns once the serve loop has returned. It neither closes the socket nor waits for
     /// the requests in flight: ``shutdownAndDrain()`` does that.
     ///
-    /// - Parameter pollInterval: how often ``FamilyServer/BaseServer/serviceActions()`` runs while
+    /// - Parameter pollInterval: how often `BaseServer.serviceActions()` runs while
     ///   the server is idle, as for `serveForever`.
-    /// - Throws: ``FamilyServer/SocketError`` for `pthread_create` when the serving thread could
+    /// - Throws: `SocketError` for `pthread_create` when the serving thread could
     ///   not be started.
     public func serve(pollInterval: Double = 0.5) async throws {
         // The serial model runs each request on the serving thread: give it a full-size stack.
@@ -31,7 +32,7 @@ extension BaseServer {
     /// `daemonThreads`), the forking model for its children, the serial model's one request ended
     /// with the loop. Idempotent, like `serverClose()`.
     ///
-    /// - Throws: ``FamilyServer/SocketError`` for `pthread_create` when the thread could not be
+    /// - Throws: `SocketError` for `pthread_create` when the thread could not be
     ///   started; the server is then left as it was.
     public func shutdownAndDrain() async throws {
         try await BlockingCall.run {

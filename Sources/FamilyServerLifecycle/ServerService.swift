@@ -16,7 +16,7 @@ import ServiceLifecycle
 ///
 /// Cancellation (a second signal, a failing sibling service) stops the loop the same way and also
 /// asks the processing model to cut its requests short
-/// (``FamilyServer/ProcessingModel/cutShort(server:)``: the forking model terminates its children).
+/// (`ProcessingModel.cutShort(server:)`: the forking model terminates its children).
 /// Requests that run in this process cannot be interrupted and still run to their end: give their
 /// handlers a timeout.
 ///
@@ -35,7 +35,7 @@ public struct ServerService: Service {
 
     /// Serves until graceful shutdown or cancellation, then closes the server and drains its
     /// requests in flight before returning.
-    /// - Throws: ``FamilyServer/SocketError`` when no thread could be started for the serve loop
+    /// - Throws: `SocketError` when no thread could be started for the serve loop
     ///   or the drain (the server is closed anyway when the serve loop could not start).
     public func run() async throws {
         let server = self.server
