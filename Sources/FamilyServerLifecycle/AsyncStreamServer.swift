@@ -28,7 +28,9 @@ import Synchronization
 /// taken. The connections themselves are yours: they are served to their end by the tasks serving
 /// them (a task group waits for its tasks: that is the drain).
 ///
-/// ``connections`` has one consumer: iterate it from one task.
+/// ``connections`` has one consumer: iterate it from one task. A consumer that stops taking
+/// connections stops the accept loop once the buffer is full; once its task is cancelled, the
+/// sequence is over and later connections are closed as soon as they are accepted.
 open class AsyncStreamServer: StreamServer, Service, @unchecked Sendable {
     // @unchecked: as for BaseServer; the state shared with the consumer is an Atomic and an
     // AsyncThrowingStream, both thread-safe.

@@ -27,15 +27,30 @@ final class AsyncEchoExampleTests: XCTestCase {
     override func setUpWithError() throws { scratch = try ScratchDirectory() }
     override func tearDown() { scratch.remove() }
 
-    func testTheReadmeShowsTheExampleSource() throws {
-        let readme = try String(contentsOf: Self.packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
-        let source = try String(
-            contentsOf: Self.packageRoot.appendingPathComponent("Examples/AsyncEcho/main.swift"), encoding: .utf8)
-        let parts = readme.components(separatedBy: "```")
-        let swiftBlocks = stride(from: 1, to: parts.count, by: 2).map { parts[$0] }
+    /// The Swift code blocks of the Markdown file at `path` (relative to the package root).
+    private func swiftBlocks(_ path: String) throws -> [String] {
+        let text = try String(contentsOf: Self.packageRoot.appendingPathComponent(path), encoding: .utf8)
+        let parts = text.components(separatedBy: "```")
+        return stride(from: 1, to: parts.count, by: 2).map { parts[$0] }
             .filter { $0.hasPrefix("swift\n") }.map { String($0.dropFirst("swift\n".count)) }
-        XCTAssertEqual(swiftBlocks, [source], "README's Swift block is Examples/AsyncEcho/main.swift, as it is")
+    }
+
+    private func exampleSource() throws -> String {
+        try String(contentsOf: Self.packageRoot.appendingPathComponent("Examples/AsyncEcho/main.swift"), encoding: .utf8)
+    }
+
+    func testTheReadmeShowsTheExampleSource() throws {
+        let source = try exampleSource()
+        XCTAssertEqual(try swiftBlocks("README.md"), [source], "README's Swift block is Examples/AsyncEcho/main.swift, as it is")
         XCTAssertLessThanOrEqual(source.split(separator: "\n").count, 13, "a short example")
+    }
+
+    /// The DocC landing page shows the same program without its imports.
+    func testTheDocumentationShowsTheExampleBody() throws {
+        let source = try exampleSource()
+        let body = try XCTUnwrap(source.range(of: "\n\n").map { String(source[$0.upperBound...]) }, "imports, a blank line, code")
+        let blocks = try swiftBlocks("Sources/FamilyServerLifecycle/FamilyServerLifecycle.docc/FamilyServerLifecycle.md")
+        XCTAssertEqual(blocks, [body], "FamilyServerLifecycle.md shows Examples/AsyncEcho/main.swift below its imports")
     }
 
     func testSIGTERMRefusesNewConnectionsDrainsTheOpenOneAndExitsZero() throws {

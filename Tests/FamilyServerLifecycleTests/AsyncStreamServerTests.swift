@@ -113,6 +113,36 @@ final class AsyncStreamServerTests: XCTestCase {
         try await running.value
     }
 
+    /// Cancelling the task that takes connections ends the sequence (the one still buffered is taken
+    /// first); connections that come afterwards are closed at once, not left waiting for a consumer
+    /// that is gone.
+    func testConnectionsAreClosedOnceTheConsumerIsCancelled() async throws {
+        let server = try AsyncStreamServer(address: scratch.socketAddress("gone.sock"), bufferSize: 1)
+        let running = start(server)
+        let consumer = Task {
+            for try await connection in server.connections {
+                connection.close()
+                try? await Task.sleep(nanoseconds: 3_600_000_000_000)  // busy until cancelled
+            }
+        }
+        let first = try BlockingClient(server.serverAddress)
+        XCTAssertTrue(try first.receivesEndOfStream(), "taken (and closed) by the consumer")
+        first.close()
+        let buffered = try BlockingClient(server.serverAddress)
+        try await eventually("the second connection waits in the full buffer") { server.isAtCapacity }
+        let later = try BlockingClient(server.serverAddress)
+
+        consumer.cancel()
+        try await consumer.value
+        XCTAssertTrue(try buffered.receivesEndOfStream(), "the buffered connection is taken and closed")
+        XCTAssertTrue(try later.receivesEndOfStream(), "a connection from the backlog is closed")
+        let afterwards = try BlockingClient(server.serverAddress)
+        XCTAssertTrue(try afterwards.receivesEndOfStream(), "a new connection is closed")
+        for client in [buffered, later, afterwards] { client.close() }
+        running.cancel()
+        try await running.value
+    }
+
     /// Graceful shutdown closes the server socket at once and ends the sequence, while a connection
     /// taken before is still served to its end.
     func testGracefulShutdownEndsTheSequenceAndKeepsTakenConnections() async throws {
