@@ -6,17 +6,20 @@ import ServiceLifecycle
 import Synchronization
 import XCTest
 
-/// Echoes lines until the client ends its side, then records that it finished.
+/// Echoes lines until the client ends its side, then records that it finished, if it echoed
+/// anything (a probe that connects and closes is not counted).
 final class RecordingLineEcho: StreamRequestHandler {
     static let finished = Atomic<Int>(0)
 
     override func handle() throws {
+        var echoed = false
         while true {
             let line = try rfile.readline()
             if line.isEmpty { break }
             _ = try wfile.write(line)
+            echoed = true
         }
-        Self.finished.add(1, ordering: .sequentiallyConsistent)
+        if echoed { Self.finished.add(1, ordering: .sequentiallyConsistent) }
     }
 }
 
