@@ -23,6 +23,11 @@ final class RecordingLineEcho: StreamRequestHandler {
     }
 }
 
+/// Sends every datagram back.
+final class DatagramEcho: DatagramRequestHandler {
+    override func handle() throws { _ = try wfile.write(try rfile.readToEnd()) }
+}
+
 /// ``ServerService`` and the async `serve` / `shutdownAndDrain` of any server, over real sockets.
 final class ServerServiceTests: XCTestCase {
     private var scratch: ScratchDirectory!
@@ -58,6 +63,26 @@ final class ServerServiceTests: XCTestCase {
         XCTAssertTrue(try client.receivesEndOfStream())
         XCTAssertEqual(server.fileno, -1, "the server socket is closed")
         client.close()
+    }
+
+    /// A datagram server runs as a service too: it answers until graceful shutdown, then its
+    /// socket is closed.
+    func testADatagramServerStopsOnGracefulShutdown() async throws {
+        let server = try DatagramServer(
+            address: SocketAddress(.datagram, .inet(IPAddress(numeric: "127.0.0.1")!, port: 0)), handler: DatagramEcho.self)
+        let group = ServiceGroup(services: [ServerService(server, pollInterval: 0.01)], logger: Logger(label: "test"))
+        let running = Task { try await group.run() }
+
+        let client = try Socket(family: AF_INET, transport: .datagram)
+        defer { client.close() }
+        try client.setReceiveTimeout(10)
+        try client.sendDatagram(Array("ping".utf8), to: server.serverAddress)
+        let reply = try client.receiveDatagram(maxSize: 64)
+        XCTAssertEqual(reply.map { String(decoding: $0.bytes, as: UTF8.self) }, "ping")
+
+        await group.triggerGracefulShutdown()
+        try await running.value
+        XCTAssertEqual(server.fileno, -1, "the datagram socket is closed")
     }
 
     /// Cancelling the task that runs the service stops an idle server and closes it.
