@@ -82,7 +82,8 @@ open class AsyncStreamServer: StreamServer, Service, @unchecked Sendable {
 
     /// Accepts connections until graceful shutdown or cancellation, then closes the server socket
     /// and ends ``connections``.
-    /// - Throws: `SocketError` when no thread could be started for the accept loop.
+    /// - Throws: `SocketError` when no thread could be started for the accept loop, or with EBADF
+    ///   when the server already ran (a server runs once).
     public func run() async throws {
         do {
             try await ServerService(self).run()

@@ -1,4 +1,5 @@
 import FamilyServer
+import Glibc
 import ServiceLifecycle
 
 /// Runs any FamilyServer server as a `Service` of swift-service-lifecycle, so that a `ServiceGroup`
@@ -35,10 +36,14 @@ public struct ServerService: Service {
 
     /// Serves until graceful shutdown or cancellation, then closes the server and drains its
     /// requests in flight before returning.
-    /// - Throws: `SocketError` when no thread could be started for the serve loop
-    ///   or the drain (the server is closed anyway when the serve loop could not start).
+    /// - Throws: `SocketError` with EBADF when the server is already closed (it ran before), or
+    ///   when no thread could be started for the serve loop or the drain (the server is closed
+    ///   anyway when the serve loop could not start).
     public func run() async throws {
         let server = self.server
+        guard server.fileno >= 0 else {
+            throw SocketError("serve", errno: EBADF, subject: "\(server.serverAddress) (the server is closed: a server runs once)")
+        }
         do {
             try await withGracefulShutdownHandler {
                 try await server.serve(pollInterval: pollInterval)

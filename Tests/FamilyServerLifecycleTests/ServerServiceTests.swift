@@ -127,6 +127,21 @@ final class ServerServiceTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(scratch.path)/serve.sock"), "socket file removed")
     }
 
+    /// A server runs once: running its service again fails at once, naming the address.
+    func testRunningAClosedServerFails() async throws {
+        let server = try StreamServer(address: loopbackIPv4, handler: RecordingLineEcho.self)
+        let running = Task { try await ServerService(server, pollInterval: 0.01).run() }
+        running.cancel()
+        try await running.value
+        do {
+            try await ServerService(server).run()
+            XCTFail("a closed server ran again")
+        } catch let error as SocketError {
+            XCTAssertEqual(error.errno, EBADF)
+            XCTAssertTrue(error.description.contains("\(server.serverAddress)"), error.description)
+        }
+    }
+
     /// A task cancelled before its serve loop even started still returns (the request to stop is
     /// not lost).
     func testServeInACancelledTaskReturns() async throws {
