@@ -1,6 +1,6 @@
 /// Output of a request (Python's `wfile`): bytes for a connection, or the reply to a datagram.
 ///
-/// With ``bufferSize`` 0 (the default, as in Python) every ``write(_:)`` goes straight to the
+/// With ``bufferSize`` 0 (the default, as in Python) every ``write(_:)-([UInt8])`` goes straight to the
 /// socket in full. With a buffer, writes collect until it fills, ``flush()`` is called, the
 /// handler's reader waits for more input, or the handler finishes.
 public final class BufferedWriter {

@@ -17,7 +17,7 @@ import Synchronization
 ///         → serviceActions()
 ///     shutdown() from any thread; serverClose() when done
 ///
-/// Unlike Python's: ``shutdown()`` wakes the loop at once and is safe from inside a handler;
+/// Unlike Python's: ``shutdown(wait:)`` wakes the loop at once and is safe from inside a handler;
 /// ``serverClose()`` is idempotent, reaps the model's workers and removes a Unix socket file the
 /// server created; a failed bind leaks no descriptor.
 ///
@@ -25,7 +25,7 @@ import Synchronization
 /// ``serverActivate()`` for their socket type.
 ///
 /// Thread safety: configure the server (``timeout``, ``allowReuseAddress``, …) before it serves;
-/// ``shutdown()``, ``serverClose()`` and ``wake()`` may be called from any thread.
+/// ``shutdown(wait:)``, ``serverClose()`` and ``wake()`` may be called from any thread.
 open class BaseServer: @unchecked Sendable {
     // @unchecked: the configuration properties are set before serving and only read afterwards;
     // the state shared between threads sits in Atomics and a ConditionLock.
@@ -175,9 +175,9 @@ open class BaseServer: @unchecked Sendable {
 
     // MARK: - Serving
 
-    /// Handles requests until ``shutdown()`` is called.
+    /// Handles requests until ``shutdown(wait:)`` is called.
     ///
-    /// The loop sleeps in `poll` on the socket and a wake-up descriptor, so ``shutdown()`` stops it
+    /// The loop sleeps in `poll` on the socket and a wake-up descriptor, so ``shutdown(wait:)`` stops it
     /// at once; `pollInterval` only sets how often ``serviceActions()`` runs while idle. While the
     /// processing model is at its capacity, no new request is taken: clients wait in the backlog.
     /// Neither is one taken before ``requestsResumeAt``; the loop wakes by then, and by
@@ -257,7 +257,7 @@ open class BaseServer: @unchecked Sendable {
     }
 
     /// Handles one request, waiting up to ``timeout`` for it; calls ``handleTimeout()`` if none came.
-    /// Returns early, handling nothing, if ``shutdown()`` is called meanwhile.
+    /// Returns early, handling nothing, if ``shutdown(wait:)`` is called meanwhile.
     open func handleRequest() {
         let deadline = timeout.map { MonotonicClock.seconds() + $0 }
         while true {
