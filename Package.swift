@@ -10,6 +10,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
     ],
     targets: [
         // libsystemd's sd-daemon API (Debian: libsystemd-dev for the header). Not linked: shim.h binds the calls
@@ -26,6 +27,7 @@ let package = Package(
                 "CSystemd",
                 "CShims",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
         .executableTarget(
@@ -37,7 +39,12 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
-        .testTarget(name: "FamilyServerTests", dependencies: ["FamilyServer", "CShims"]),
+        .testTarget(
+            name: "FamilyServerTests",
+            dependencies: [
+                "FamilyServer", "CShims", .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ]
+        ),
         .testTarget(
             name: "ServerdTests", dependencies: ["serverd", "FamilyServer", "CShims"],
             // The suite's own socket-activation launcher and local attacker, run with python3.
