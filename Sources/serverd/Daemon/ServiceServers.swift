@@ -57,7 +57,8 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
 
     override func verifyRequest(_ request: Request, clientAddress: SocketAddress) -> Bool {
         guard let connection = request.connection else { return false }
-        guard admission.admits(connection: connection, from: clientAddress, policy: context.policy) else { return false }
+        guard admission.admits(connection: connection, from: clientAddress, on: serverAddress, policy: context.policy) else { return false }
+        context.counters.admitted()
         context.logger.debug("\(context.label): connection from \(clientAddress)")
         return true
     }
@@ -72,13 +73,13 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
             return try super.processRequest(request, clientAddress: clientAddress)
         }
         let started = exec.launch(connection, client: clientAddress, listener: serverAddress) { [self] in
-            admission.ended(connection: connection)
+            endRequest(request, clientAddress: clientAddress)
             // The loop stopped watching the socket if this child kept the server at capacity.
             if processingModel.activeRequests + exec.childrenRunning + 1 >= execLimit { wake() }
         }
         if !started {
             shutdownRequest(request)
-            admission.ended(connection: connection)
+            endRequest(request, clientAddress: clientAddress)
         }
     }
 
@@ -99,12 +100,39 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
         processingModel.runsRequestsOnServingThread ? 1 : processingModel.capacity ?? Int.max
     }
 
+    /// Runs the service's handler, then counts the connection's bytes and writes its connection line (in the
+    /// process that served it: a forked worker under the forking model).
     override func finishRequest(_ request: Request, clientAddress: SocketAddress) throws {
         guard let connection = request.connection else { return }
-        let handler = Self.handlerType(for: context.policy.service)
-        try context.inFlight.serving(connection) {
-            try handler.init(request: request, clientAddress: clientAddress, server: self).run()
+        let handler = Self.handlerType(for: context.policy.service).init(
+            request: request, clientAddress: clientAddress, server: self)
+        let started = MonotonicClock.seconds()
+        defer {
+            if let served = handler as? ServiceStreamHandler {
+                connectionEnded(served, connection: connection, duration: MonotonicClock.seconds() - started)
+            }
         }
+        try context.inFlight.serving(connection) {
+            do {
+                try handler.run()
+            } catch {
+                (handler as? ServiceStreamHandler)?.end = .error
+                throw error
+            }
+        }
+    }
+
+    /// Counts a built-in service's connection and logs its connection line (exec connections are logged by the
+    /// ``ExecLauncher``, refused ones by the ``Admission``).
+    private func connectionEnded(
+        _ handler: ServiceStreamHandler, connection: Socket, duration: Double) {
+        let bytes = (received: handler.rfile?.receivedCount ?? 0, sent: handler.wfile?.sentCount ?? 0)
+        context.counters.transferred(received: bytes.received, sent: bytes.sent)
+        guard handler.policy.logConnections else { return }
+        ConnectionRecord(
+            listener: "\(handler.policy.service.rawValue)@\(serverAddress)", service: handler.policy.service, peer: .of(connection, client: handler.clientAddress),
+            end: handler.end, duration: duration, bytes: bytes
+        ).log(to: context.logger)
     }
 
     override func requestEnded(_ request: Request, clientAddress: SocketAddress) {
@@ -191,6 +219,7 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
 
     override func verifyRequest(_ request: Request, clientAddress: SocketAddress) -> Bool {
         guard let datagram = request.datagram else { return false }
+        context.counters.datagramReceived(size: datagram.payload.count)
         let current = context.current
         let policy = current.policy
         service = policy.service
@@ -202,9 +231,14 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
         {
             let listener = "\(policy.service.rawValue)@\(serverAddress)"
             reflectionGuard.record(refusal.rule, logger: logger, "\(listener): dropped a datagram from \(clientAddress): \(refusal.reason)")
+            context.counters.datagramDropped()
             return false
         }
-        return admission.admits(datagram: datagram, from: clientAddress, policy: policy)
+        guard admission.admits(datagram: datagram, from: clientAddress, policy: policy) else {
+            context.counters.datagramDropped()
+            return false
+        }
+        return true
     }
 
     override func handleError(_ request: Request?, clientAddress: SocketAddress?, error: any Error) {

@@ -26,6 +26,8 @@ final class ListenerContext: Sendable {
     let logger: Logger
     /// Connections and exec children in flight, for a drain that has to cut them short.
     let inFlight = InFlightRegistry()
+    /// The listener's counts for the status block and `STATUS=`; a reload that keeps the listener keeps them.
+    let counters = ListenerCounters()
 
     /// The fd name of an inherited socket (systemd's `LISTEN_FDNAMES`), passed on to a wait-mode program.
     let inheritedName: String?
