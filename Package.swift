@@ -41,9 +41,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FamilyServerTests",
-            dependencies: [
-                "FamilyServer", "CShims", .product(name: "MetricsTestKit", package: "swift-metrics"),
-            ]
+            dependencies: ["FamilyServer", "CShims", .product(name: "Metrics", package: "swift-metrics")]
         ),
         .testTarget(
             name: "ServerdTests", dependencies: ["serverd", "FamilyServer", "CShims"],
