@@ -257,7 +257,7 @@ final class ConfigurationTests: XCTestCase {
             "--idle-timeout", "--max-line", "--drain-timeout", "--request-timeout", "--min-rate", "--source-prefix-v4",
             "--source-prefix-v6", "--reply-rate-per-source", "--allow-uid", "--allow-gid", "--allow ", "--deny",
             "--socket-mode", "--daemon", "--pidfile", "--user", "--group", "--log-level", "--log-file", "--version",
-            "--wait", "--wait-start-limit", "--help", "-- PROGRAM",
+            "--wait", "--wait-start-limit", "--log-connections", "--log-format", "--help", "-- PROGRAM",
         ]
         for option in options {
             XCTAssertTrue(help.contains(option), "help lacks \(option)")
@@ -271,9 +271,9 @@ final class ConfigurationTests: XCTestCase {
             XCTAssertTrue(flattened.contains(defaultText), "help lacks \(defaultText)")
         }
         XCTAssertEqual(
-            flattened.ranges(of: "(default:").count, 38,
-            "one default for each of 27 options, the program and the 10 keys of [[listener]] alone")
-        XCTAssertEqual(OptionTable.all.count, 38, "27 options, the program (exec) and 10 keys of [[listener]] alone")
+            flattened.ranges(of: "(default:").count, 40,
+            "one default for each of 29 options, the program and the 10 keys of [[listener]] alone")
+        XCTAssertEqual(OptionTable.all.count, 40, "29 options, the program (exec) and 10 keys of [[listener]] alone")
     }
 
     /// `--version` prints the version the package is built as (debian/changelog, the man page's header), and
