@@ -101,6 +101,31 @@ final class ObservabilityTests: XCTestCase {
         try serverd.stop()
     }
 
+    /// A connection still open when the drain runs out of time ends `drain`.
+    func testConnectionCutByTheDrainEndsDrain() throws {
+        let serverd = try ServerdProcess(["--drain-timeout", "0.2", "--listen", "echo@tcp://127.0.0.1:0"])
+        try serverd.waitForListening(1)
+        let client = try TestClient.connect(serverd.address(0))
+        XCTAssertTrue(try client.echoes("held\n"))
+        serverd.send(SIGTERM)
+        XCTAssertEqual(try serverd.waitForExit(), 0)
+        client.close()
+        let line = try XCTUnwrap(connectionLines(serverd.stderr).first, serverd.stderr)
+        XCTAssertTrue(line.contains(" ended: drain ") && line.contains(" bytes_in=5 bytes_out=5 "), line)
+    }
+
+    /// Text a client controls (here an exec program's stderr) cannot bring control characters into a text line.
+    func testControlCharactersFromAnExecProgramAreEscaped() throws {
+        let serverd = try ServerdProcess(
+            ["--listen", "exec@tcp://127.0.0.1:0", "--", "/bin/sh", "-c", #"printf 'a\033[2Jb\rc\n' >&2"#])
+        try serverd.waitForListening(1)
+        _ = try echo(serverd.address(0), "")
+        let log = try serverd.waitForLog("ended: exit")
+        XCTAssertTrue(log.contains(#": a\x1b[2Jb\x0dc"#), log)
+        XCTAssertFalse(log.contains("\u{1b}") || log.contains("\r"), log)
+        try serverd.stop()
+    }
+
     /// A refused connection gets its line too, ended `denied`.
     func testDeniedConnectionGetsALine() throws {
         let serverd = try ServerdProcess(["--deny", "127.0.0.0/8", "--listen", "echo@tcp://127.0.0.1:0"])

@@ -131,7 +131,7 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
         guard handler.policy.logConnections else { return }
         ConnectionRecord(
             listener: "\(handler.policy.service.rawValue)@\(serverAddress)", service: handler.policy.service, peer: .of(connection, client: handler.clientAddress),
-            end: handler.end, duration: duration, bytes: bytes
+            end: context.inFlight.wasCutShort ? .drain : handler.end, duration: duration, bytes: bytes
         ).log(to: context.logger)
     }
 

@@ -5,7 +5,7 @@
 /// name, a line feed, the value's length as a 64-bit little-endian integer, the value, a line feed. Names are upper
 /// case letters, digits and underscores, not starting with an underscore (journald reserves those, and drops a field
 /// whose name it does not accept).
-struct JournalEntry: Equatable, Sendable {
+struct JournalEntry: Sendable {
     /// The fields in order; a name may repeat.
     private(set) var fields: [(name: String, value: String)] = []
 
@@ -48,9 +48,5 @@ struct JournalEntry: Equatable, Sendable {
         let start = result.firstIndex { $0 != "_" && !$0.isNumber } ?? result.endIndex
         let trimmed = String(result[start...].prefix(64))
         return trimmed.isEmpty ? "SERVERD_FIELD" : trimmed
-    }
-
-    static func == (lhs: JournalEntry, rhs: JournalEntry) -> Bool {
-        lhs.fields.elementsEqual(rhs.fields) { $0.name == $1.name && $0.value == $1.value }
     }
 }
