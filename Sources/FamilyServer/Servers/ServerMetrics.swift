@@ -11,7 +11,7 @@ import Synchronization
 ///
 /// | label | kind | counts |
 /// |---|---|---|
-/// | `familyserver_requests_total` | counter | requests taken and admitted by ``BaseServer/verifyRequest(_:clientAddress:)`` |
+/// | `familyserver_requests_total` | counter | requests admitted by ``BaseServer/verifyRequest(_:clientAddress:)`` |
 /// | `familyserver_requests_refused_total` | counter | requests that `verifyRequest` refused |
 /// | `familyserver_requests_active` | meter | requests handed to the processing model and not ended yet |
 /// | `familyserver_received_bytes_total` | counter | bytes a handler's `rfile` received (stream) or datagram payloads |

@@ -5,8 +5,9 @@ import Synchronization
 
 /// The listener's gate: source address rules (inet), peer credential rules (Unix) and the
 /// per-source connection limit, which counts per ``SourceKey`` (an address prefix or a uid). Every
-/// refusal of a connection goes through ``refuse(_:from:on:peer:policy:because:subject:level:)``, which logs it with the peer's
-/// address or credentials, counts it (``ListenerCounters/refused(_:)``) and writes its connection line.
+/// refusal of a connection goes through ``refuse(_:from:on:peer:policy:because:subject:level:)``, which logs
+/// it with the peer's address or credentials, counts it (``ListenerCounters/refused(_:)``) and writes its
+/// connection line.
 final class Admission: Sendable {
     private let context: ListenerContext
     private let perSource = ConditionLock<[SourceKey: Int]>([:])
@@ -96,10 +97,11 @@ final class Admission: Sendable {
     /// counts the refusal, and writes its connection line (ended `denied` or `limit`) when the listener logs
     /// connections. The one place a connection refusal is counted: a new kind of refusal is a new
     /// ``ListenerCounters/Refusal`` and a call here.
-    /// - Returns: `false`, what ``admits(connection:from:policy:)`` returns for a refusal.
+    /// - Returns: `false`, what ``admits(connection:from:on:policy:)`` returns for a refusal.
     private func refuse(
         _ reason: ListenerCounters.Refusal, from client: SocketAddress, on address: SocketAddress,
-        peer: ConnectionRecord.Peer, policy: ListenerPolicy, because text: String, subject: String? = nil, level: Logger.Level = .notice
+        peer: ConnectionRecord.Peer, policy: ListenerPolicy, because text: String, subject: String? = nil,
+        level: Logger.Level = .notice
     ) -> Bool {
         context.logger.log(level: level, "\(label): refused \(subject ?? client.description): \(text)")
         context.counters.refused(reason)

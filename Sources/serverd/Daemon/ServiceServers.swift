@@ -57,7 +57,8 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
 
     override func verifyRequest(_ request: Request, clientAddress: SocketAddress) -> Bool {
         guard let connection = request.connection else { return false }
-        guard admission.admits(connection: connection, from: clientAddress, on: serverAddress, policy: context.policy) else { return false }
+        guard admission.admits(connection: connection, from: clientAddress, on: serverAddress, policy: context.policy)
+        else { return false }
         context.counters.admitted()
         context.logger.debug("\(context.label): connection from \(clientAddress)")
         return true
@@ -124,13 +125,14 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
 
     /// Counts a built-in service's connection and logs its connection line (exec connections are logged by the
     /// ``ExecLauncher``, refused ones by the ``Admission``).
-    private func connectionEnded(
-        _ handler: ServiceStreamHandler, connection: Socket, duration: Double) {
+    private func connectionEnded(_ handler: ServiceStreamHandler, connection: Socket, duration: Double) {
         let bytes = (received: handler.rfile?.receivedCount ?? 0, sent: handler.wfile?.sentCount ?? 0)
         context.counters.transferred(received: bytes.received, sent: bytes.sent)
-        guard handler.policy.logConnections else { return }
+        let policy = handler.policy
+        guard policy.logConnections else { return }
         ConnectionRecord(
-            listener: "\(handler.policy.service.rawValue)@\(serverAddress)", service: handler.policy.service, peer: .of(connection, client: handler.clientAddress),
+            listener: "\(policy.service.rawValue)@\(serverAddress)", service: policy.service,
+            peer: .of(connection, client: handler.clientAddress),
             end: context.inFlight.wasCutShort ? .drain : handler.end, duration: duration, bytes: bytes
         ).log(to: context.logger)
     }

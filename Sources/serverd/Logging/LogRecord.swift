@@ -21,12 +21,12 @@ struct LogRecord: Sendable {
     }
 
     /// The JSON form, one object on one line without its line feed:
-    /// `{"time":"…","pid":42,"level":"info","message":"…", …}` with each metadata key as a key of its own (numbers
-    /// as JSON numbers, the rest as strings). A metadata key that clashes with one of the four fixed keys is
-    /// written as `meta_KEY`.
+    /// `{"time":"…","pid":42,"level":"info","message":"…", …}` with each metadata key as a key of its own
+    /// (numbers as JSON numbers, the rest as strings). A metadata key that clashes with one of the four fixed keys
+    /// is written as `meta_KEY`.
     func jsonLine(time: String, pid: Int32) -> String {
-        var object = "{\"time\":\(LogText.jsonString(time)),\"pid\":\(pid),\"level\":\(LogText.jsonString(level.rawValue))"
-        object += ",\"message\":\(LogText.jsonString(message))"
+        var object = "{\"time\":\(LogText.jsonString(time)),\"pid\":\(pid)"
+        object += ",\"level\":\(LogText.jsonString(level.rawValue)),\"message\":\(LogText.jsonString(message))"
         for (key, value) in metadata.sorted(by: { $0.key < $1.key }) {
             let name = ["time", "pid", "level", "message"].contains(key) ? "meta_" + key : key
             object += ",\(LogText.jsonString(name)):\(LogText.jsonValue(value))"

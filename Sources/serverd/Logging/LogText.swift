@@ -37,8 +37,8 @@ enum LogText {
         return literal + "\""
     }
 
-    /// A metadata value as JSON: integers, ``LogNumber``s and finite floating-point numbers as numbers, lists as arrays,
-    /// dictionaries as objects, anything else as a string.
+    /// A metadata value as JSON: integers, ``LogNumber``s and finite floating-point numbers as numbers, lists as
+    /// arrays, dictionaries as objects, anything else as a string.
     static func jsonValue(_ value: Logger.MetadataValue) -> String {
         switch value {
         case .string(let text): return jsonString(text)

@@ -55,8 +55,9 @@ struct StatusReport {
         let total = entries.reduce(0) { $0 + $1.counts.connections }
         let denied = entries.reduce(0) { $0 + $1.counts.denials }
         let limited = entries.reduce(0) { $0 + $1.counts.limitHits }
-        return "Serving \(serving) listener\(serving == 1 ? "" : "s"), \(active) active connection\(active == 1 ? "" : "s"), "
-            + "\(total) total, \(denied) denied, \(limited) limited"
+        let listeners = "\(serving) listener\(serving == 1 ? "" : "s")"
+        let connections = "\(active) active connection\(active == 1 ? "" : "s")"
+        return "Serving \(listeners), \(connections), \(total) total, \(denied) denied, \(limited) limited"
     }
 
     /// The status block: the summary, then a line per listener.

@@ -38,10 +38,11 @@ final class ExecLauncher: Sendable {
         let environment = ExecEnvironment.child(
             own: ExecEnvironment.ucspi(for: connection, client: client, listener: listener), identity: identity)
         let started = MonotonicClock.seconds()
+        let service = snapshot.policy.service
         let record = snapshot.policy.logConnections
             ? ConnectionRecord(
-                listener: "\(snapshot.policy.service.rawValue)@\(listener)", service: snapshot.policy.service, peer: .of(connection, client: client), end: .error,
-                duration: 0)
+                listener: "\(service.rawValue)@\(listener)", service: service, peer: .of(connection, client: client),
+                end: .error, duration: 0)
             : nil
         let child: ExecChild
         inFlight.begin(connection)
@@ -69,7 +70,8 @@ final class ExecLauncher: Sendable {
         supervisor.watch(child, line: Self.logLine(label: label, pid: pid, logger: logger)) { [self] child, status in
             inFlight.groups.release(child)
             Self.logEnd(status, failure: child.failure, of: program[0], pid: pid, client: client, label: label, logger: logger)
-            record?.ended(status: child.failure == 0 ? status : nil, after: MonotonicClock.seconds() - started, logger: logger)
+            let ran = child.failure == 0 ? status : nil
+            record?.ended(status: ran, after: MonotonicClock.seconds() - started, logger: logger)
             try? connection.shutdown(Int32(SHUT_WR))
             connection.close()
             inFlight.end(connection)
