@@ -13,7 +13,7 @@ serverd to each peer, and writes it to Benchmarks/RESULTS.md with the commit it 
         --only serverd-threading,serverd-baseline-threading,epoll-c
                                                      # a second serverd binary as rows of its own
 
-Servers (names for --only/--skip): serverd-threading, serverd-forking, serverd-serial, epoll-c,
+Servers (names for --only/--skip): serverd-threading, serverd-forking, serverd-serial, epoll-c, epoll-c-2t,
 swift-nio, py-threading, py-forking; with --serverd-baseline also serverd-baseline-threading,
 serverd-baseline-forking, serverd-baseline-serial, each run right after its serverd-<model>.
 Workloads (names for --workloads), 64-byte lines, all on loopback or Unix sockets:
@@ -55,6 +55,8 @@ import sys
 import tempfile
 import time
 
+import chart
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -83,7 +85,7 @@ BUSY_PCT = 25.0
 
 SERVER_ORDER = ["serverd-threading", "serverd-baseline-threading", "serverd-forking",
                 "serverd-baseline-forking", "serverd-serial", "serverd-baseline-serial",
-                "epoll-c", "swift-nio", "py-threading", "py-forking"]
+                "epoll-c", "epoll-c-2t", "swift-nio", "py-threading", "py-forking"]
 # The serverd under test (--serverd): the ratio columns and the targets are about these rows.
 SERVERD_MODELS = {"serverd-threading": "threading", "serverd-forking": "forking",
                   "serverd-serial": "serial"}
@@ -92,7 +94,7 @@ BASELINE_MODELS = {"serverd-baseline-threading": "threading", "serverd-baseline-
                    "serverd-baseline-serial": "serial"}
 ANY_SERVERD = {**SERVERD_MODELS, **BASELINE_MODELS}
 # Servers started with a Unix datagram listener, for h.
-UNIXGRAM = set(ANY_SERVERD) | {"epoll-c", "py-threading", "py-forking"}
+UNIXGRAM = set(ANY_SERVERD) | {"epoll-c", "epoll-c-2t", "py-threading", "py-forking"}
 DESCRIPTION = {
     "serverd-threading": "serverd --model threading, echo service",
     "serverd-forking": "serverd --model forking, echo service",
@@ -101,6 +103,8 @@ DESCRIPTION = {
     "serverd-baseline-forking": "the --serverd-baseline binary, --model forking, echo service",
     "serverd-baseline-serial": "the --serverd-baseline binary, --model serial, echo service (a, d, f not run)",
     "epoll-c": "C, one thread, epoll (Benchmarks/peers/epoll_echo.c): the limit",
+    "epoll-c-2t": "the same C server with --threads 2: an epoll loop per core, SO_REUSEPORT TCP and UDP sockets, "
+                  "Unix sockets shared with EPOLLEXCLUSIVE",
     "swift-nio": "SwiftNIO 2 NIOEchoServer, one event loop per core (Benchmarks/Sources/nio-echo); "
                  "h not run: this peer has no Unix datagram listener",
     "py-threading": "Python socketserver ThreadingTCPServer / ThreadingUnixStreamServer / ThreadingUDPServer / "
@@ -412,6 +416,8 @@ class Bench:
         streams = ["--tcp", tcp, "--unix", unix_path, "--udp", udp] + (["--unixgram", dgram_path] if dgram_path else [])
         if name == "epoll-c":
             return [self.bins["epoll_echo"]] + streams
+        if name == "epoll-c-2t":
+            return [self.bins["epoll_echo"], "--threads", "2"] + streams
         if name == "swift-nio":
             return [self.args.nio] + streams
         if name in ("py-threading", "py-forking"):
@@ -751,6 +757,10 @@ def render(bench, servers, meta):
     L.append("")
     L.append(f"Machine: {meta['machine']}; load average {meta['load']} the run (other work on the "
              f"machine makes the numbers noisier; see \"Quiet host\" below).")
+    if meta.get("chart"):
+        L.append("")
+        L.append(f"![Each server's rate as a fraction of the C epoll server, per workload]({meta['chart']})")
+        L.append("")
     L.append(f"Each workload ran {bench.args.reps} time(s) per server, {bench.args.seconds:g} s measured after "
              f"{bench.args.warmup:g} s of warm-up; the repetitions are interleaved across servers "
              f"(round 1 of every server, then round 2, ...). A cell is the median, with min-max of the "
@@ -1043,7 +1053,7 @@ def main():
                     help="comma-separated workloads to run, of " + ", ".join(WORKLOADS) + " (default: all)")
     ap.add_argument("--smoke", action="store_true", help="one short run of each workload; fail on any error")
     ap.add_argument("--reps", type=int, help="repetitions (default 3, smoke 1)")
-    ap.add_argument("--seconds", type=float, help="measured seconds per run (default 1.0, smoke 0.5)")
+    ap.add_argument("--seconds", type=float, help="measured seconds per run (default 3.0, smoke 0.5)")
     ap.add_argument("--warmup", type=float, help="warm-up seconds per run (default 0.25, smoke 0.1)")
     ap.add_argument("--idle-conns", type=int, help="connections held in f (default 1000, smoke 50)")
     ap.add_argument("--nice", type=int,
@@ -1057,7 +1067,7 @@ def main():
     args = ap.parse_args()
 
     args.reps = args.reps or (1 if args.smoke else 3)
-    args.seconds = args.seconds or (0.5 if args.smoke else 1.0)
+    args.seconds = args.seconds or (0.5 if args.smoke else 3.0)
     args.warmup = args.warmup if args.warmup is not None else (0.1 if args.smoke else 0.25)
     args.idle_conns = args.idle_conns or (50 if args.smoke else 1000)
     if args.results is None and not args.smoke:
@@ -1137,10 +1147,14 @@ def main():
 
     meta = metadata()
     meta["load"] = f"{load_before} before, {loadavg()} after"
+    chart_path = os.path.splitext(args.results)[0] + ".svg" if args.results else None
+    if chart_path and chart.write(bench.results, servers, chart_path):
+        meta["chart"] = os.path.relpath(chart_path, os.path.dirname(os.path.abspath(args.results)))
+        log(f"run.py: wrote {os.path.relpath(chart_path, os.getcwd())}")
     text = render(bench, servers, meta)
     print(text)
     with open(args.json, "w") as f:
-        json.dump({"meta": meta, "args": {k: (sorted(v) if isinstance(v, set) else v) for k, v in vars(args).items()},
+        json.dump({"meta": meta, "servers": servers, "args": {k: (sorted(v) if isinstance(v, set) else v) for k, v in vars(args).items()},
                    "results": bench.results, "extra": bench.extra, "notes": bench.notes,
                    "failures": bench.failures, "host": bench.quiet,
                    "serverd_argv": {x: bench.serverd_argv(x) for x in servers if x in ANY_SERVERD}}, f, indent=1)

@@ -2,7 +2,8 @@
 #
 #   make bench         build serverd (release), the SwiftNIO peer (its own package and scratch
 #                      folder) and the C programs, run every server and workload three times, print
-#                      the table and rewrite Benchmarks/RESULTS.md.  About 6-8 minutes on 2 cores.
+#                      the table and rewrite Benchmarks/RESULTS.md and its chart Benchmarks/RESULTS.svg; 3 s
+#                      windows, about 15-20 minutes on 2 cores.
 #   make bench-smoke   half a second per workload against the debug serverd, the C epoll server and
 #                      the Python peers (no SwiftNIO build); fails if a workload fails, never on timing.
 #   make bench-compare BENCH_BASELINE=/path/to/old/serverd

@@ -1,7 +1,8 @@
 /*
  * epoll_echo: the benchmark's "limit" reference, an echo server written for the benchmark.
  *
- * One thread, level-triggered epoll, non-blocking sockets.  Stream connections (TCP and Unix) get
+ * One thread (or --threads N, each with its own epoll set), level-triggered epoll, non-blocking
+ * sockets.  Stream connections (TCP and Unix) get
  * every byte back: one read of up to 64 KiB, written straight back; what the socket does not take
  * is kept and the connection stops reading until it is written.  UDP: recvmmsg/sendmmsg in batches
  * of 32, each datagram back to its sender.  Unix datagrams (--unixgram) the same way, each back to
@@ -10,7 +11,12 @@
  * net.unix.max_dgram_qlen datagrams into its queue and, unlike UDP, refuses more with EAGAIN
  * rather than dropping them, and a reply dropped there would cost the client a 500 ms resend.
  *
- *   epoll_echo [--tcp HOST:PORT] [--unix PATH] [--udp HOST:PORT] [--unixgram PATH]
+ *   epoll_echo [--threads N] [--tcp HOST:PORT] [--unix PATH] [--udp HOST:PORT] [--unixgram PATH]
+ *
+ * With --threads N (1 to 64, default 1) each thread runs its own loop: TCP and UDP listeners get one
+ * socket per thread on the same port (SO_REUSEPORT, the kernel spreads connections and datagrams),
+ * a Unix socket is shared and watched by every thread with EPOLLEXCLUSIVE (one thread woken per
+ * event).  The main thread only waits for the stop signal.
  *
  * Numeric hosts only.  For each listener it prints `listening on echo@tcp://HOST:PORT` (real
  * port) to stderr, as serverd does.  Runs until SIGTERM or SIGINT, then removes its Unix socket
@@ -22,6 +28,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -35,7 +42,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-enum kind { L_TCP, L_UNIX, L_UDP, CONN, SIG };
+enum kind { L_TCP, L_UNIX, L_UDP, CONN };
 
 struct item {
     enum kind kind;
@@ -44,8 +51,20 @@ struct item {
     size_t pend_off, pend_len;
 };
 
-static int ep;
-static char buf[65536];
+/* Each thread's epoll set and read buffer. */
+static __thread int ep;
+static __thread char buf[65536];
+
+/* A listener as given, with its socket for each thread (one shared socket for Unix sockets). */
+#define MAX_THREADS 64
+#define MAX_LISTENERS 16
+struct listener {
+    enum kind kind;
+    int shared;
+    int fds[MAX_THREADS];
+};
+static struct listener listeners[MAX_LISTENERS];
+static int nlisteners, nthreads = 1;
 
 static void die(const char *what) {
     fprintf(stderr, "epoll_echo: %s: %s\n", what, strerror(errno));
@@ -53,18 +72,20 @@ static void die(const char *what) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: epoll_echo [--tcp HOST:PORT] [--unix PATH] [--udp HOST:PORT] [--unixgram PATH]\n");
+    fprintf(stderr, "usage: epoll_echo [--threads N] [--tcp HOST:PORT] [--unix PATH] [--udp HOST:PORT] [--unixgram PATH]\n");
     exit(64);
 }
 
-static struct item *add(enum kind k, int fd) {
+static struct item *add_with(enum kind k, int fd, uint32_t extra) {
     struct item *it = calloc(1, sizeof *it);
     it->kind = k;
     it->fd = fd;
-    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = it };
+    struct epoll_event ev = { .events = EPOLLIN | extra, .data.ptr = it };
     if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) die("epoll_ctl");
     return it;
 }
+
+static struct item *add(enum kind k, int fd) { return add_with(k, fd, 0); }
 
 static void drop(struct item *it) {
     close(it->fd); /* also leaves the epoll set */
@@ -96,6 +117,12 @@ static void parse_inet(const char *s, struct sockaddr_storage *ss, socklen_t *le
     } else {
         usage();
     }
+}
+
+static socklen_t local_address(int fd, struct sockaddr_storage *ss) {
+    socklen_t len = sizeof *ss;
+    if (getsockname(fd, (struct sockaddr *)ss, &len) < 0) die("getsockname");
+    return len;
 }
 
 static void print_inet(const char *scheme, int fd) {
@@ -170,8 +197,8 @@ static void on_conn(struct item *c, uint32_t events) {
 
 #define BATCH 32
 static void on_udp(struct item *u) {
-    static char data[BATCH][2048];
-    static struct sockaddr_storage from[BATCH];
+    static __thread char data[BATCH][2048];
+    static __thread struct sockaddr_storage from[BATCH];
     struct mmsghdr m[BATCH];
     struct iovec iov[BATCH];
     for (int round = 0; round < 16; round++) {
@@ -205,33 +232,81 @@ static void on_udp(struct item *u) {
     }
 }
 
-int main(int argc, char **argv) {
-    const char *unix_paths[8];
-    int nunix = 0, have = 0;
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) { rl.rlim_cur = rl.rlim_max; setrlimit(RLIMIT_NOFILE, &rl); }
+/* One thread's loop over its own epoll set. */
+static void *serve(void *arg) {
+    int index = (int)(intptr_t)arg;
     ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0) die("epoll_create1");
+    for (int l = 0; l < nlisteners; l++) {
+        struct listener *li = &listeners[l];
+        if (li->shared)
+            add_with(li->kind, li->fds[0], nthreads > 1 ? EPOLLEXCLUSIVE : 0);
+        else
+            add(li->kind, li->fds[index]);
+    }
+    struct epoll_event evs[256];
+    for (;;) {
+        int n = epoll_wait(ep, evs, 256, -1);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            die("epoll_wait");
+        }
+        for (int i = 0; i < n; i++) {
+            struct item *it = evs[i].data.ptr;
+            switch (it->kind) {
+            case L_TCP:
+            case L_UNIX: on_accept(it); break;
+            case L_UDP: on_udp(it); break;
+            case CONN: on_conn(it, evs[i].events); break;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* An inet socket bound to ss (the first of a SO_REUSEPORT group when reuseport). */
+static int inet_socket(int tcp, struct sockaddr_storage *ss, socklen_t len, int reuseport) {
+    int fd = socket(ss->ss_family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) die("socket");
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) die("SO_REUSEPORT");
+    if (bind(fd, (struct sockaddr *)ss, len) < 0) die("bind");
+    if (tcp && listen(fd, 4096) < 0) die("listen");
+    if (!tcp) {
+        int big = 1 << 20;
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    }
+    return fd;
+}
+
+int main(int argc, char **argv) {
+    const char *unix_paths[8];
+    int nunix = 0;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) { rl.rlim_cur = rl.rlim_max; setrlimit(RLIMIT_NOFILE, &rl); }
     for (int i = 1; i < argc; i++) {
         if (i + 1 >= argc) usage();
+        if (!strcmp(argv[i], "--threads")) {
+            nthreads = atoi(argv[++i]);
+            if (nthreads < 1 || nthreads > MAX_THREADS) usage();
+            if (nlisteners) usage(); /* --threads comes first */
+            continue;
+        }
         const char *a = argv[i], *v = argv[++i];
+        if (nlisteners == MAX_LISTENERS) usage();
+        struct listener *li = &listeners[nlisteners];
         if (!strcmp(a, "--tcp") || !strcmp(a, "--udp")) {
             int tcp = !strcmp(a, "--tcp");
             struct sockaddr_storage ss;
             socklen_t len;
             parse_inet(v, &ss, &len);
-            int fd = socket(ss.ss_family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-            if (fd < 0) die("socket");
-            int one = 1;
-            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-            if (bind(fd, (struct sockaddr *)&ss, len) < 0) die("bind");
-            if (tcp && listen(fd, 4096) < 0) die("listen");
-            if (!tcp) {
-                int big = 1 << 20;
-                setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
-            }
-            add(tcp ? L_TCP : L_UDP, fd);
-            print_inet(tcp ? "tcp" : "udp", fd);
+            li->kind = tcp ? L_TCP : L_UDP;
+            li->fds[0] = inet_socket(tcp, &ss, len, nthreads > 1);
+            /* The others take the port the first one got. */
+            len = local_address(li->fds[0], &ss);
+            for (int t = 1; t < nthreads; t++) li->fds[t] = inet_socket(tcp, &ss, len, 1);
+            print_inet(tcp ? "tcp" : "udp", li->fds[0]);
         } else if (!strcmp(a, "--unix") || !strcmp(a, "--unixgram")) {
             int stream = !strcmp(a, "--unix");
             struct sockaddr_un un = { .sun_family = AF_UNIX };
@@ -251,43 +326,34 @@ int main(int argc, char **argv) {
                 int big = 1 << 20;
                 setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
             }
-            add(stream ? L_UNIX : L_UDP, fd);
+            li->kind = stream ? L_UNIX : L_UDP;
+            li->shared = 1;
+            li->fds[0] = fd;
             unix_paths[nunix++] = v;
             fprintf(stderr, "epoll_echo: listening on echo@%s:%s\n", stream ? "unix" : "unixgram", v);
         } else {
             usage();
         }
-        have++;
+        nlisteners++;
     }
-    if (!have) usage();
+    if (!nlisteners) usage();
 
+    /* Every thread inherits the blocked mask; the main thread alone takes the stop signal. */
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
-    int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-    add(SIG, sfd);
-
-    struct epoll_event evs[256];
-    for (;;) {
-        int n = epoll_wait(ep, evs, 256, -1);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            die("epoll_wait");
-        }
-        for (int i = 0; i < n; i++) {
-            struct item *it = evs[i].data.ptr;
-            switch (it->kind) {
-            case L_TCP:
-            case L_UNIX: on_accept(it); break;
-            case L_UDP: on_udp(it); break;
-            case CONN: on_conn(it, evs[i].events); break;
-            case SIG:
-                for (int u = 0; u < nunix; u++) unlink(unix_paths[u]);
-                return 0;
-            }
+    for (int t = 0; t < nthreads; t++) {
+        pthread_t thread;
+        if (pthread_create(&thread, NULL, serve, (void *)(intptr_t)t) != 0) {
+            errno = EAGAIN;
+            die("pthread_create");
         }
     }
+    int sig;
+    while (sigwait(&mask, &sig) != 0) {}
+    for (int u = 0; u < nunix; u++) unlink(unix_paths[u]);
+    return 0;
 }

@@ -62,6 +62,35 @@ private final class TimingServer: StreamServer, EventRecording, @unchecked Senda
     }
 }
 
+/// Takes no request before ``resumeAt`` (a rate limit's next token) and records when it took one.
+private final class PacedServer: StreamServer, @unchecked Sendable {
+    let resumeAt = ConditionLock<Double?>(nil)
+    let takenAt = ConditionLock<[Double]>([])
+    override var requestsResumeAt: Double? { resumeAt.withLock { $0 } }
+    override func getRequest() throws -> (Request, SocketAddress)? {
+        guard let request = try super.getRequest() else { return nil }
+        takenAt.withLock { $0.append(MonotonicClock.seconds()) }
+        return request
+    }
+}
+
+/// Has work due in ``serviceActions()`` at ``dueAt``, and records when it ran after that.
+private final class DueActionsServer: StreamServer, @unchecked Sendable {
+    let dueAt = ConditionLock<Double?>(nil)
+    let ranAt = ConditionLock<Double?>(nil)
+    override var serviceActionsDueAt: Double? { dueAt.withLock { $0 } }
+    override func serviceActions() {
+        super.serviceActions()
+        let now = MonotonicClock.seconds()
+        let due = dueAt.withLock { due -> Bool in
+            guard let at = due, now >= at else { return false }
+            due = nil
+            return true
+        }
+        if due { ranAt.withLock { $0 = now } }
+    }
+}
+
 /// Fails in `processRequest`.
 private final class FailingProcessServer: StreamServer, EventRecording, @unchecked Sendable {
     let events = EventLog()
@@ -283,6 +312,43 @@ final class ServerHooksTests: FamilyServerTestCase {
         XCTAssertTrue(serving.join())
         server.serverClose()
         XCTAssertEqual(server.events.count(of: "handleTimeout"), 0, "serveForever ignores timeout")
+    }
+
+    /// Before `requestsResumeAt` the socket is not watched (the client waits in the backlog); the loop wakes by then
+    /// on its own, long before its poll interval (60 s, past the client's patience).
+    func testRequestsResumeAtPacesTheServeLoop() throws {
+        let server = try PacedServer(address: address(.ipv4, .stream), handler: StreamEchoHandler.self)
+        let resume = MonotonicClock.seconds() + 0.3
+        server.resumeAt.withLock { $0 = resume }
+        let serving = try TestThread { server.serveForever(pollInterval: 60) }
+        defer {
+            server.shutdown()
+            serving.join()
+            server.serverClose()
+        }
+        XCTAssertEqual(server.nextWakeup, resume)
+        let client = try Client.connect(server.serverAddress)
+        defer { client.close() }
+        try client.setTimeouts(receive: 10, send: 10)
+        try client.sendAll(Array("x\n".utf8))
+        try client.shutdown(Int32(SHUT_WR))
+        XCTAssertEqual(try Client.readToEnd(client), Array("x\n".utf8), "served once it resumed")
+        let taken = server.takenAt.withLock { $0 }
+        XCTAssertEqual(taken.count, 1)
+        XCTAssertGreaterThanOrEqual(taken.first ?? 0, resume, "not taken before")
+    }
+
+    /// `serviceActionsDueAt` wakes the serve loop by then, long before its poll interval.
+    func testServiceActionsDueAtWakesTheServeLoop() throws {
+        let server = try DueActionsServer(address: address(.ipv4, .stream), handler: StreamEchoHandler.self)
+        let due = MonotonicClock.seconds() + 0.3
+        server.dueAt.withLock { $0 = due }
+        let serving = try TestThread { server.serveForever(pollInterval: 60) }
+        XCTAssertTrue(eventually(timeout: 10) { server.ranAt.withLock { $0 } != nil }, "serviceActions ran when due")
+        XCTAssertGreaterThanOrEqual(server.ranAt.withLock { $0 } ?? 0, due)
+        server.shutdown()
+        XCTAssertTrue(serving.join())
+        server.serverClose()
     }
 
     /// A request the model could not take is handled as an error and shut down once.

@@ -83,7 +83,7 @@ final class ConfigurationTests: XCTestCase {
 
     /// The desired state of an invocation, with no implicit listener.
     private func build(_ invocation: Invocation) throws(DaemonError) -> DesiredState {
-        try DesiredState.build(invocation, implicitListeners: { () throws(DaemonError) in [] })
+        try DesiredState.build(invocation, implicitListeners: { _ throws(DaemonError) in [] })
     }
 
     /// Parses a command line and builds the desired state, failing the test on any error.
@@ -233,15 +233,21 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(try load([]).listeners, [])
     }
 
-    /// New: the implicit listeners (inherited sockets, else the built-in set) serve only when none is configured.
-    func testImplicitListenersOnlyWithoutConfiguredOnes() throws {
-        let implicit = { () throws(DaemonError) -> [String] in ["echo@unix:@serverd-implicit"] }
+    /// The implicit listeners are asked for with the addresses the configuration declares (none: the inherited
+    /// sockets, else the built-in set, serve), and follow the configured ones.
+    func testImplicitListenersFollowTheConfiguredOnes() throws {
+        var asked: [[ListenAddress]] = []
+        let implicit = { (declared: [ListenAddress]) throws(DaemonError) -> [String] in
+            asked.append(declared)
+            return ["echo@unix:@serverd-implicit"]
+        }
         let bare = try DesiredState.build(try invocation([]), implicitListeners: implicit)
         XCTAssertEqual(bare.listeners.map(\.text), ["echo@unix:@serverd-implicit"])
         XCTAssertEqual(bare.listeners.map(\.place), ["implicit listener"])
         let configured = try DesiredState.build(
             try invocation(["--listen", "discard@unix:@serverd-own"]), implicitListeners: implicit)
-        XCTAssertEqual(configured.listeners.map(\.text), ["discard@unix:@serverd-own"])
+        XCTAssertEqual(configured.listeners.map(\.text), ["discard@unix:@serverd-own", "echo@unix:@serverd-implicit"])
+        XCTAssertEqual(asked.map(\.count), [0, 1])
     }
 
     func testHelpShowsEveryOptionWithItsDefault() throws {
@@ -257,7 +263,8 @@ final class ConfigurationTests: XCTestCase {
             "--idle-timeout", "--max-line", "--drain-timeout", "--request-timeout", "--min-rate", "--source-prefix-v4",
             "--source-prefix-v6", "--reply-rate-per-source", "--allow-uid", "--allow-gid", "--allow ", "--deny",
             "--socket-mode", "--daemon", "--pidfile", "--user", "--group", "--log-level", "--log-file", "--version",
-            "--wait", "--wait-start-limit", "--log-connections", "--log-format", "--help", "-- PROGRAM",
+            "--wait", "--wait-start-limit", "--max-rate ", "--max-rate-per-source", "--log-connections", "--log-format",
+            "--help", "-- PROGRAM",
         ]
         for option in options {
             XCTAssertTrue(help.contains(option), "help lacks \(option)")
@@ -271,9 +278,8 @@ final class ConfigurationTests: XCTestCase {
             XCTAssertTrue(flattened.contains(defaultText), "help lacks \(defaultText)")
         }
         XCTAssertEqual(
-            flattened.ranges(of: "(default:").count, 40,
-            "one default for each of 29 options, the program and the 10 keys of [[listener]] alone")
-        XCTAssertEqual(OptionTable.all.count, 40, "29 options, the program (exec) and 10 keys of [[listener]] alone")
+            flattened.ranges(of: "(default:").count, OptionTable.all.count,
+            "one default for each option, the program (exec) and each key of [[listener]] alone")
     }
 
     /// `--version` prints the version the package is built as (debian/changelog, the man page's header), and

@@ -3,6 +3,8 @@ import Foundation
 import Glibc
 import XCTest
 
+@testable import serverd
+
 /// The exec service: the connection on the child's stdin and stdout, its stderr in serverd's log,
 /// the UCSPI environment (TCP, IPv6, Unix), nothing of systemd's and no other descriptor.
 final class ExecTests: XCTestCase {
@@ -250,5 +252,60 @@ final class ExecTests: XCTestCase {
         for client in clients { XCTAssertEqual(try client.receiveAll(), []) }
         _ = try serverd.waitFor { childProcesses(of: serverd.pid).isEmpty ? true : nil }
         try serverd.stop()
+    }
+
+    // MARK: - TCPLOCALHOST, TCPCONNNUM, TCPREMOTEHOST
+
+    /// `TCPLOCALHOST` is the host name; `TCPCONNNUM` counts the listener's connections from the client's address,
+    /// this one included; no `TCPREMOTEHOST` without `--resolve`.
+    func testLocalHostAndConnectionNumber() throws {
+        let program = ["/bin/sh", "-c", "echo \"$TCPLOCALHOST $TCPCONNNUM ${TCPREMOTEHOST-unset}\"; cat >/dev/null"]
+        let serverd = try ServerdProcess(["--listen", "exec@tcp://127.0.0.1:0", "--"] + program)
+        try serverd.waitForListening(1)
+        var name = [CChar](repeating: 0, count: 256)
+        XCTAssertEqual(gethostname(&name, 255), 0)
+        let host = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let first = try TestClient.connect(serverd.address(0))
+        defer { first.close() }
+        XCTAssertEqual(try first.receiveLine(), "\(host) 1 unset\n")
+        let second = try TestClient.connect(serverd.address(0))
+        defer { second.close() }
+        XCTAssertEqual(try second.receiveLine(), "\(host) 2 unset\n", "the first connection is still open")
+        first.close()
+        second.close()
+        try serverd.stop()
+    }
+
+    /// `--resolve`: `TCPREMOTEHOST` is the client's confirmed name (127.0.0.1 is `localhost` in /etc/hosts).
+    func testResolveSetsTheConfirmedRemoteHostName() throws {
+        guard RemoteHostName.confirmedName(of: SocketAddress(.stream, .inet(IPAddress(bytes: [127, 0, 0, 1]), port: 0))) == "localhost"
+        else { throw XCTSkip("127.0.0.1 does not look up to localhost on this host") }
+        let program = ["/bin/sh", "-c", "echo \"${TCPREMOTEHOST-unset}\""]
+        let serverd = try ServerdProcess(["--resolve", "--listen", "exec@tcp://127.0.0.1:0", "--"] + program)
+        try serverd.waitForListening(1)
+        let client = try TestClient.connect(serverd.address(0))
+        defer { client.close() }
+        XCTAssertEqual(String(decoding: try client.receiveAll(), as: UTF8.self), "localhost\n")
+        try serverd.stop()
+    }
+
+    /// A name is kept only if it is a plain host name: nothing a program could take for more than a name.
+    func testOnlyPlainHostNamesAreKept() {
+        for name in ["localhost", "a-b.example.org", "_srv.example", "x1"] {
+            XCTAssertTrue(RemoteHostName.isPlainHostName(name), name)
+        }
+        let overlong = String(repeating: "a", count: 254)
+        for name in ["", "-leading", ".leading", "a b", "a;b", "a\nb", "ä.example", overlong, "$(id)"] {
+            XCTAssertFalse(RemoteHostName.isPlainHostName(name), name)
+        }
+    }
+
+    /// A lookup runs on a thread of its own, which the forking model does not allow.
+    func testResolveIsRefusedUnderTheForkingModel() throws {
+        let dir = try TemporaryDirectory()
+        let result = try ServerdProcess.run(
+            ["--model", "forking", "--resolve", "--listen", "exec@tcp://127.0.0.1:0", "--", "/bin/true"], directory: dir)
+        XCTAssertEqual(result.status, 64, result.stderr)
+        XCTAssertTrue(result.stderr.contains("resolve looks names up on a thread of its own"), result.stderr)
     }
 }

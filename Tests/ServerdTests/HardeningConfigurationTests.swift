@@ -94,7 +94,7 @@ final class HardeningConfigurationTests: XCTestCase {
             var invocation = Invocation(workingDirectory: directory)
             invocation.configFile = path
             do {
-                _ = try DesiredState.build(invocation, implicitListeners: { () throws(DaemonError) in [] })
+                _ = try DesiredState.build(invocation, implicitListeners: { _ throws(DaemonError) in [] })
                 return nil
             } catch {
                 return error
@@ -179,7 +179,7 @@ final class HardeningConfigurationTests: XCTestCase {
         guard case .run(let invocation) = try CommandLineParser.parse([
             "--config", path, "--min-rate", "20", "--reply-rate-per-source", "4", "--source-prefix-v4", "16",
         ], workingDirectory: directory) else { return XCTFail("no invocation") }
-        let listeners = try DesiredState.build(invocation, implicitListeners: { () throws(DaemonError) in [] }).listeners
+        let listeners = try DesiredState.build(invocation, implicitListeners: { _ throws(DaemonError) in [] }).listeners
         XCTAssertEqual(listeners.map(\.policy.replyRatePerSource), [4, 0], "table over command line over file")
         XCTAssertEqual(listeners.map(\.policy.minRate), [20, 20])
         XCTAssertEqual(listeners.map(\.policy.requestTimeout), [.seconds(5), .seconds(5)])

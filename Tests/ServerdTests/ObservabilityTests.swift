@@ -145,6 +145,22 @@ final class ObservabilityTests: XCTestCase {
         try serverd.stop()
     }
 
+    /// A connection past its source's rate, refused after its turn could not come in time, gets its line ended
+    /// `rate` and counts as a limit hit.
+    func testRateRefusalGetsALineAndCountsAsLimited() throws {
+        let serverd = try ServerdProcess(["--max-rate-per-source", "1", "--listen", "echo@tcp://127.0.0.1:0"])
+        try serverd.waitForListening(1)
+        // One token now, the next in 1 s (held for it), the third 2 s away: past the longest hold, refused.
+        let clients = try (0..<3).map { _ in try TestClient.connect(serverd.address(0)) }
+        let log = try serverd.waitForLog("ended: rate")
+        let line = try XCTUnwrap(connectionLines(log).first { $0.contains(" end=rate ") }, log)
+        XCTAssertTrue(line.contains(" bytes_in=0 bytes_out=0 "), line)
+        let block = try statusBlock(serverd, startingWith: "1 listener, ")
+        XCTAssertTrue(block.contains(", 0 denied, 1 limited"), block)
+        clients.forEach { $0.close() }
+        try serverd.stop()
+    }
+
     /// `--log-connections off` silences the lines, and `log-connections = false` in one `[[listener]]` silences
     /// that listener's only; the status block (logged after the connections) is the point by which they would
     /// have been written.
@@ -324,7 +340,7 @@ final class ObservabilityTests: XCTestCase {
             log.contains("echo@\(serverd.address(0)): model threading, active 1, total 2, denied 0, limited 0, bytes in 4 out 4"), log)
         XCTAssertTrue(log.contains("echo@\(serverd.address(1)): model threading, active 0, total 0, denied 1, limited 0"), log)
         XCTAssertTrue(
-            log.contains("echo@\(serverd.address(2)): model serial, datagrams 1, replies 1, dropped 0, denied 0, bytes in 5 out 5"), log)
+            log.contains("echo@\(serverd.address(2)): model serial, datagrams 1, replies 1, dropped 0, denied 0, limited 0, bytes in 5 out 5"), log)
 
         try open.finishSending()
         _ = try open.receiveAll()

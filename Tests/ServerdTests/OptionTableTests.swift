@@ -16,6 +16,8 @@ final class OptionTableTests: XCTestCase {
         "deny": { "\($0.deny)" },
         "max-connections": { "\($0.maxConnections)" },
         "max-per-source": { "\(String(describing: $0.maxPerSource))" },
+        "max-rate": { "\($0.maxRate)" },
+        "max-rate-per-source": { "\($0.maxRatePerSource)" },
         "idle-timeout": { "\($0.idleTimeout)" },
         "max-line": { "\($0.maxLine)" },
         "request-timeout": { "\($0.requestTimeout)" },
@@ -24,6 +26,7 @@ final class OptionTableTests: XCTestCase {
         "source-prefix-v6": { "\($0.sourcePrefixV6)" },
         "reply-rate-per-source": { "\($0.replyRatePerSource)" },
         "wait": { "\($0.waitMode)" },
+        "resolve": { "\($0.resolve)" },
         "wait-start-limit": { "\($0.waitStartLimit)" },
         "log-connections": { "\($0.logConnections)" },
     ]
@@ -186,12 +189,12 @@ final class OptionTableTests: XCTestCase {
             arguments += ["--", option.kind == .program ? text : "/bin/cat"]
             let request = try CommandLineParser.parse(arguments, workingDirectory: "/")
             guard case .run(let invocation) = request else { return XCTFail("\(arguments) did not ask to run") }
-            let state = try DesiredState.build(invocation, implicitListeners: { () throws(DaemonError) in [] })
+            let state = try DesiredState.build(invocation, implicitListeners: { _ throws(DaemonError) in [] })
             let baselineRequest = try CommandLineParser.parse(
                 ["--listen", "exec@unix:@serverd-option-table", "--listen", "exec@tcp://127.0.0.1:0", "--", "/bin/cat"],
                 workingDirectory: "/")
             guard case .run(let baselineInvocation) = baselineRequest else { return XCTFail("no baseline") }
-            let baseline = try DesiredState.build(baselineInvocation, implicitListeners: { () throws(DaemonError) in [] })
+            let baseline = try DesiredState.build(baselineInvocation, implicitListeners: { _ throws(DaemonError) in [] })
             if option.scope == .daemon {
                 XCTAssertNotEqual(state.settings, baseline.settings, "--\(option.name) \(text)")
             } else {

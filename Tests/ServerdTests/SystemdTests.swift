@@ -176,6 +176,71 @@ final class SystemdTests: XCTestCase {
         try serverd.stop()
     }
 
+    /// `--listen` given too: the inherited sockets that no `systemd` listener claims are still served by the service
+    /// their fd names name, beside the configured listener; one whose name is no service is left unserved with a
+    /// warning that says how to name it. (Before: every inherited socket was left unserved and its clients hung.)
+    func testInheritedSocketsAreServedBesideListenOptions() throws {
+        try Activation.require(Activation.socketActivate)
+        let directory = try TemporaryDirectory()
+        let echoPath = directory.path("echo.sock")
+        let unnamedPath = directory.path("unnamed.sock")
+        let ownPath = directory.path("own.sock")
+        let serverd = try ServerdProcess(
+            ["--listen", "stamp@unix:\(ownPath)"], directory: directory,
+            launcher: [Activation.socketActivate, "-l", echoPath, "-l", unnamedPath, "--fdname=echo:unknown"])
+        let echo = try Activation.connectWhenBound("unix:" + echoPath) { serverd.stderr }
+        defer { echo.close() }
+        try serverd.expectListening(["stamp@unix:\(ownPath)", "echo@unix:\(echoPath)"])
+        XCTAssertTrue(try echo.echoes("served beside --listen"))
+        let stamp = try TestClient.connect("unix:" + ownPath)
+        defer { stamp.close() }
+        XCTAssertTrue(try stamp.isStamped("own listener"))
+        let warning = try serverd.waitForLog("('unknown') is not served")
+        XCTAssertTrue(warning.contains("FileDescriptorName=echo"), warning)
+        echo.close()
+        stamp.close()
+        try serverd.stop()
+    }
+
+    /// The packaged `/etc/serverd/serverd.toml` (`listen = []`) serves each inherited socket by its fd name, as its
+    /// comment says.
+    func testPackagedConfigurationServesInheritedSocketsByName() throws {
+        try Activation.require(Activation.socketActivate)
+        let directory = try TemporaryDirectory()
+        let packaged = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("packaging/serverd.toml").path
+        XCTAssertTrue(readText(packaged).contains("\nlisten = []\n"), "the packaged file declares listen = []")
+        let echoPath = directory.path("echo.sock")
+        let stampPath = directory.path("stamp.sock")
+        let serverd = try ServerdProcess(
+            ["--config", packaged], directory: directory,
+            launcher: [Activation.socketActivate, "-l", echoPath, "-l", stampPath, "--fdname=echo:stamp"])
+        let echo = try Activation.connectWhenBound("unix:" + echoPath) { serverd.stderr }
+        defer { echo.close() }
+        try serverd.expectListening(["echo@unix:\(echoPath)", "stamp@unix:\(stampPath)"])
+        XCTAssertTrue(try echo.echoes("packaged"))
+        let stamp = try TestClient.connect("unix:" + stampPath)
+        defer { stamp.close() }
+        XCTAssertTrue(try stamp.isStamped("packaged"))
+        echo.close()
+        stamp.close()
+        try serverd.stop()
+    }
+
+    /// No `--listen` and an unnamed socket: the configuration error says how to name it.
+    func testUnnamedInheritedSocketErrorSaysHowToNameIt() throws {
+        try Activation.require(Activation.socketActivate)
+        let directory = try TemporaryDirectory()
+        let path = directory.path("unnamed.sock")
+        let serverd = try ServerdProcess([], directory: directory, launcher: [Activation.socketActivate, "-l", path])
+        let client = try Activation.connectWhenBound("unix:" + path) { serverd.stderr }
+        client.close()
+        XCTAssertEqual(try serverd.waitForExit(), 78, serverd.stderr)
+        let last = serverd.stderr.split(separator: "\n").last.map(String.init) ?? ""
+        XCTAssertTrue(last.hasPrefix("serverd: fd 3: its fd name 'unknown' is not a service"), last)
+        XCTAssertTrue(last.contains("--fdname=echo with systemd-socket-activate"), last)
+    }
+
     /// `--datagram`: UDP over IPv4 and IPv6, a Unix datagram socket at a path and one in the
     /// abstract namespace; the datagram that triggered the exec gets its reply.
     func testSocketActivateDatagramSockets() throws {

@@ -171,7 +171,7 @@ private func buildFromDisk(_ bytes: [UInt8]) -> Int32 {
     let state: DesiredState
     do {
         state = try DesiredState.build(
-            Invocation(configFile: path, workingDirectory: "/fuzz"), implicitListeners: { () throws(DaemonError) in [] })
+            Invocation(configFile: path, workingDirectory: "/fuzz"), implicitListeners: { _ throws(DaemonError) in [] })
     } catch {
         checkRefusal(error, path: path)
         return 0

@@ -46,7 +46,7 @@ public func fuzzOptions(_ bytes: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     }
     let state: DesiredState
     do {
-        state = try DesiredState.build(invocation, implicitListeners: { () throws(DaemonError) in [] })
+        state = try DesiredState.build(invocation, implicitListeners: { _ throws(DaemonError) in [] })
     } catch {
         guard error.status == .usage || error.status == .configuration else {
             fail("status \(error.status) for \(words): \(error.message)")

@@ -185,6 +185,8 @@ open class BaseServer: @unchecked Sendable {
     /// The loop sleeps in `poll` on the socket and a wake-up descriptor, so ``shutdown()`` stops it
     /// at once; `pollInterval` only sets how often ``serviceActions()`` runs while idle. While the
     /// processing model is at its capacity, no new request is taken: clients wait in the backlog.
+    /// Neither is one taken before ``requestsResumeAt``; the loop wakes by then, and by
+    /// ``serviceActionsDueAt``.
     open func serveForever(pollInterval: Double = 0.5) {
         loop.withLock(notify: .all) {
             $0.serving = true
@@ -202,7 +204,8 @@ open class BaseServer: @unchecked Sendable {
             var descriptors = [wakeup.fileDescriptor]
             if accepting { descriptors.append(socket.fileDescriptor) }
             // A worker that ends wakes the loop, but a forked one that crashed cannot: look again soon.
-            let interval = accepting ? pollInterval : min(pollInterval, 0.05)
+            var interval = needsPolling ? min(pollInterval, 0.05) : pollInterval
+            if let due = nextWakeup { interval = min(interval, max(0, due - MonotonicClock.seconds())) }
             let ready: [Bool]
             do {
                 ready = try Poll.readable(descriptors, timeout: interval)
@@ -221,9 +224,25 @@ open class BaseServer: @unchecked Sendable {
 
     /// What a caller's own poll loop (one thread serving several servers) should wait on for
     /// this server: the wake-up descriptor, and the socket unless the processing model is at
-    /// capacity or accepting is paused.
+    /// capacity, accepting is paused or the server paces its requests (``requestsResumeAt``).
+    /// That loop waits no longer than until ``nextWakeup``, and no longer than a moment while
+    /// ``needsPolling`` says so.
     public var readinessDescriptors: [Int32] {
         isAccepting ? [wakeup.fileDescriptor, socket.fileDescriptor] : [wakeup.fileDescriptor]
+    }
+
+    /// Whether a poll loop serving this server must look again soon although no descriptor will
+    /// wake it: while the processing model is at capacity (a forked worker that crashed wakes
+    /// nobody) or accepting is paused after a failure.
+    public var needsPolling: Bool {
+        isAtCapacity || acceptPausedUntil.withLock { $0 } > MonotonicClock.seconds()
+    }
+
+    /// The monotonic time (``MonotonicClock/seconds()``) by which the serve loop must pass again,
+    /// whether or not a descriptor wakes it: the earlier of ``requestsResumeAt`` and
+    /// ``serviceActionsDueAt``; `nil` when neither is set.
+    public var nextWakeup: Double? {
+        [requestsResumeAt, serviceActionsDueAt].compactMap { $0 }.min()
     }
 
     /// For a caller's own poll loop, once one of ``readinessDescriptors`` is readable: takes and
@@ -423,12 +442,27 @@ open class BaseServer: @unchecked Sendable {
         return processingModel.activeRequests >= capacity
     }
 
+    /// The monotonic time (``MonotonicClock/seconds()``) before which the server takes no new
+    /// request although it has capacity: a rate limit waiting for its next token. Until then the
+    /// serve loop does not watch the socket (clients wait in the backlog, datagrams in the receive
+    /// buffer) and wakes at that time, without polling. `nil` (the default) or a time past: take
+    /// requests now. A subclass that paces its requests overrides it and counts each request it
+    /// takes (in ``getRequest()``).
+    open var requestsResumeAt: Double? { nil }
+
+    /// The monotonic time (``MonotonicClock/seconds()``) by which ``serviceActions()`` has work due,
+    /// for example a request the server held back and serves then; `nil` (the default) when none.
+    /// The serve loop passes again by that time even if nothing wakes it.
+    open var serviceActionsDueAt: Double? { nil }
+
     // MARK: - Internals
 
     private var isAccepting: Bool {
         if isAtCapacity { return false }
+        let now = MonotonicClock.seconds()
+        if let resume = requestsResumeAt, now < resume { return false }
         let pausedUntil = acceptPausedUntil.withLock { $0 }
-        return pausedUntil == 0 || MonotonicClock.seconds() >= pausedUntil
+        return pausedUntil == 0 || now >= pausedUntil
     }
 
     /// Takes, verifies and processes one request; returns whether there was one.

@@ -10,11 +10,11 @@ enum AcceptedConnection {
     /// Serves the connection with the first `systemd` or `systemd:NAME` listener the configuration declares, else
     /// with `stamp` and the configuration's top-level options, whatever other listeners it declares.
     static func serve(_ inherited: InheritedSocket, invocation: Invocation) throws(DaemonError) -> Int32 {
-        var desired = try DesiredState.build(invocation) { () throws(DaemonError) in [] }
+        var desired = try DesiredState.build(invocation) { _ throws(DaemonError) in [] }
         if systemdListener(of: desired) == nil {
             var withDefault = invocation
             withDefault.listen.append(defaultSpec)
-            desired = try DesiredState.build(withDefault) { () throws(DaemonError) in [] }
+            desired = try DesiredState.build(withDefault) { _ throws(DaemonError) in [] }
         }
         let settings = desired.settings
         _ = try Log.bootstrap(

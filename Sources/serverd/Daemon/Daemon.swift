@@ -210,16 +210,20 @@ final class Daemon {
             owners.append(nil)
         }
         var atCapacity = false
+        var wakeup = Double.infinity
         for listener in served {
             let own = listener.server.readinessDescriptors
-            atCapacity = atCapacity || own.count < 2
+            atCapacity = atCapacity || listener.server.needsPolling
+            // A rate-limited listener's next token, a held connection's turn: due whether or not a descriptor wakes.
+            wakeup = min(wakeup, listener.server.nextWakeup ?? .infinity)
             descriptors += own
             owners += Array(repeating: listener, count: own.count)
         }
         // A forked worker that crashed wakes nobody, nor does a child without a pidfd: while one is needed, look
         // again soon.
         let looking = atCapacity || execSupervisor.looksForExits
-        let timeout = looking ? min(controlTimeout, ExecSupervisor.lookInterval) : controlTimeout
+        var timeout = looking ? min(controlTimeout, ExecSupervisor.lookInterval) : controlTimeout
+        if wakeup < .infinity { timeout = min(timeout, max(0, wakeup - MonotonicClock.seconds())) }
         guard let ready = try? Poll.readable(descriptors, timeout: timeout) else { return true }
         execSupervisor.serviceEvents()
         var servedNow = Set<ObjectIdentifier>()

@@ -1,9 +1,12 @@
+import FamilyServer
 import Glibc
 
-/// The listeners serverd serves when none is configured (SPEC section 3): each inherited socket
-/// by the service its fd name names, or, with nothing inherited, the embedded default set that
-/// shows every family at once. Worked out when first asked for (``specs()``): a configuration
-/// that declares listeners never creates the default socket's directory.
+/// The listeners serverd serves besides the configured ones. When none is configured (SPEC section 3): each inherited
+/// socket by the service its fd name names, or, with nothing inherited, the embedded default set that shows every
+/// family at once. When some are: each inherited socket that no `systemd` listener claims, by the service its fd name
+/// names, so that a socket systemd passed is served, not left to hang its clients, when `--listen` is also given.
+/// Worked out when first asked for (``specs(besides:)``): a configuration that declares listeners never creates the
+/// default socket's directory.
 final class ImplicitListeners {
     private let inherited: InheritedSocketPool
     private let preparing: Bool
@@ -21,11 +24,27 @@ final class ImplicitListeners {
         self.preparing = preparing
     }
 
-    /// `SERVICE@ADDRESS` texts for a configuration that declares no listener.
-    func specs() throws(DaemonError) -> [String] {
+    /// `SERVICE@ADDRESS` texts to serve besides the listeners at `declared`.
+    func specs(besides declared: [ListenAddress]) throws(DaemonError) -> [String] {
+        guard declared.isEmpty else { return unclaimedInherited(besides: declared) }
         if let found { return found }
         let specs = try find()
         found = specs
+        return specs
+    }
+
+    /// `NAME@systemd:NAME` for each fd name of an inherited socket that no `systemd` listener at `declared` claims and
+    /// that names a service (the others are left unserved, with a warning at start:
+    /// ``InheritedSocketPool/warnAboutUnclaimed(_:logger:)``).
+    private func unclaimedInherited(besides declared: [ListenAddress]) -> [String] {
+        let addresses = Set(declared)
+        if addresses.contains(.systemd(name: nil)) { return [] }
+        var specs: [String] = []
+        for (_, name) in inherited.named where !addresses.contains(.systemd(name: name)) {
+            guard ServiceName(rawValue: name) != nil else { continue }
+            let spec = "\(name)@systemd:\(name)"
+            if !specs.contains(spec) { specs.append(spec) }
+        }
         return specs
     }
 
@@ -34,7 +53,10 @@ final class ImplicitListeners {
             var specs: [String] = []
             for (fd, name) in inherited.named {
                 guard ServiceName(rawValue: name) != nil else {
-                    throw DaemonError(.configuration, "fd \(fd): its fd name '\(name)' is not a service (\(ServiceName.knownNames))")
+                    throw DaemonError(
+                        .configuration,
+                        "fd \(fd): its fd name '\(name)' is not a service (\(ServiceName.knownNames)); "
+                            + InheritedSocketPool.namingHint)
                 }
                 let spec = "\(name)@systemd:\(name)"
                 if !specs.contains(spec) { specs.append(spec) }

@@ -75,12 +75,20 @@ struct InheritedSocketPool: Sendable {
         }
     }
 
-    /// Logs the sockets no listener of the configuration serves (they stay open, unserved).
+    /// Logs the sockets no listener of the configuration serves (they stay open, unserved: their fd name is no
+    /// service), with how to serve them.
     func warnAboutUnclaimed(_ listeners: [ListenerDeclaration], logger: Logger) {
         let addresses = Set(listeners.map(\.identity.address))
         if addresses.contains(.systemd(name: nil)) { return }
         for socket in sockets where !addresses.contains(.systemd(name: socket.name)) {
-            logger.warning("inherited fd \(socket.fileDescriptor) ('\(socket.name)') is not served by any listener")
+            logger.warning(
+                "inherited fd \(socket.fileDescriptor) ('\(socket.name)') is not served: its fd name is no service; \(Self.namingHint)")
         }
     }
+
+    /// How to have an inherited socket served, for messages about one whose fd name is no service (systemd gives an
+    /// unnamed socket the name `unknown`, or the socket unit's name).
+    static let namingHint =
+        "name the socket after its service (FileDescriptorName=echo in the .socket unit, --fdname=echo with "
+        + "systemd-socket-activate) or serve it with --listen SERVICE@systemd:NAME"
 }

@@ -9,9 +9,15 @@ import Synchronization
 /// Built-in services run in the processing model; `exec` connections do not: the serving thread starts their
 /// program (``ExecLauncher``) whatever the model, and each child counts as a connection in flight until it is reaped
 /// (the serial model runs one at a time).
+///
+/// `max-rate` paces accepting (``ListenerRate``): while its bucket is empty the socket is not watched. `max-rate-per-source`
+/// paces each source once its connection is accepted and admitted: one past its source's rate is held
+/// (``HeldConnections``) until its token is due, or refused (``Admission/pace(connection:from:policy:canHold:)``).
 final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendable {
     let context: ListenerContext
     private let admission: Admission
+    private let rate = ListenerRate()
+    private let held = HeldConnections()
     let heartbeat = Atomic<UInt64>(0)
     /// Starts the programs of exec connections.
     let exec: ExecLauncher
@@ -59,17 +65,59 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
         guard let connection = request.connection else { return false }
         guard admission.admits(connection: connection, from: clientAddress, on: serverAddress, policy: context.policy)
         else { return false }
-        context.counters.admitted()
         context.logger.debug("\(context.label): connection from \(clientAddress)")
         return true
     }
 
     override func getRequest() throws -> (Request, SocketAddress)? {
         if handedToWaitModeProgram() { return nil }
-        return try super.getRequest()
+        guard let request = try super.getRequest() else { return nil }
+        rate.count(rate: context.policy.maxRate, now: MonotonicClock.seconds())
+        return request
     }
 
+    override var requestsResumeAt: Double? {
+        rate.resumesAt(rate: context.policy.maxRate, now: MonotonicClock.seconds())
+    }
+
+    override var serviceActionsDueAt: Double? { held.nextDue }
+
+    /// Serves an admitted connection now, holds it for its source's next token, or refuses it (`max-rate-per-source`).
     override func processRequest(_ request: Request, clientAddress: SocketAddress) throws {
+        guard let connection = request.connection else { return }
+        let policy = context.policy
+        guard
+            let wait = admission.pace(
+                connection: connection, from: clientAddress, on: serverAddress, policy: policy, canHold: held.hasRoom)
+        else {
+            shutdownRequest(request)
+            endRequest(request, clientAddress: clientAddress)
+            return
+        }
+        guard wait <= 0 else {
+            held.hold(request, client: clientAddress, due: MonotonicClock.seconds() + wait)
+            return
+        }
+        try serve(request, clientAddress: clientAddress)
+    }
+
+    /// Serves held connections whose turn came, while there is capacity for them and the listener is open.
+    private func serveHeldConnections() {
+        while fileno >= 0, !isAtCapacity, let next = held.takeDue(now: MonotonicClock.seconds()) {
+            do {
+                try serve(next.request, clientAddress: next.client)
+            } catch {
+                handleError(next.request, clientAddress: next.client, error: error)
+                shutdownRequest(next.request)
+                endRequest(next.request, clientAddress: next.client)
+            }
+        }
+    }
+
+    /// Hands a connection to the processing model, or for `exec` starts its program; from here on it counts in the
+    /// listener's total.
+    private func serve(_ request: Request, clientAddress: SocketAddress) throws {
+        context.counters.admitted()
         guard let connection = request.connection, context.policy.service == .exec else {
             return try super.processRequest(request, clientAddress: clientAddress)
         }
@@ -93,7 +141,17 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
     }
 
     var connectionsInFlight: Int {
-        processingModel.activeRequests + exec.childrenRunning + (waitMode.runningPID == nil ? 0 : 1)
+        processingModel.activeRequests + exec.childrenRunning + held.count + (waitMode.runningPID == nil ? 0 : 1)
+    }
+
+    /// Closes the listener and with it the connections still held for their turn.
+    override func serverClose() {
+        exec.stopStarting()
+        super.serverClose()
+        for next in held.takeAll() {
+            shutdownRequest(next.request)
+            endRequest(next.request, clientAddress: next.client)
+        }
     }
 
     /// The most exec children and requests in flight together.
@@ -148,15 +206,20 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
 
     override func serviceActions() {
         super.serviceActions()
+        serveHeldConnections()
         heartbeat.store(UInt64(MonotonicClock.seconds() * 1e6), ordering: .relaxed)
     }
 }
 
 /// The daemon's datagram server: one listener's service, one datagram at a time (no thread or
 /// process per datagram), behind its admission rules and, on UDP, the ``ReflectionGuard``.
+///
+/// `max-rate` paces reading (``ListenerRate``): while its bucket is empty the socket is not read and datagrams wait in
+/// the receive buffer. A datagram past its source's `max-rate-per-source` is dropped.
 final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Sendable {
     let context: ListenerContext
     private let admission: Admission
+    private let rate = ListenerRate()
     /// The guard of the current reply rate, rebuilt when a reload changed the rate; only the serving thread uses it.
     private var reflectionGuard: ReflectionGuard
     /// The service of the datagram being handled, for ``ServiceDatagramHandler``; set by the serving thread.
@@ -192,8 +255,11 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
         registerOwnPort()
     }
 
-    /// Nothing to do at once: each datagram reads the current policy (``verifyRequest(_:clientAddress:)``).
-    func apply(_ policy: ListenerPolicy) {}
+    /// Each datagram reads the current policy (``verifyRequest(_:clientAddress:)``); the loop is woken so that a
+    /// changed `max-rate` applies at once, not at the next token of the old one.
+    func apply(_ policy: ListenerPolicy) {
+        wake()
+    }
 
     private func registerOwnPort() {
         guard let port = serverAddress.port else { return }
@@ -211,7 +277,13 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
 
     override func getRequest() throws -> (Request, SocketAddress)? {
         if handedToWaitModeProgram() { return nil }
-        return try super.getRequest()
+        guard let request = try super.getRequest() else { return nil }
+        rate.count(rate: context.policy.maxRate, now: MonotonicClock.seconds())
+        return request
+    }
+
+    override var requestsResumeAt: Double? {
+        rate.resumesAt(rate: context.policy.maxRate, now: MonotonicClock.seconds())
     }
 
     /// While a wait-mode program runs (or its starts are paused) the socket is not watched.
@@ -236,7 +308,9 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
             context.counters.datagramDropped()
             return false
         }
-        guard admission.admits(datagram: datagram, from: clientAddress, policy: policy) else {
+        guard admission.admits(datagram: datagram, from: clientAddress, policy: policy),
+            admission.admitsRate(datagram: datagram, from: clientAddress, policy: policy)
+        else {
             context.counters.datagramDropped()
             return false
         }

@@ -18,6 +18,8 @@ enum ConnectionEnd: String, Sendable {
     case denied
     /// Refused by a limit (`max-per-source`).
     case limit
+    /// Refused by a rate (`max-rate-per-source`) after waiting for its turn in vain.
+    case rate
     /// Cut short by a stop: the drain ran out of time or a second stop signal came.
     case drain
     /// Ended by an error of serverd's (logged on a line of its own), or an exec program that could not start.

@@ -18,6 +18,8 @@ final class ListenerCounters: Sendable {
         case denied
         /// A connection limit (`max-per-source`).
         case limit
+        /// A rate limit (`max-rate-per-source`): counted with the limit hits.
+        case rate
     }
 
     private let connections = Atomic<Int>(0)
@@ -36,7 +38,7 @@ final class ListenerCounters: Sendable {
     func refused(_ reason: Refusal) {
         switch reason {
         case .denied: denials.add(1, ordering: .relaxed)
-        case .limit: limitHits.add(1, ordering: .relaxed)
+        case .limit, .rate: limitHits.add(1, ordering: .relaxed)
         }
     }
 
@@ -76,7 +78,7 @@ final class ListenerCounters: Sendable {
         var connections = 0
         /// Connections (and datagrams) refused by the access rules.
         var denials = 0
-        /// Connections refused by a limit.
+        /// Connections refused by a limit (`max-per-source`, `max-rate-per-source`); datagrams dropped by the rate.
         var limitHits = 0
         /// Bytes received (stream connections served in this process, datagrams).
         var bytesIn = 0

@@ -11,7 +11,7 @@ import FamilyServer
 ///
 ///     status: 2 listeners (1 draining after a reload), 1 active connection, 17 total, 2 denied, 0 limited
 ///     echo@tcp://127.0.0.1:7000: model threading, active 1, total 17, denied 2, limited 0, bytes in 120 out 120
-///     echo@udp://127.0.0.1:7000: model serial, datagrams 4, replies 4, dropped 0, denied 0, bytes in 20 out 20
+///     echo@udp://127.0.0.1:7000: model serial, datagrams 4, replies 4, dropped 0, denied 0, limited 0, bytes in 20 out 20
 struct StatusReport {
     /// One listener's line.
     struct Entry {
@@ -70,7 +70,7 @@ struct StatusReport {
             var line = "\(entry.name): model \(entry.model)"
             if entry.datagrams {
                 line += ", datagrams \(counts.datagrams), replies \(counts.replies), dropped \(counts.drops)"
-                line += ", denied \(counts.denials)"
+                line += ", denied \(counts.denials), limited \(counts.limitHits)"
             } else {
                 line += ", active \(entry.active), total \(counts.connections), denied \(counts.denials)"
                 line += ", limited \(counts.limitHits)"

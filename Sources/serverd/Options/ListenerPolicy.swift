@@ -11,6 +11,8 @@ struct ListenerPolicy: Equatable, Sendable {
     var exec: [String] = []
     /// `wait`: an `exec` listener in inetd's wait mode hands the socket itself to one run of the program at a time.
     var waitMode = false
+    /// `resolve`: an `exec` listener looks its TCP clients' names up for `TCPREMOTEHOST`.
+    var resolve = false
     /// `wait-start-limit`: more starts than this within ``WaitModeRunner/startWindow`` pause a wait-mode listener.
     var waitStartLimit = 10
     /// `user`, `group`, `chroot`, `chdir`, `umask`, `env`, `rlimit-*` (`[[listener]]` keys): how its exec children run.
@@ -29,6 +31,14 @@ struct ListenerPolicy: Equatable, Sendable {
     var maxConnections = 0
     /// `max-per-source`: at most this many simultaneous connections from one source or one uid; `nil` is unlimited.
     var maxPerSource: Int?
+    /// `max-rate`: at most this many new connections (datagrams on a datagram listener) per second, with a burst of
+    /// as many; past it the listener takes nothing until the next token is due (clients wait in the backlog,
+    /// datagrams in the receive buffer). 0 for unlimited.
+    var maxRate = 0
+    /// `max-rate-per-source`: at most this many new connections (datagrams) per second from one source or one uid,
+    /// with a burst of as many; a connection past it is held unserved until its source's token is due (or refused
+    /// when the wait would be too long), a datagram past it is dropped. 0 for unlimited.
+    var maxRatePerSource = 0
     /// `idle-timeout`: a stream connection idle this long is closed; zero for no idle timeout.
     var idleTimeout = Duration.zero
     /// `max-line`: the longest line, in bytes before the LF, that the line services accept.
@@ -39,9 +49,9 @@ struct ListenerPolicy: Equatable, Sendable {
     /// `min-rate`: the least average inbound bytes per second of a stream connection older than
     /// ``requestTimeout``; 0 for no minimum.
     var minRate = 0
-    /// `source-prefix-v4`: the leading bits of an IPv4 peer address that make one source for ``maxPerSource``.
+    /// `source-prefix-v4`: the leading bits of an IPv4 peer address that make one source for ``maxPerSource`` and ``maxRatePerSource``.
     var sourcePrefixV4 = 32
-    /// `source-prefix-v6`: the leading bits of an IPv6 peer address that make one source for ``maxPerSource``.
+    /// `source-prefix-v6`: the leading bits of an IPv6 peer address that make one source for ``maxPerSource`` and ``maxRatePerSource``.
     var sourcePrefixV6 = 128
     /// `reply-rate-per-source`: UDP listeners send at most this many replies per second to one source; 0 for
     /// unlimited.

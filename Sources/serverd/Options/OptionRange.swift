@@ -8,6 +8,10 @@ enum OptionRange {
     static let maxConnections: ClosedRange<Int> = 1...1_000_000
     /// `max-per-source`: simultaneous connections per source.
     static let maxPerSource: ClosedRange<Int> = 1...1_000_000
+    /// `max-rate`: new connections (datagrams) per second per listener, 0 for unlimited.
+    static let maxRate: ClosedRange<Int> = 0...1_000_000
+    /// `max-rate-per-source`: new connections (datagrams) per second from one source, 0 for unlimited.
+    static let maxRatePerSource: ClosedRange<Int> = 0...1_000_000
     /// `max-line`: bytes before the LF, up to 1 GiB.
     static let maxLine: ClosedRange<Int> = 1...(1 << 30)
     /// `min-rate`: average inbound bytes per second, 0 for no minimum, up to 1 GiB/s.

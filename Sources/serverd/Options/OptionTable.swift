@@ -78,6 +78,11 @@ enum OptionTable {
                 + "on datagram sockets.",
             field: .listener { $0.waitMode = $0.service == .exec && $1.flag }),
         Option(
+            name: "resolve", kind: .flag, scope: .listener, reload: .applies, defaultValue: nil, defaultText: "off",
+            help: "Exec listeners on TCP: look the client's address up in reverse DNS, on a thread of its own, and set "
+                + "TCPREMOTEHOST to the name when it looks up forward to the same address. Not with --model forking.",
+            field: .listener { $0.resolve = $0.service == .exec && $1.flag }),
+        Option(
             name: "wait-start-limit", kind: .integer(OptionRange.waitStartLimit), scope: .listener, reload: .applies,
             defaultValue: .integer(10), defaultText: "",
             help: "Wait mode: more than N starts of the program within 10 s, N from "
@@ -123,6 +128,22 @@ enum OptionTable {
                 + "\(OptionRange.text(OptionRange.maxPerSource)); more are closed unserved.",
             field: .listener { $0.maxPerSource = $1.integer }),
         Option(
+            name: "max-rate", kind: .integer(OptionRange.maxRate), scope: .listener, reload: .applies,
+            defaultValue: .integer(0), defaultText: "",
+            help: "At most N new connections (datagrams on datagram listeners) per second per listener, with a burst of "
+                + "N, N from \(OptionRange.text(OptionRange.maxRate)); past it, stop accepting (reading) until the next "
+                + "is due: clients wait in the backlog. 0 for unlimited.",
+            field: .listener { $0.maxRate = $1.integer }),
+        Option(
+            name: "max-rate-per-source", kind: .integer(OptionRange.maxRatePerSource), scope: .listener,
+            reload: .applies, defaultValue: .integer(0), defaultText: "",
+            help: "At most N new connections (datagrams) per second per listener from one source (an address prefix, "
+                + "see --source-prefix-v4 and --source-prefix-v6) or one uid, with a burst of N, N from "
+                + "\(OptionRange.text(OptionRange.maxRatePerSource)); a connection past it waits unserved for its turn "
+                + "(up to 1 s, 8 per source), else is closed unserved; a datagram past it is dropped. 0 for "
+                + "unlimited.",
+            field: .listener { $0.maxRatePerSource = $1.integer }),
+        Option(
             name: "idle-timeout", kind: .seconds, scope: .listener, reload: .applies, defaultValue: .duration(.seconds(300)),
             defaultText: "",
             help: "Close a stream connection idle this long, \(OptionRange.secondsText) seconds, decimals allowed; 0 "
@@ -150,14 +171,14 @@ enum OptionTable {
         Option(
             name: "source-prefix-v4", kind: .integer(OptionRange.sourcePrefixV4), scope: .listener, reload: .applies,
             defaultValue: .integer(32), defaultText: "",
-            help: "The leading bits of an IPv4 address that make one source for --max-per-source, "
-                + "\(OptionRange.text(OptionRange.sourcePrefixV4)).",
+            help: "The leading bits of an IPv4 address that make one source for --max-per-source and "
+                + "--max-rate-per-source, \(OptionRange.text(OptionRange.sourcePrefixV4)).",
             field: .listener { $0.sourcePrefixV4 = $1.integer }),
         Option(
             name: "source-prefix-v6", kind: .integer(OptionRange.sourcePrefixV6), scope: .listener, reload: .applies,
             defaultValue: .integer(64), defaultText: "",
-            help: "The leading bits of an IPv6 address that make one source for --max-per-source, "
-                + "\(OptionRange.text(OptionRange.sourcePrefixV6)).",
+            help: "The leading bits of an IPv6 address that make one source for --max-per-source and "
+                + "--max-rate-per-source, \(OptionRange.text(OptionRange.sourcePrefixV6)).",
             field: .listener { $0.sourcePrefixV6 = $1.integer }),
         Option(
             name: "reply-rate-per-source", kind: .integer(OptionRange.replyRatePerSource), scope: .listener,

@@ -8,8 +8,9 @@ struct DesiredState: Equatable, Sendable {
     var daemonValues: [String: OptionValue]
     /// The daemon-wide options.
     var settings: DaemonSettings { DaemonSettings(values: daemonValues) }
-    /// The listeners, in order: the file's top-level `listen`, its `[[listener]]` tables, then `--listen`; or, when
-    /// none is configured, the implicit ones (the inherited sockets by fd name, else the built-in set).
+    /// The listeners, in order: the file's top-level `listen`, its `[[listener]]` tables, then `--listen`, then the
+    /// implicit ones: when none is configured, the inherited sockets by fd name, else the built-in set; otherwise the
+    /// inherited sockets that no `systemd` listener claims, by fd name.
     var listeners: [ListenerDeclaration]
 
     /// Builds the desired state.
@@ -19,21 +20,24 @@ struct DesiredState: Equatable, Sendable {
     /// listener's program is its table's `exec`, else the command line's `-- PROGRAM ARGS`, else the file's.
     /// - Parameters:
     ///   - invocation: The command line.
-    ///   - implicitListeners: The `SERVICE@ADDRESS` texts to serve when none is configured.
+    ///   - implicitListeners: The `SERVICE@ADDRESS` texts to serve besides the configured listeners, given the
+    ///     addresses these declare (none: nothing is configured).
     /// - Throws: ``DaemonError``: exit 64 for what the command line declares wrong, 78 for the file's.
     static func build(
-        _ invocation: Invocation, implicitListeners: () throws(DaemonError) -> [String]
+        _ invocation: Invocation, implicitListeners: (_ declared: [ListenAddress]) throws(DaemonError) -> [String]
     ) throws(DaemonError) -> DesiredState {
         let file = try invocation.configFile.map { (path) throws(DaemonError) in try ConfigFile.read(path) }
         let daemonValues = OptionTable.resolve(.daemon, layers: [file?.topLevel ?? OptionLayer(), invocation.options])
 
         var declared: [(listen: ConfigFile.Listen, commandLine: Bool)] = (file?.listeners ?? []).map { ($0, false) }
         declared += invocation.listen.map { (ConfigFile.Listen(text: $0, place: "--listen"), true) }
-        if declared.isEmpty {
-            declared = try implicitListeners().map { (ConfigFile.Listen(text: $0, place: ListenerDeclaration.implicitPlace), false) }
-        }
         var listeners: [ListenerDeclaration] = []
         for (listen, _) in declared {
+            listeners.append(try declaration(listen, file: file, invocation: invocation))
+        }
+        for text in try implicitListeners(listeners.map(\.identity.address)) {
+            let listen = ConfigFile.Listen(text: text, place: ListenerDeclaration.implicitPlace)
+            declared.append((listen, false))
             listeners.append(try declaration(listen, file: file, invocation: invocation))
         }
         try checkUnique(&listeners)
@@ -47,7 +51,16 @@ struct DesiredState: Equatable, Sendable {
             listeners[index].accessRules = sources[index]
             if let family = listeners[index].family { try listeners[index].checkAccessRules(for: family) }
         }
-        return DesiredState(daemonValues: daemonValues, listeners: listeners)
+        let state = DesiredState(daemonValues: daemonValues, listeners: listeners)
+        if state.settings.model == .forking, let resolving = listeners.first(where: \.policy.resolve) {
+            // A lookup runs on a thread of its own, and the forking model keeps serverd single-threaded for its forks.
+            let bothOnCommandLine = invocation.options["resolve"] != nil && invocation.options["model"] != nil
+            throw DaemonError(
+                bothOnCommandLine ? .usage : .configuration,
+                "\(resolving.subject): resolve looks names up on a thread of its own, which the forking model (kept "
+                    + "single-threaded for its forks) does not allow: use --model threading or serial")
+        }
+        return state
     }
 
     /// One listener: its spec parsed, its options resolved.
@@ -88,8 +101,11 @@ struct DesiredState: Equatable, Sendable {
                 .configuration, "\(subject): the exec service needs a program (after -- or exec = [...])")
         }
         if policy.waitMode {
-            // serverd neither accepts nor reads in wait mode: a rule it cannot apply must not look applied.
-            let unenforceable = ["allow", "deny", "allow-uid", "allow-gid", "max-per-source"].filter { name in
+            // serverd neither accepts nor reads in wait mode: a rule it cannot apply must not look applied (the program
+            // accepts and reads itself; wait-start-limit bounds how often it starts).
+            let unenforceable = [
+                "allow", "deny", "allow-uid", "allow-gid", "max-per-source", "max-rate", "max-rate-per-source",
+            ].filter { name in
                 [file?.topLevel, invocation.options, listen.options].contains { $0?[name] != nil }
             }
             if let name = unenforceable.first {

@@ -6,7 +6,7 @@ import Glibc
 /// UCSPI variables of this connection (none in wait mode).
 enum ExecEnvironment {
     /// Variables of another connection, never passed on.
-    private static let ucspiPrefixes = ["PROTO=", "TCPLOCAL", "TCPREMOTE", "UNIXLOCAL", "UNIXREMOTE"]
+    private static let ucspiPrefixes = ["PROTO=", "TCPLOCAL", "TCPREMOTE", "TCPCONNNUM=", "UNIXLOCAL", "UNIXREMOTE"]
 
     /// The environment of a child: serverd's own variables (as C strings made once; with `identity`'s `env` changes
     /// applied, made anew), then `own`.
@@ -30,8 +30,13 @@ enum ExecEnvironment {
         !ucspiPrefixes.contains(where: { entry.hasPrefix($0) })
     }
 
-    /// The UCSPI variables of a connection: `NAME=value` strings.
-    static func ucspi(for connection: Socket, client: SocketAddress, listener: SocketAddress) -> [String] {
+    /// The UCSPI variables of a connection: `NAME=value` strings. On TCP, `connectionNumber` is `TCPCONNNUM` (the
+    /// listener's connections from the client's address, this one included) and `remoteHost` `TCPREMOTEHOST` (set
+    /// only when the `resolve` lookup confirmed a name).
+    static func ucspi(
+        for connection: Socket, client: SocketAddress, listener: SocketAddress, connectionNumber: Int = 1,
+        remoteHost: String? = nil
+    ) -> [String] {
         if connection.family == AF_UNIX {
             var variables = ["PROTO=UNIX", "UNIXLOCALPATH=\(unixPath(listener))"]
             if let credentials = try? connection.peerCredentials() {
@@ -43,12 +48,23 @@ enum ExecEnvironment {
             return variables
         }
         let local = (try? connection.localAddress()) ?? listener
-        return [
+        var variables = [
             "PROTO=TCP",
-            "TCPLOCALIP=\(ipText(local))", "TCPLOCALPORT=\(local.port ?? 0)",
+            "TCPLOCALIP=\(ipText(local))", "TCPLOCALPORT=\(local.port ?? 0)", "TCPLOCALHOST=\(localHostName)",
             "TCPREMOTEIP=\(ipText(client))", "TCPREMOTEPORT=\(client.port ?? 0)",
+            "TCPCONNNUM=\(connectionNumber)",
         ]
+        if let remoteHost { variables.append("TCPREMOTEHOST=\(remoteHost)") }
+        return variables
     }
+
+    /// `TCPLOCALHOST`: this host's name (gethostname), read once; `localhost` if it has none.
+    private static let localHostName: String = {
+        var name = [CChar](repeating: 0, count: 256)
+        guard gethostname(&name, name.count - 1) == 0 else { return "localhost" }
+        let text = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return RemoteHostName.isPlainHostName(text) ? text : "localhost"
+    }()
 
     /// An IP address as UCSPI wants it: unbracketed, an IPv4-mapped IPv6 address as plain IPv4.
     private static func ipText(_ address: SocketAddress) -> String {

@@ -13,22 +13,77 @@ import Synchronization
 final class ExecLauncher: Sendable {
     private let context: ListenerContext
     private let supervisor = ExecSupervisor.shared
+    /// Children not reaped yet, and starts waiting for a client's name.
     private let running = Atomic<Int>(0)
+    /// The connections of each client address in flight, for `TCPCONNNUM`.
+    private let perAddress = Mutex<[IPAddress: Int]>([:])
+    /// Whether programs may still start: cleared when the listener closes, so that a start that waited for a
+    /// client's name never comes after the stop that ended every child.
+    private let starting = Mutex(true)
 
     init(context: ListenerContext) {
         self.context = context
     }
 
-    /// Children of this listener not reaped yet: each counts as a connection in flight.
+    /// Children of this listener not reaped yet, and starts waiting for a client's name: each counts as a connection
+    /// in flight.
     var childrenRunning: Int { running.load(ordering: .relaxed) }
 
-    /// Starts the program for `connection` from `client`, accepted on `listener`. Returns whether it runs; then the
-    /// connection is the launcher's, and `ended` is called once the child has been reaped and the connection closed.
-    /// When it returns false the failure is logged and the connection is still the caller's to close.
+    /// Starts the program for `connection` from `client`, accepted on `listener`. Returns whether it runs (or will
+    /// run once the client's name is known, with `resolve`); then the connection is the launcher's, and `ended` is
+    /// called once the child has been reaped and the connection closed. When it returns false the failure is logged
+    /// and the connection is still the caller's to close.
     func launch(
         _ connection: Socket, client: SocketAddress, listener: SocketAddress, ended: @escaping @Sendable () -> Void
     ) -> Bool {
         let snapshot = context.current
+        let address = client.ip.map { $0.mappedIPv4 ?? $0 }
+        let number = count(address, by: 1)
+        let finished: @Sendable () -> Void = { [self] in
+            count(address, by: -1)
+            ended()
+        }
+        guard snapshot.policy.resolve, address != nil else {
+            let started = start(connection, client: client, listener: listener, snapshot: snapshot, number: number, remoteHost: nil, ended: finished)
+            if !started { count(address, by: -1) }
+            return started
+        }
+        running.add(1, ordering: .relaxed)
+        RemoteHostName.lookUp(client) { [self] name in
+            let started = starting.withLock { open in
+                open && start(connection, client: client, listener: listener, snapshot: snapshot, number: number, remoteHost: name, ended: finished)
+            }
+            running.subtract(1, ordering: .relaxed)
+            if !started {
+                try? connection.shutdown(Int32(SHUT_RDWR))
+                connection.close()
+                finished()
+            }
+        }
+        return true
+    }
+
+    /// No program starts any more (the listener closed).
+    func stopStarting() {
+        starting.withLock { $0 = false }
+    }
+
+    /// Adds `change` to the connections of `address`; returns the new count.
+    @discardableResult
+    private func count(_ address: IPAddress?, by change: Int) -> Int {
+        guard let address else { return 1 }
+        return perAddress.withLock { counts in
+            let now = counts[address, default: 0] + change
+            counts[address] = now > 0 ? now : nil
+            return now
+        }
+    }
+
+    /// Starts the child at once: see ``launch(_:client:listener:ended:)``.
+    private func start(
+        _ connection: Socket, client: SocketAddress, listener: SocketAddress, snapshot: ListenerContext.Snapshot,
+        number: Int, remoteHost: String?, ended: @escaping @Sendable () -> Void
+    ) -> Bool {
         let program = snapshot.policy.exec
         let label = snapshot.label
         let logger = context.logger
@@ -36,7 +91,9 @@ final class ExecLauncher: Sendable {
         let supervisor = supervisor
         let identity = snapshot.policy.execIdentity
         let environment = ExecEnvironment.child(
-            own: ExecEnvironment.ucspi(for: connection, client: client, listener: listener), identity: identity)
+            own: ExecEnvironment.ucspi(
+                for: connection, client: client, listener: listener, connectionNumber: number, remoteHost: remoteHost),
+            identity: identity)
         let started = MonotonicClock.seconds()
         let service = snapshot.policy.service
         let record = snapshot.policy.logConnections
