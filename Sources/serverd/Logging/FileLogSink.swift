@@ -64,7 +64,7 @@ struct FileLogSink: LogSink {
     }
 
     /// The current local time as `YYYY-MM-DDTHH:MM:SS.mmm+ZZZZ`.
-    static func timestamp() -> String {
+    private static func timestamp() -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         var seconds = now.tv_sec

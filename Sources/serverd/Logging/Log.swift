@@ -9,7 +9,7 @@ enum Log {
     /// - Parameters:
     ///   - level: The lowest level logged.
     ///   - destination: Where lines go, usually ``LogDestination/init(for:)``.
-    ///   - format: Text or JSON lines (`--log-format`), for a log file and a stderr that is not the journal's.
+    ///   - format: Text or JSON lines (`--log-format`), for a log file; stderr and syslog stay text.
     /// - Returns: The controls of the running log, for reloads.
     /// - Throws: ``DaemonError`` when the log file cannot be opened.
     static func bootstrap(
@@ -19,7 +19,7 @@ enum Log {
         let sink: any LogSink
         var file: FileLogSink?
         switch destination {
-        case .standardError: sink = StandardErrorLogSink(format: format)
+        case .standardError: sink = StandardErrorLogSink()
         case .file(let path):
             file = try FileLogSink(path: path, format: format)
             sink = file!

@@ -6,23 +6,19 @@ import Logging
 ///
 /// Under the journal, events with fields (connection lines) go as structured entries over the native protocol
 /// (``JournalSocket``) when its socket is there, so that their fields can be searched; a send that fails writes the
-/// line to stderr as usual. Under `--log-format json` a stderr that is not the journal's stream gets one JSON object
-/// per line (the journal's stream keeps its `<N>` lines, which journald parses).
+/// line to stderr as usual. stderr stays text under `--log-format json`, which is the log file's: scripts read the
+/// `listening on` lines from stderr, and journald parses the `<N>` prefixes.
 struct StandardErrorLogSink: LogSink {
     /// Whether stderr is the journal's stream, so lines carry `<N>` prefixes instead of level names.
     let isJournal: Bool
     /// The journal's native socket, when stderr is the journal's stream and journald listens.
     let journal: JournalSocket?
-    /// Text or JSON lines (JSON only off the journal).
-    let format: LogFormatName
 
     /// Creates the sink, checking `JOURNAL_STREAM` against stderr.
-    /// - Parameter format: The `--log-format`.
-    init(format: LogFormatName = .text) {
+    init() {
         let stream = getenv("JOURNAL_STREAM").map { String(cString: $0) }
         isJournal = StandardErrorLogSink.isJournalStream(stream, descriptor: STDERR_FILENO)
         journal = isJournal ? JournalSocket() : nil
-        self.format = isJournal ? .text : format
     }
 
     /// Whether a descriptor is the stream systemd connected to the journal: `JOURNAL_STREAM` holds `DEV:INODE` of
@@ -43,13 +39,7 @@ struct StandardErrorLogSink: LogSink {
     /// Writes the event: a structured journal entry, or its lines to stderr in one write(2).
     func write(_ record: LogRecord) {
         if let journal, !record.metadata.isEmpty, journal.send(JournalSocket.entry(for: record)) { return }
-        switch format {
-        case .text:
-            let prefix = isJournal ? "<\(LogPriority.of(record.level))>" : "\(record.level.rawValue): "
-            FileDescriptorWriter.write(record.textLines.map { prefix + $0 + "\n" }.joined(), to: STDERR_FILENO)
-        case .json:
-            FileDescriptorWriter.write(
-                record.jsonLine(time: FileLogSink.timestamp(), pid: getpid()) + "\n", to: STDERR_FILENO)
-        }
+        let prefix = isJournal ? "<\(LogPriority.of(record.level))>" : "\(record.level.rawValue): "
+        FileDescriptorWriter.write(record.textLines.map { prefix + $0 + "\n" }.joined(), to: STDERR_FILENO)
     }
 }

@@ -73,7 +73,7 @@ final class ListenerCounters: Sendable {
     }
 
     /// The counts at one moment.
-    struct Snapshot: Equatable, Sendable {
+    struct Snapshot: Sendable {
         /// Connections admitted since the listener started.
         var connections = 0
         /// Connections (and datagrams) refused by the access rules.

@@ -2,7 +2,7 @@
 enum LogFormatName: String, CaseIterable, Equatable, Sendable {
     /// `TIME [PID] LEVEL: MESSAGE key=value …` in a log file, `LEVEL: MESSAGE …` on stderr.
     case text
-    /// One JSON object per line (``LogRecord/jsonLine(time:pid:)``), in the log file and on a stderr that is not the
-    /// journal's stream; the journal and syslog keep their own forms.
+    /// One JSON object per line (``LogRecord/jsonLine(time:pid:)``) in the log file; stderr, the journal and syslog
+    /// keep their own forms.
     case json
 }

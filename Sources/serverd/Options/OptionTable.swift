@@ -59,8 +59,7 @@ enum OptionTable {
         Option(
             name: "log-format", kind: .logFormat, scope: .daemon, reload: .atRestart, defaultValue: .logFormat(.text),
             defaultText: "",
-            help: "text, or json: one JSON object per line in --log-file (and on stderr unless it is the journal's "
-                + "stream; syslog stays text).",
+            help: "text, or json: one JSON object per line in --log-file (stderr and syslog stay text).",
             field: .daemon { $0.logFormat = $1.formatName }),
 
         // MARK: Each listener
