@@ -9,9 +9,13 @@ import FamilyServer
 ///
 /// The block, one line per listener after a summary line (datagram listeners count datagrams instead):
 ///
-///     status: 2 listeners (1 draining after a reload), 1 active connection, 17 total, 2 denied, 0 limited
+///     status: 2 listeners, 1 active connection, 17 total, 2 denied, 0 limited
 ///     echo@tcp://127.0.0.1:7000: model threading, active 1, total 17, denied 2, limited 0, bytes in 120 out 120
-///     echo@udp://127.0.0.1:7000: model serial, datagrams 4, replies 4, dropped 0, denied 0, limited 0, bytes in 20 out 20
+///     echo@udp://127.0.0.1:7000: model serial, datagrams 4, replies 4, dropped 0, denied 0, limited 0, bytes in 20
+///     out 20
+///
+/// (each listener on one line). Listeners a reload removed that still drain are listed last, marked
+/// `(draining after a reload)`, and counted at the end of the first line.
 struct StatusReport {
     /// One listener's line.
     struct Entry {
