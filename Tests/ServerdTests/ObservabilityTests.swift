@@ -353,6 +353,36 @@ final class ObservabilityTests: XCTestCase {
         try serverd.stop()
     }
 
+    /// A listener a reload removed, still draining a connection, stays in the block, marked and listed last.
+    func testStatusBlockListsAListenerDrainingAfterAReload() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path("removed.sock")
+        let config = try writeConfig(directory, """
+            [[listener]]
+            listen = "echo@tcp://127.0.0.1:0"
+
+            [[listener]]
+            listen = "echo@unix:\(path)"
+            """)
+        let serverd = try ServerdProcess(["--config", config], directory: directory)
+        try serverd.waitForListening(2)
+        let client = try TestClient.connect("unix:" + path)
+        XCTAssertTrue(try client.echoes("stay\n"))
+        _ = try writeConfig(directory, """
+            [[listener]]
+            listen = "echo@tcp://127.0.0.1:0"
+            """)
+        serverd.send(SIGHUP)
+        try serverd.waitForLog("reloaded: ")
+        let block = try statusBlock(serverd, startingWith: "1 listener, 1 active connection, 1 total")
+        XCTAssertTrue(block.contains("(1 draining after a reload)"), block)
+        XCTAssertTrue(block.contains("echo@unix:\(path): model threading, active 1, total 1"), block)
+        XCTAssertTrue(block.contains("bytes in 0 out 0 (draining after a reload)"), block)
+        try client.finishSending()
+        client.close()
+        try serverd.stop()
+    }
+
     /// SIGUSR1 during a drain logs the block and does not cut the drain short.
     func testSIGUSR1DoesNotCutADrainShort() throws {
         let serverd = try ServerdProcess(["--drain-timeout", "30", "--listen", "echo@tcp://127.0.0.1:0"])
