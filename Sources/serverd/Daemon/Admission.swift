@@ -115,7 +115,7 @@ final class Admission: Sendable {
     ) -> Bool {
         context.logger.log(level: level, "\(label): refused \(subject ?? client.description): \(text)")
         context.counters.refused(reason)
-        if policy.logConnections {
+        if context.logsConnections(policy) {
             let end: ConnectionEnd
             switch reason {
             case .denied: end = .denied

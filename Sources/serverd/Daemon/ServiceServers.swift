@@ -187,7 +187,7 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
         let bytes = (received: handler.rfile?.receivedCount ?? 0, sent: handler.wfile?.sentCount ?? 0)
         context.counters.transferred(received: bytes.received, sent: bytes.sent)
         let policy = handler.policy
-        guard policy.logConnections else { return }
+        guard context.logsConnections(policy) else { return }
         ConnectionRecord(
             listener: "\(policy.service.rawValue)@\(serverAddress)", service: policy.service,
             peer: .of(connection, client: handler.clientAddress),

@@ -47,6 +47,12 @@ final class ListenerContext: Sendable {
     /// `SERVICE@ADDRESS` as declared, for messages.
     var label: String { current.label }
 
+    /// Whether a connection under `policy` gets its connection line: `log-connections` is on and the log takes info
+    /// lines (otherwise nothing of the line, not even the peer's credentials, is worked out).
+    func logsConnections(_ policy: ListenerPolicy) -> Bool {
+        policy.logConnections && logger.logLevel <= .info
+    }
+
     /// Makes a reloaded declaration the one new connections get.
     func update(_ declaration: ListenerDeclaration) {
         let fresh = Snapshot(declaration)

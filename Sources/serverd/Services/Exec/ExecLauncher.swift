@@ -96,7 +96,7 @@ final class ExecLauncher: Sendable {
             identity: identity)
         let started = MonotonicClock.seconds()
         let service = snapshot.policy.service
-        let record = snapshot.policy.logConnections
+        let record = context.logsConnections(snapshot.policy)
             ? ConnectionRecord(
                 listener: "\(service.rawValue)@\(listener)", service: service, peer: .of(connection, client: client),
                 end: .error, duration: 0)
