@@ -100,6 +100,29 @@ final class ServerMetricsTests: FamilyServerTestCase {
         XCTAssertEqual(metrics.read("familyserver_sent_bytes_total", dimensions), 36)
     }
 
+    /// A ``ConnectionServer`` (systemd's `Accept=yes`) counts its one connection like the serve loop would.
+    func testConnectionServerCountsItsOneConnection() throws {
+        let listener = try Socket(family: AF_INET, transport: .stream)
+        defer { listener.close() }
+        try listener.bind(to: address(.ipv4, .stream))
+        try listener.listen(backlog: 1)
+        let client = try Client.connect(try listener.localAddress())
+        defer { client.close() }
+        guard let (accepted, _) = try listener.accept() else { return XCTFail("no connection") }
+        let metrics = RecordingMetrics()
+        let server = try ConnectionServer(connection: accepted, handler: StreamEchoHandler.self)
+        server.metricsFactory = metrics
+        try client.sendAll(Array("one\n".utf8))
+        server.serveForever()
+        server.serverClose()
+        XCTAssertEqual(try Client.readToEnd(client), Array("one\n".utf8))
+        let dimensions = dimensions(server)
+        XCTAssertEqual(metrics.read("familyserver_requests_total", dimensions), 1)
+        XCTAssertEqual(metrics.read("familyserver_requests_active", dimensions), 0)
+        XCTAssertEqual(metrics.read("familyserver_received_bytes_total", dimensions), 4)
+        XCTAssertEqual(metrics.read("familyserver_sent_bytes_total", dimensions), 4)
+    }
+
     /// A request `verifyRequest` refuses is counted as refused, not as a request.
     func testRefusedRequestsAreCountedApart() throws {
         let metrics = RecordingMetrics()
