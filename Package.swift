@@ -13,6 +13,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         // `make docs` only: the plugin is built when documentation is generated, never by `swift build`.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
@@ -32,6 +33,7 @@ let package = Package(
                 "CSystemd",
                 "CShims",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
         .target(
@@ -61,7 +63,10 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
-        .testTarget(name: "FamilyServerTests", dependencies: ["FamilyServer", "CShims"]),
+        .testTarget(
+            name: "FamilyServerTests",
+            dependencies: ["FamilyServer", "CShims", .product(name: "Metrics", package: "swift-metrics")]
+        ),
         .testTarget(
             name: "FamilyServerLifecycleTests",
             dependencies: [
