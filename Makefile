@@ -2,6 +2,7 @@
 #
 #   make run    install what is missing, build, start serverd on its embedded default set
 #   make test   install what is missing, build, run every test
+#   make docs   the DocC documentation of the libraries (mk/docs.mk)
 
 SWIFT      ?= swift
 APT_PACKAGES = libsystemd-dev pkgconf systemd python3
@@ -58,5 +59,5 @@ test: build test-deps
 clean:
 	rm -rf .build
 
-# Further targets (deb, bench, stress, fuzz) live in mk/*.mk.
+# Further targets (deb, bench, stress, fuzz, docs) live in mk/*.mk.
 -include mk/*.mk

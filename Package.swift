@@ -6,10 +6,17 @@ let package = Package(
     products: [
         .executable(name: "serverd", targets: ["serverd"]),
         .library(name: "FamilyServer", targets: ["FamilyServer"]),
+        // The async layer over FamilyServer, in its own product so that the `serverd` binary never links
+        // swift-service-lifecycle.
+        .library(name: "FamilyServerLifecycle", targets: ["FamilyServerLifecycle"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // `make docs` only: the plugin is built when documentation is generated, never by `swift build`.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // libsystemd's sd-daemon API (Debian: libsystemd-dev for the header). Not linked: shim.h binds the calls
@@ -26,7 +33,26 @@ let package = Package(
                 "CSystemd",
                 "CShims",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ]
+        ),
+        .target(
+            name: "FamilyServerLifecycle",
+            dependencies: [
+                "FamilyServer",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // README's async echo server, run by FamilyServerLifecycleTests as a real process.
+        .executableTarget(
+            name: "async-echo-example",
+            dependencies: [
+                "FamilyServer",
+                "FamilyServerLifecycle",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Examples/AsyncEcho"
         ),
         .executableTarget(
             name: "serverd",
@@ -37,7 +63,19 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
-        .testTarget(name: "FamilyServerTests", dependencies: ["FamilyServer", "CShims"]),
+        .testTarget(
+            name: "FamilyServerTests",
+            dependencies: ["FamilyServer", "CShims", .product(name: "Metrics", package: "swift-metrics")]
+        ),
+        .testTarget(
+            name: "FamilyServerLifecycleTests",
+            dependencies: [
+                "FamilyServer",
+                "FamilyServerLifecycle",
+                "async-echo-example",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .testTarget(
             name: "ServerdTests", dependencies: ["serverd", "FamilyServer", "CShims"],
             // The suite's own socket-activation launcher and local attacker, run with python3.

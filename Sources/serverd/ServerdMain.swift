@@ -42,7 +42,8 @@ enum ServerdMain {
             return 0
         }
         let settings = desired.settings
-        let log = try Log.bootstrap(level: settings.logLevel, destination: settings.logDestination)
+        let log = try Log.bootstrap(
+            level: settings.logLevel, destination: settings.logDestination, format: settings.logFormat)
         let logger = Logger(label: "serverd")
         let start = { [inherited] (signals: SignalReceiver, report: inout ReadinessReport?) throws(DaemonError) -> Int32 in
             let daemon = try Daemon(

@@ -263,7 +263,8 @@ final class ConfigurationTests: XCTestCase {
             "--idle-timeout", "--max-line", "--drain-timeout", "--request-timeout", "--min-rate", "--source-prefix-v4",
             "--source-prefix-v6", "--reply-rate-per-source", "--allow-uid", "--allow-gid", "--allow ", "--deny",
             "--socket-mode", "--daemon", "--pidfile", "--user", "--group", "--log-level", "--log-file", "--version",
-            "--wait", "--wait-start-limit", "--max-rate ", "--max-rate-per-source", "--help", "-- PROGRAM",
+            "--wait", "--wait-start-limit", "--max-rate ", "--max-rate-per-source", "--log-connections", "--log-format",
+            "--help", "-- PROGRAM",
         ]
         for option in options {
             XCTAssertTrue(help.contains(option), "help lacks \(option)")

@@ -28,6 +28,7 @@ final class OptionTableTests: XCTestCase {
         "wait": { "\($0.waitMode)" },
         "resolve": { "\($0.resolve)" },
         "wait-start-limit": { "\($0.waitStartLimit)" },
+        "log-connections": { "\($0.logConnections)" },
     ]
 
     /// Every field of the daemon-wide settings, by the option that sets it.
@@ -41,6 +42,7 @@ final class OptionTableTests: XCTestCase {
         "group": { "\(String(describing: $0.group))" },
         "log-level": { "\($0.logLevel)" },
         "log-file": { "\(String(describing: $0.logFile))" },
+        "log-format": { "\($0.logFormat)" },
     ]
 
     /// A value of the option's kind, as the command line writes it and as parsed, that differs from its default.
@@ -60,6 +62,12 @@ final class OptionTableTests: XCTestCase {
         case .logLevel:
             let level = try XCTUnwrap(LogLevelName.allCases.first { option.defaultValue != .logLevel($0) })
             return (level.rawValue, .logLevel(level))
+        case .onOff:
+            let on = option.defaultValue != .flag(true)
+            return (on ? "on" : "off", .flag(on))
+        case .logFormat:
+            let format = try XCTUnwrap(LogFormatName.allCases.first { option.defaultValue != .logFormat($0) })
+            return (format.rawValue, .logFormat(format))
         case .uids, .gids: return ("4242,0", .ids([4242, 0]))
         case .blocks: return ("10.0.0.0/8", .blocks([try CIDRBlock(parsing: "10.0.0.0/8")]))
         case .socketMode: return ("0640", .mode(0o640))

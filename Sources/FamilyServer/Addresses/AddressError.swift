@@ -37,6 +37,7 @@ public struct AddressError: Error, Sendable, Equatable, CustomStringConvertible 
         self.reason = reason
     }
 
+    /// The message: the text that was given and why it is not an address.
     public var description: String {
         let what: String
         switch reason {

@@ -33,6 +33,7 @@ public enum ListenAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// The textual form, as ``init(parsing:)`` reads it.
     public var description: String {
         switch self {
         case .bind(let address): return address.description

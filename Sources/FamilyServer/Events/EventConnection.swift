@@ -37,6 +37,9 @@ public final class EventConnection {
     /// Bytes received so far.
     public internal(set) var bytesReceived = 0
 
+    /// Bytes the client has taken so far.
+    public private(set) var bytesSent = 0
+
     /// Bytes written by the handler that the client has not taken yet.
     public var pendingOutput: Int { output.count - outputSent }
 
@@ -117,7 +120,10 @@ public final class EventConnection {
             }
             break
         }
-        if offset > 0 { lastActivity = MonotonicClock.seconds() }
+        if offset > 0 {
+            bytesSent += offset
+            lastActivity = MonotonicClock.seconds()
+        }
         return offset
     }
 

@@ -126,7 +126,7 @@ final class EventReactor: @unchecked Sendable {
                 } else {
                     load.subtract(1, ordering: .relaxed)
                     server.shutdownRequest(request)
-                    server.requestEnded(request, clientAddress: client)
+                    server.endRequest(request, clientAddress: client)
                     model.requestEnded(server: server)
                 }
             case .cutShort(let server):
@@ -250,24 +250,28 @@ final class EventReactor: @unchecked Sendable {
         }
     }
 
-    /// Ends a connection: stops watching it, shuts it down and closes it (``BaseServer/shutdownRequest(_:)``), tells
-    /// the handler, then the server (``BaseServer/requestEnded(_:clientAddress:)``) and the model.
+    /// Ends a connection: stops watching it, tells the handler, shuts the socket down and closes it
+    /// (``BaseServer/shutdownRequest(_:)``), counts its bytes in the server's ``BaseServer/metrics``, then tells the
+    /// server (``BaseServer/endRequest(_:clientAddress:)``) and the model.
     private func finish(_ connection: EventConnection, _ reason: EventCloseReason) {
         guard connections.removeValue(forKey: connection.token) != nil else { return }
         load.subtract(1, ordering: .relaxed)
         let server = connection.server
         if connection.socket.fileDescriptor >= 0 { try? poll.remove(connection.socket.fileDescriptor) }
-        if case .closed = reason {
-            server.shutdownRequest(connection.request)
-        } else {
-            server.closeRequest(connection.request)
-        }
         connection.reactor = nil
         connection.closeRequested = true
         let handler = connection.handler
         connection.handler = nil
         handler?.connectionClosed(connection, reason: reason)
-        server.requestEnded(connection.request, clientAddress: connection.clientAddress)
+        if case .closed = reason {
+            server.shutdownRequest(connection.request)
+        } else {
+            server.closeRequest(connection.request)
+        }
+        let metrics = server.metrics
+        metrics.receivedBytes.increment(by: connection.bytesReceived)
+        metrics.sentBytes.increment(by: connection.bytesSent)
+        server.endRequest(connection.request, clientAddress: connection.clientAddress)
         connection.model.requestEnded(server: server)
     }
 }

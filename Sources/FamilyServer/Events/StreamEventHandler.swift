@@ -36,8 +36,9 @@ public protocol StreamEventHandler: AnyObject {
     /// ``EventConnection/deadline`` was reached (and is cleared). Does nothing by default.
     func deadlineReached(on connection: EventConnection)
 
-    /// The connection is closed and its descriptor released; nothing can be written any more. `reason` says why.
-    /// Does nothing by default.
+    /// The connection has ended: nothing more is read or written (a write is dropped), and its socket, still open
+    /// during the call (for its peer's credentials, say), is closed right after. `reason` says why. Does nothing by
+    /// default.
     func connectionClosed(_ connection: EventConnection, reason: EventCloseReason)
 }
 

@@ -33,6 +33,7 @@ public final class DirectoryHandle: Sendable, CustomStringConvertible {
     /// The descriptor, or -1 once closed.
     public var fileDescriptor: Int32 { descriptor.load(ordering: .acquiring) }
 
+    /// The directory's path, as it was opened.
     public var description: String { path }
 
     /// `name` inside this directory as a path, for messages.

@@ -26,5 +26,6 @@ public struct FileIdentity: Sendable, Equatable, CustomStringConvertible {
         self.init(info)
     }
 
+    /// `device D inode I`, for messages.
     public var description: String { "device \(device) inode \(inode)" }
 }

@@ -23,7 +23,7 @@ public final class BufferedReader {
     /// The receive timeout the socket has (SO_RCVTIMEO, as ``StreamRequestHandler`` sets it from its
     /// `timeout`); `nil` when it has none. The reader restores it after a nearer limit lowered it.
     public var receiveTimeout: Double?
-    /// The time (``MonotonicClock.seconds()``) by which the data a read waits for must have arrived; `nil`
+    /// The time (``MonotonicClock/seconds()``) by which the data a read waits for must have arrived; `nil`
     /// for none. A read that is still waiting then fails with ``ReadDeadlineError/Reason/deadline``.
     public var deadline: Double?
     /// The least average inbound rate of the connection; `nil` for none. A read still waiting when the

@@ -1,6 +1,6 @@
 /// Output of a request (Python's `wfile`): bytes for a connection, or the reply to a datagram.
 ///
-/// With ``bufferSize`` 0 (the default, as in Python) every ``write(_:)`` goes straight to the
+/// With ``bufferSize`` 0 (the default, as in Python) every ``write(_:)-([UInt8])`` goes straight to the
 /// socket in full. With a buffer, writes collect until it fills, ``flush()`` is called, the
 /// handler's reader waits for more input, or the handler finishes.
 public final class BufferedWriter {
@@ -8,6 +8,8 @@ public final class BufferedWriter {
     private var pending: [UInt8] = []
     /// Bytes collected before a write goes out; 0 writes through at once.
     public var bufferSize: Int
+    /// Every byte sent to the socket so far (for a datagram reply: none, the reply goes out on finish).
+    public private(set) var sentCount = 0
 
     /// A writer to a connected socket.
     public init(socket: Socket, bufferSize: Int = 0) {
@@ -33,6 +35,7 @@ public final class BufferedWriter {
         }
         if pending.isEmpty && bytes.count >= bufferSize {
             try socket.sendAll(bytes)
+            sentCount += bytes.count
             return bytes.count
         }
         pending += bytes
@@ -51,5 +54,6 @@ public final class BufferedWriter {
         guard let socket, !pending.isEmpty else { return }
         defer { pending.removeAll(keepingCapacity: true) }
         try socket.sendAll(pending)
+        sentCount += pending.count
     }
 }

@@ -22,11 +22,14 @@ open class DatagramRequestHandler: BaseRequestHandler {
         wfile = BufferedWriter()
     }
 
-    /// Sends what ``wfile`` collected back to the sender, if anything and if it has an address.
+    /// Sends what ``wfile`` collected back to the sender, if anything and if it has an address, and reports the
+    /// datagram's and the reply's sizes to the server's ``BaseServer/metrics``.
     /// - Throws: ``ReplyRefusal`` when the reply could reach another socket than the sender's.
     open override func finish() throws {
+        server.metrics.receivedBytes.increment(by: datagram.payload.count)
         let reply = wfile.collected
         guard !reply.isEmpty else { return }
         try datagram.sendReply(reply, to: clientAddress)
+        server.metrics.sentBytes.increment(by: reply.count)
     }
 }

@@ -3,7 +3,7 @@
 public struct MinimumRate: Equatable, Sendable {
     /// The least average, in bytes per second; more than 0.
     public var bytesPerSecond: Double
-    /// When the connection started, in ``MonotonicClock.seconds()``.
+    /// When the connection started, in ``MonotonicClock/seconds()``.
     public var start: Double
     /// Seconds from ``start`` before the rate is checked.
     public var grace: Double
@@ -15,7 +15,7 @@ public struct MinimumRate: Equatable, Sendable {
         self.grace = grace
     }
 
-    /// The time (``MonotonicClock.seconds()``) at which a connection that has received `bytes` falls below the rate if
+    /// The time (``MonotonicClock/seconds()``) at which a connection that has received `bytes` falls below the rate if
     /// nothing more arrives: never before the grace period ends.
     public func deadline(afterReceiving bytes: Int) -> Double {
         start + max(grace, Double(bytes) / bytesPerSecond)
@@ -42,6 +42,7 @@ public struct ReadDeadlineError: Error, Equatable, Sendable, CustomStringConvert
         self.reason = reason
     }
 
+    /// The message: the read deadline passed, or the inbound rate fell below the minimum.
     public var description: String {
         reason == .deadline ? "read deadline passed" : "inbound rate below the minimum"
     }

@@ -44,8 +44,13 @@ open class StreamRequestHandler: BaseRequestHandler {
         wfile = writer
     }
 
-    /// Flushes ``wfile``, ignoring a peer that has gone.
+    /// Flushes ``wfile``, ignoring a peer that has gone, and reports the bytes received and sent to the server's
+    /// ``BaseServer/metrics``. Overriders should call `super`.
     open override func finish() throws {
         try? wfile?.flush()
+        if let rfile, let wfile {
+            server.metrics.receivedBytes.increment(by: rfile.receivedCount)
+            server.metrics.sentBytes.increment(by: wfile.sentCount)
+        }
     }
 }

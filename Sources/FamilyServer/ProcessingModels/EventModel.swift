@@ -5,7 +5,7 @@ import Glibc
 ///
 /// The server's serve loop accepts, verifies and counts connections as under any model; ``process(_:clientAddress:server:)``
 /// hands each one to the least loaded reactor, which serves it until it ends and then calls
-/// ``BaseServer/requestEnded(_:clientAddress:)`` on its thread. An idle connection costs its socket and a few hundred
+/// ``BaseServer/endRequest(_:clientAddress:)`` on its thread (the server's metrics get the connection's bytes). An idle connection costs its socket and a few hundred
 /// bytes, not a thread. The server's ``BaseServer/handlerType`` is not used: the factory makes the handlers.
 ///
 /// Stream requests only; a datagram handed to it is refused (serve datagrams with another model).

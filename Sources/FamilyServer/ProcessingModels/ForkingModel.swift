@@ -100,7 +100,7 @@ public final class ForkingModel: ProcessingModel {
             guard result == pid || (result < 0 && errno == ECHILD) else { continue }
             let child = children.withLock { $0.removeValue(forKey: pid) }
             if result == pid { report(pid: pid, status: status, server: server) }
-            if let child { server.requestEnded(child.request, clientAddress: child.clientAddress) }
+            if let child { server.endRequest(child.request, clientAddress: child.clientAddress) }
         }
     }
 

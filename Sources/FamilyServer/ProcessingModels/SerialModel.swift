@@ -6,7 +6,7 @@ public final class SerialModel: ProcessingModel {
 
     public func process(_ request: Request, clientAddress: SocketAddress, server: BaseServer) {
         server.runRequest(request, clientAddress: clientAddress)
-        server.requestEnded(request, clientAddress: clientAddress)
+        server.endRequest(request, clientAddress: clientAddress)
     }
 
     public var activeRequests: Int { 0 }

@@ -81,7 +81,7 @@ public final class ThreadingModel: ProcessingModel {
         var job = first
         while true {
             job.server.runRequest(job.request, clientAddress: job.clientAddress)
-            job.server.requestEnded(job.request, clientAddress: job.clientAddress)
+            job.server.endRequest(job.request, clientAddress: job.clientAddress)
             // Only close() waits for a request to end; waking every parked worker on every
             // request would cost a futex storm per connection.
             let (wakeServer, lastOneOut) = state.withLock { state -> (Bool, Bool) in

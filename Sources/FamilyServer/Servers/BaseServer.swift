@@ -1,3 +1,4 @@
+import CoreMetrics
 import Glibc
 import Logging
 import Synchronization
@@ -17,7 +18,7 @@ import Synchronization
 ///         → serviceActions()
 ///     shutdown() from any thread; serverClose() when done
 ///
-/// Unlike Python's: ``shutdown()`` wakes the loop at once and is safe from inside a handler;
+/// Unlike Python's: ``shutdown(wait:)`` wakes the loop at once and is safe from inside a handler;
 /// ``serverClose()`` is idempotent, reaps the model's workers and removes a Unix socket file the
 /// server created; a failed bind leaks no descriptor.
 ///
@@ -25,7 +26,7 @@ import Synchronization
 /// ``serverActivate()`` for their socket type.
 ///
 /// Thread safety: configure the server (``timeout``, ``allowReuseAddress``, …) before it serves;
-/// ``shutdown()``, ``serverClose()`` and ``wake()`` may be called from any thread.
+/// ``shutdown(wait:)``, ``serverClose()`` and ``wake()`` may be called from any thread.
 open class BaseServer: @unchecked Sendable {
     // @unchecked: the configuration properties are set before serving and only read afterwards;
     // the state shared between threads sits in Atomics and a ConditionLock.
@@ -59,6 +60,9 @@ open class BaseServer: @unchecked Sendable {
     /// its privileges, with a privileged helper that cleans up at exit): ``serverClose()`` still
     /// tries to remove it, but a permission error is then expected and not logged.
     public var socketFileRemovalDelegated = false
+    /// The swift-metrics backend of ``metrics``: the bootstrapped one (`MetricsSystem.factory`) unless set before the
+    /// server serves.
+    public var metricsFactory: any MetricsFactory = MetricsSystem.factory
 
     private let wakeup: WakeupEvent
     private let shutdownRequested = Atomic<Bool>(false)
@@ -68,6 +72,7 @@ open class BaseServer: @unchecked Sendable {
     private let acceptPausedUntil = ConditionLock<Double>(0)
     /// Accept pauses, logged once, then at most every 10 s.
     private let acceptPauses = ThrottledWarning()
+    private let reportedMetrics = ConditionLock<ServerMetrics?>(nil)
 
     private struct LoopState: Sendable {
         var serving = false
@@ -175,9 +180,9 @@ open class BaseServer: @unchecked Sendable {
 
     // MARK: - Serving
 
-    /// Handles requests until ``shutdown()`` is called.
+    /// Handles requests until ``shutdown(wait:)`` is called.
     ///
-    /// The loop sleeps in `poll` on the socket and a wake-up descriptor, so ``shutdown()`` stops it
+    /// The loop sleeps in `poll` on the socket and a wake-up descriptor, so ``shutdown(wait:)`` stops it
     /// at once; `pollInterval` only sets how often ``serviceActions()`` runs while idle. While the
     /// processing model is at its capacity, no new request is taken: clients wait in the backlog.
     /// Neither is one taken before ``requestsResumeAt``; the loop wakes by then, and by
@@ -257,7 +262,7 @@ open class BaseServer: @unchecked Sendable {
     }
 
     /// Handles one request, waiting up to ``timeout`` for it; calls ``handleTimeout()`` if none came.
-    /// Returns early, handling nothing, if ``shutdown()`` is called meanwhile.
+    /// Returns early, handling nothing, if ``shutdown(wait:)`` is called meanwhile.
     open func handleRequest() {
         let deadline = timeout.map { MonotonicClock.seconds() + $0 }
         while true {
@@ -390,8 +395,29 @@ open class BaseServer: @unchecked Sendable {
 
     /// Called in the serving process once a request is over and its worker is gone: right after
     /// the handler in the serial and threading models, when the child is reaped in the forking
-    /// model. Does nothing by default; override to release per-client accounting.
+    /// model (through ``endRequest(_:clientAddress:)``). Does nothing by default; override to
+    /// release per-client accounting.
     open func requestEnded(_ request: Request, clientAddress: SocketAddress) {}
+
+    /// Reports that a request ``processRequest(_:clientAddress:)`` took is over: counts it out of
+    /// ``metrics``' active requests, then calls ``requestEnded(_:clientAddress:)``. The processing
+    /// models call it; a subclass whose `processRequest` serves a request outside the model calls it
+    /// once that request is over.
+    public final func endRequest(_ request: Request, clientAddress: SocketAddress) {
+        metrics.active.decrement()
+        requestEnded(request, clientAddress: clientAddress)
+    }
+
+    /// What this server reports through swift-metrics (``ServerMetrics``), with its address as
+    /// the dimension; created on first use, from ``metricsFactory``, once the address is known.
+    public var metrics: ServerMetrics {
+        reportedMetrics.withLock { metrics in
+            if let metrics { return metrics }
+            let created = ServerMetrics(address: serverAddress, factory: metricsFactory)
+            metrics = created
+            return created
+        }
+    }
 
     /// Runs one request to its end in whatever worker the processing model chose: the handler,
     /// ``handleError(_:clientAddress:error:)`` if it throws, then ``shutdownRequest(_:)``.
@@ -450,12 +476,16 @@ open class BaseServer: @unchecked Sendable {
         }
         guard let (request, client) = next else { return false }
         guard verifyRequest(request, clientAddress: client) else {
+            metrics.refused.increment()
             shutdownRequest(request)
             return true
         }
+        metrics.requests.increment()
+        metrics.active.increment()
         do {
             try processRequest(request, clientAddress: client)
         } catch {
+            metrics.active.decrement()
             handleError(request, clientAddress: client, error: error)
             shutdownRequest(request)
         }

@@ -3,7 +3,7 @@ import Glibc
 
 /// A Unix socket file this process created with `bind`: found again through a descriptor of its
 /// directory, remembered by device and inode, and guarded by its lock file (`PATH.lock`, see
-/// ``SocketLockFile``) from the moment its path is examined until the file is removed.
+/// `SocketLockFile`) from the moment its path is examined until the file is removed.
 ///
 /// Nothing is ever done by a path whose last component can be a symlink: examining and removing
 /// go through `fstatat(AT_SYMLINK_NOFOLLOW)` and `unlinkat` on the directory descriptor, only a

@@ -17,5 +17,6 @@ public struct PeerCredentials: Sendable, Hashable, CustomStringConvertible {
         self.gid = gid
     }
 
+    /// `pid=P uid=U gid=G`, for messages.
     public var description: String { "pid=\(pid) uid=\(uid) gid=\(gid)" }
 }

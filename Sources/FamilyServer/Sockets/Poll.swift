@@ -4,7 +4,9 @@ import Glibc
 public enum Poll {
     /// Waits until one of `descriptors` is readable (or in error), or `timeout` seconds pass.
     ///
-    /// - Parameter timeout: seconds to wait; `nil` waits forever.
+    /// - Parameters:
+    ///   - descriptors: the descriptors to watch for input.
+    ///   - timeout: seconds to wait; `nil` waits forever.
     /// - Returns: for each descriptor, whether it is ready, in the same order.
     /// - Throws: ``SocketError`` for `poll` (EINTR is retried with the time that is left).
     public static func readable(_ descriptors: [Int32], timeout: Double?) throws(SocketError) -> [Bool] {

@@ -11,7 +11,7 @@ private let sysShutdown = Glibc.shutdown
 /// An owning socket descriptor: created close-on-exec, closed exactly once, every failure a
 /// ``SocketError`` that names the call and the errno.
 ///
-/// Reads and writes retry on EINTR; ``sendAll(_:)`` finishes partial writes. Closing is atomic, so
+/// Reads and writes retry on EINTR; ``sendAll(_:)-(UnsafeRawBufferPointer)`` finishes partial writes. Closing is atomic, so
 /// ``close()`` from one thread while another is blocked in a call on the socket is safe (the blocked
 /// call then fails with EBADF or returns as the kernel decides).
 public final class Socket: Sendable, CustomStringConvertible {
@@ -64,6 +64,7 @@ public final class Socket: Sendable, CustomStringConvertible {
     /// Whether ``close()`` has been called.
     public var isClosed: Bool { fileDescriptor < 0 }
 
+    /// `fd N`, the descriptor, for messages (`fd -1` once closed).
     public var description: String { "fd \(fileDescriptor)" }
 
     /// Closes the descriptor; later calls do nothing.

@@ -29,6 +29,7 @@ public struct SocketError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The C library's text for `errno`.
     public var reason: String { String(cString: strerror(errno)) }
 
+    /// The message: the call, what it was made on, and the errno with its text.
     public var description: String {
         let target = subject.isEmpty ? "" : " \(subject)"
         return "\(syscall)\(target): \(reason) (errno \(errno))"

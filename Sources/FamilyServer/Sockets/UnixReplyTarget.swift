@@ -16,7 +16,7 @@ import Glibc
 ///   it: only a symlink owned by root in a directory that only root may write to (`/var/run` →
 ///   `/run`); the last component is a socket, not a symlink, owned by the sender's uid. The reply
 ///   then goes through `/proc/self/fd/N` of that very inode, so nothing can be swapped after the
-///   check. A sender seen before is known by its absolute path (``SenderSocketFiles``): while
+///   check. A sender seen before is known by its absolute path (`SenderSocketFiles`): while
 ///   the path still leads to the socket file verified then, and that file is still a socket of
 ///   the sender's uid, the reply goes to it without a new walk.
 /// - an abstract sender: the name is still held by a datagram socket of the sender's uid (asked
@@ -49,8 +49,8 @@ public final class UnixReplyTarget {
     /// - Parameters:
     ///   - sender: The request's source address (a Unix path or abstract name).
     ///   - credentials: The SCM_CREDENTIALS that came with the request.
-    /// - Throws: ``ReplyRefusal`` saying why the reply must be dropped.
     ///   - socket: The socket the reply will be sent from.
+    /// - Throws: ``ReplyRefusal`` saying why the reply must be dropped.
     public static func resolve(
         sender: SocketAddress, credentials: PeerCredentials?, from socket: Socket
     ) throws(ReplyRefusal) -> UnixReplyTarget {
@@ -211,5 +211,6 @@ public struct ReplyRefusal: Error, CustomStringConvertible, Sendable {
         self.errno = errno
     }
 
+    /// `reply dropped: ` and the reason.
     public var description: String { "reply dropped: \(reason)" }
 }

@@ -111,9 +111,12 @@ extension BaseServer {
     /// Verifies and runs a request taken outside the serve loop, on the calling thread.
     fileprivate func serveTaken(_ request: Request, clientAddress: SocketAddress) -> Bool {
         guard verifyRequest(request, clientAddress: clientAddress) else {
+            metrics.refused.increment()
             shutdownRequest(request)
             return false
         }
+        metrics.requests.increment()
+        metrics.active.increment()
         // The serial model runs the request here and reports its end, exactly as the loop would.
         SerialModel().process(request, clientAddress: clientAddress, server: self)
         return true

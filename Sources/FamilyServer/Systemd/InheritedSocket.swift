@@ -16,7 +16,7 @@ public struct InheritedSocket: Sendable, CustomStringConvertible {
         case datagram
         /// A stream socket that is not listening: the one connection of an `Accept=yes` instance
         /// (systemd names it `connection`; `systemd-socket-activate --accept` leaves it `unknown`).
-        /// Serve it with a ``ConnectionServer`` or ``BaseServer/serveConnection(_:clientAddress:)``.
+        /// Serve it with a ``ConnectionServer`` or ``BaseServer/serve(connection:clientAddress:)``.
         case connection
 
         /// `listener`, `datagram` or `connection`.

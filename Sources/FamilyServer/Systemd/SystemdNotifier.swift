@@ -104,7 +104,10 @@ public struct SystemdNotifier: Sendable {
     /// systemd keeps them only when the unit sets `FileDescriptorStoreMax=` above 0 and drops
     /// them silently otherwise; with `poll: false` (`FDPOLL=0`, systemd 246) it keeps a socket
     /// even when it reports POLLHUP or POLLERR.
-    /// - Parameter name: 1 to 255 printable ASCII characters without `:`.
+    /// - Parameters:
+    ///   - descriptors: the descriptors to store; at least one.
+    ///   - name: 1 to 255 printable ASCII characters without `:`.
+    ///   - poll: `false` sends `FDPOLL=0`.
     /// - Throws: ``SocketError`` with EINVAL when there are no descriptors or `name` is invalid;
     ///   otherwise for `sd_pid_notify_with_fds` with its errno (EBADF for a closed descriptor).
     @discardableResult

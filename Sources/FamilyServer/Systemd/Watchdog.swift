@@ -62,7 +62,7 @@ public final class Watchdog: Sendable {
     ///
     /// A failed send still counts as an attempt, so a broken notify socket costs one error per
     /// interval rather than one per loop pass.
-    /// - Parameter now: the current CLOCK_MONOTONIC time in µs (``MonotonicClock.microseconds()``).
+    /// - Parameter now: the current CLOCK_MONOTONIC time in µs (``MonotonicClock/microseconds()``).
     /// - Returns: whether a ping was sent now.
     /// - Throws: ``SocketError`` for `sd_notify`.
     @discardableResult

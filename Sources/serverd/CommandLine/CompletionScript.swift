@@ -19,6 +19,8 @@ enum CompletionScript {
         switch kind {
         case .model: return ModelName.allCases.map(\.rawValue)
         case .logLevel: return LogLevelName.allCases.map(\.rawValue)
+        case .logFormat: return LogFormatName.allCases.map(\.rawValue)
+        case .onOff: return ["on", "off"]
         default: return nil
         }
     }

@@ -17,7 +17,8 @@ enum AcceptedConnection {
             desired = try DesiredState.build(withDefault) { _ throws(DaemonError) in [] }
         }
         let settings = desired.settings
-        _ = try Log.bootstrap(level: settings.logLevel, destination: settings.logDestination)
+        _ = try Log.bootstrap(
+            level: settings.logLevel, destination: settings.logDestination, format: settings.logFormat)
         let logger = Logger(label: "serverd")
         let what = "fd \(inherited.fileDescriptor) (Accept=yes connection)"
         guard let declaration = systemdListener(of: desired) else {

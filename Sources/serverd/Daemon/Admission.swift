@@ -1,10 +1,13 @@
 import FamilyServer
 import Glibc
+import Logging
 import Synchronization
 
 /// The listener's gate: source address rules (inet), peer credential rules (Unix), the
 /// per-source connection limit and the per-source rate, which count per ``SourceKey`` (an address
-/// prefix or a uid). Every refusal is logged with the peer's address or credentials.
+/// prefix or a uid). Every refusal of a connection goes through
+/// ``refuse(_:from:on:peer:policy:because:subject:level:)``, which logs it with the peer's address or
+/// credentials, counts it (``ListenerCounters/refused(_:)``) and writes its connection line.
 final class Admission: Sendable {
     /// The longest a connection past its source's rate is held for its turn, in seconds.
     static let longestHold = 1.0
@@ -31,12 +34,20 @@ final class Admission: Sendable {
     private var label: String { context.label }
 
     /// Decides whether an accepted connection is served; counts it against its source if so.
-    func admits(connection: Socket, from client: SocketAddress, policy settings: ListenerPolicy) -> Bool {
+    /// - Parameters:
+    ///   - connection: The accepted connection.
+    ///   - client: Its peer's address.
+    ///   - address: The listener's address, for the connection line of a refusal.
+    ///   - settings: The listener's current policy.
+    func admits(
+        connection: Socket, from client: SocketAddress, on address: SocketAddress, policy settings: ListenerPolicy
+    ) -> Bool {
         let key: SourceKey
         if let ip = client.ip, let source = SourceKey(peer: client, settings: settings) {
             guard settings.admits(address: (ip.mappedIPv4 ?? ip).bytes) else {
-                context.logger.notice("\(label): refused \(client): source address not allowed")
-                return false
+                return refuse(
+                    .denied, from: client, on: address, peer: .address(client), policy: settings,
+                    because: "source address not allowed")
             }
             key = source
         } else {
@@ -44,12 +55,14 @@ final class Admission: Sendable {
             do {
                 credentials = try connection.peerCredentials()
             } catch {
-                context.logger.warning("\(label): refused a connection: \(error)")
-                return false
+                return refuse(
+                    .denied, from: client, on: address, peer: .credentials(nil), policy: settings,
+                    because: "\(error)", subject: "a connection", level: .warning)
             }
             guard settings.admits(uid: credentials.uid, gid: credentials.gid) else {
-                context.logger.notice("\(label): refused peer \(credentials): uid and gid not allowed")
-                return false
+                return refuse(
+                    .denied, from: client, on: address, peer: .credentials(credentials), policy: settings,
+                    because: "uid and gid not allowed", subject: "peer \(credentials)")
             }
             key = .uid(credentials.uid)
         }
@@ -61,8 +74,9 @@ final class Admission: Sendable {
             return true
         }
         guard admitted else {
-            context.logger.notice("\(label): refused \(describe(key, client)): \(limit) connections from it already")
-            return false
+            return refuse(
+                .limit, from: client, on: address, peer: .of(connection, client: client), policy: settings,
+                because: "\(limit) connections from it already", subject: describe(key, client))
         }
         counted.withLock { $0[ObjectIdentifier(connection)] = key }
         return true
@@ -72,6 +86,7 @@ final class Admission: Sendable {
     func admits(datagram: Datagram, from client: SocketAddress, policy settings: ListenerPolicy) -> Bool {
         if let ip = client.ip {
             guard settings.admits(address: (ip.mappedIPv4 ?? ip).bytes) else {
+                context.counters.refused(.denied)
                 droppedDatagrams.record(context.logger, "\(label): dropped a datagram from \(client): source address not allowed")
                 return false
             }
@@ -79,12 +94,40 @@ final class Admission: Sendable {
         }
         guard settings.allowUIDs != nil || settings.allowGIDs != nil else { return true }
         guard let credentials = datagram.credentials, settings.admits(uid: credentials.uid, gid: credentials.gid) else {
+            context.counters.refused(.denied)
             droppedDatagrams.record(
                 context.logger,
                 "\(label): dropped a datagram from \(datagram.credentials.map { "peer \($0)" } ?? "an unknown peer"): uid and gid not allowed")
             return false
         }
         return true
+    }
+
+    /// Refuses a connection: logs why (`LABEL: refused SUBJECT: REASON`, at notice unless `level` says otherwise),
+    /// counts the refusal, and writes its connection line (ended `denied`, `limit` or `rate`) when the listener logs
+    /// connections. The one place a connection refusal is counted: a new kind of refusal is a new
+    /// ``ListenerCounters/Refusal`` and a call here.
+    /// - Returns: `false`, what ``admits(connection:from:on:policy:)`` returns for a refusal.
+    private func refuse(
+        _ reason: ListenerCounters.Refusal, from client: SocketAddress, on address: SocketAddress,
+        peer: ConnectionRecord.Peer, policy: ListenerPolicy, because text: String, subject: String? = nil,
+        level: Logger.Level = .notice
+    ) -> Bool {
+        context.logger.log(level: level, "\(label): refused \(subject ?? client.description): \(text)")
+        context.counters.refused(reason)
+        if context.logsConnections(policy) {
+            let end: ConnectionEnd
+            switch reason {
+            case .denied: end = .denied
+            case .limit: end = .limit
+            case .rate: end = .rate
+            }
+            ConnectionRecord(
+                listener: "\(policy.service.rawValue)@\(address)", service: policy.service, peer: peer, end: end,
+                duration: 0, bytes: (0, 0)
+            ).log(to: context.logger)
+        }
+        return false
     }
 
     /// Paces an admitted connection by `max-rate-per-source`: how long it waits for its source's
@@ -94,7 +137,11 @@ final class Admission: Sendable {
     /// room), at most ``longestHold`` seconds and ``mostHeldPerSource`` connections of one source;
     /// past that it is refused. A source that the full table of buckets cannot track is not paced
     /// (fails open: `max-rate` and `max-connections` still bound the listener).
-    func pace(connection: Socket, from client: SocketAddress, policy settings: ListenerPolicy, canHold: Bool) -> Double? {
+    /// - Parameter address: The listener's address, for the connection line of a refusal.
+    func pace(
+        connection: Socket, from client: SocketAddress, on address: SocketAddress, policy settings: ListenerPolicy,
+        canHold: Bool
+    ) -> Double? {
         let rate = settings.maxRatePerSource
         guard let buckets = buckets(rate: rate) else { return 0 }
         let key: SourceKey
@@ -104,13 +151,17 @@ final class Admission: Sendable {
             do {
                 key = .uid(try connection.peerCredentials().uid)
             } catch {
-                context.logger.warning("\(label): refused a connection: \(error)")
+                _ = refuse(
+                    .denied, from: client, on: address, peer: .credentials(nil), policy: settings,
+                    because: "\(error)", subject: "a connection", level: .warning)
                 return nil
             }
         }
         let longest = canHold ? min(Self.longestHold, Double(Self.mostHeldPerSource) / Double(rate)) : 0
         guard let wait = buckets.reserve(key, now: MonotonicClock.seconds(), maxWait: longest) else {
-            refuseOverRate(key, client, rate: rate)
+            _ = refuse(
+                .rate, from: client, on: address, peer: .of(connection, client: client), policy: settings,
+                because: "more than \(rate) connections per second from it", subject: describe(key, client))
             return nil
         }
         if wait.isInfinite { return 0 }
@@ -118,11 +169,6 @@ final class Admission: Sendable {
             context.logger.debug("\(label): holding \(describe(key, client)) for \(wait) s: over \(rate) connections per second")
         }
         return wait
-    }
-
-    /// Logs a connection refused by `max-rate-per-source`, like every other refusal: one notice line.
-    private func refuseOverRate(_ key: SourceKey, _ client: SocketAddress, rate: Int) {
-        context.logger.notice("\(label): refused \(describe(key, client)): more than \(rate) connections per second from it")
     }
 
     /// Whether a datagram from `client` is within its source's `max-rate-per-source`; one past it is
@@ -135,6 +181,7 @@ final class Admission: Sendable {
             return true
         }
         guard buckets.reserve(key, now: MonotonicClock.seconds(), maxWait: 0) == nil else { return true }
+        context.counters.refused(.rate)
         datagramsOverRate.record(
             context.logger, "\(label): dropped a datagram from \(describe(key, client)): more than \(rate) datagrams per second from it")
         return false

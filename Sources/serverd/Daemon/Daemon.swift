@@ -5,6 +5,7 @@ import Logging
 /// The running daemon as one state machine:
 ///
 ///     starting ──start()──► ready ──SIGHUP──► reloading ──(applied or rolled back)──► ready
+///                             │  └──SIGUSR1──► (status block logged) ──► ready
 ///                             │
 ///                             └──SIGTERM/SIGINT──► draining ──(idle, timeout or second signal)──► stopped
 ///
@@ -91,6 +92,8 @@ final class Daemon {
             for signal in signals.pending() where state == .ready {
                 if signal == SIGHUP {
                     reload()
+                } else if signal == SIGUSR1 {
+                    logStatusBlock()
                 } else {
                     drain(after: signal)
                 }
@@ -163,7 +166,9 @@ final class Daemon {
                 break
             }
             waitForSignalsAndChildren(timeout: 0.01)
-            if signals.pending().contains(where: { $0 != SIGHUP }) {
+            let pending = signals.pending()
+            if pending.contains(SIGUSR1) { logStatusBlock() }
+            if pending.contains(where: { $0 == SIGTERM || $0 == SIGINT }) {
                 logger.notice("second stop signal: closing the remaining connections")
                 break
             }
@@ -263,10 +268,14 @@ final class Daemon {
         }
     }
 
+    /// The `STATUS=` line (``StatusReport/summary``).
     private func statusText() -> String {
-        let serving = listeners.all.count
-        let connections = listeners.everyListener.reduce(0) { $0 + $1.activeRequests }
-        let noun = serving == 1 ? "listener" : "listeners"
-        return "Serving \(serving) \(noun), \(connections) active connection\(connections == 1 ? "" : "s")"
+        StatusReport(serving: listeners.all, retired: listeners.retired, model: desired.settings.model).summary
+    }
+
+    /// SIGUSR1: logs the status block (``StatusReport/block``) at notice, and serving goes on.
+    private func logStatusBlock() {
+        let report = StatusReport(serving: listeners.all, retired: listeners.retired, model: desired.settings.model)
+        logger.notice("\(report.block)")
     }
 }

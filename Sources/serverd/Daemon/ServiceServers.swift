@@ -63,7 +63,8 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
 
     override func verifyRequest(_ request: Request, clientAddress: SocketAddress) -> Bool {
         guard let connection = request.connection else { return false }
-        guard admission.admits(connection: connection, from: clientAddress, policy: context.policy) else { return false }
+        guard admission.admits(connection: connection, from: clientAddress, on: serverAddress, policy: context.policy)
+        else { return false }
         context.logger.debug("\(context.label): connection from \(clientAddress)")
         return true
     }
@@ -85,10 +86,12 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
     override func processRequest(_ request: Request, clientAddress: SocketAddress) throws {
         guard let connection = request.connection else { return }
         let policy = context.policy
-        guard let wait = admission.pace(connection: connection, from: clientAddress, policy: policy, canHold: held.hasRoom)
+        guard
+            let wait = admission.pace(
+                connection: connection, from: clientAddress, on: serverAddress, policy: policy, canHold: held.hasRoom)
         else {
             shutdownRequest(request)
-            admission.ended(connection: connection)
+            endRequest(request, clientAddress: clientAddress)
             return
         }
         guard wait <= 0 else {
@@ -106,24 +109,26 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
             } catch {
                 handleError(next.request, clientAddress: next.client, error: error)
                 shutdownRequest(next.request)
-                if let connection = next.request.connection { admission.ended(connection: connection) }
+                endRequest(next.request, clientAddress: next.client)
             }
         }
     }
 
-    /// Hands a connection to the processing model, or for `exec` starts its program.
+    /// Hands a connection to the processing model, or for `exec` starts its program; from here on it counts in the
+    /// listener's total.
     private func serve(_ request: Request, clientAddress: SocketAddress) throws {
+        context.counters.admitted()
         guard let connection = request.connection, context.policy.service == .exec else {
             return try super.processRequest(request, clientAddress: clientAddress)
         }
         let started = exec.launch(connection, client: clientAddress, listener: serverAddress) { [self] in
-            admission.ended(connection: connection)
+            endRequest(request, clientAddress: clientAddress)
             // The loop stopped watching the socket if this child kept the server at capacity.
             if processingModel.activeRequests + exec.childrenRunning + 1 >= execLimit { wake() }
         }
         if !started {
             shutdownRequest(request)
-            admission.ended(connection: connection)
+            endRequest(request, clientAddress: clientAddress)
         }
     }
 
@@ -145,7 +150,7 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
         super.serverClose()
         for next in held.takeAll() {
             shutdownRequest(next.request)
-            if let connection = next.request.connection { admission.ended(connection: connection) }
+            endRequest(next.request, clientAddress: next.client)
         }
     }
 
@@ -154,12 +159,40 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
         processingModel.runsRequestsOnServingThread ? 1 : processingModel.capacity ?? Int.max
     }
 
+    /// Runs the service's handler, then counts the connection's bytes and writes its connection line (in the
+    /// process that served it: a forked worker under the forking model).
     override func finishRequest(_ request: Request, clientAddress: SocketAddress) throws {
         guard let connection = request.connection else { return }
-        let handler = Self.handlerType(for: context.policy.service)
-        try context.inFlight.serving(connection) {
-            try handler.init(request: request, clientAddress: clientAddress, server: self).run()
+        let handler = Self.handlerType(for: context.policy.service).init(
+            request: request, clientAddress: clientAddress, server: self)
+        let started = MonotonicClock.seconds()
+        defer {
+            if let served = handler as? ServiceStreamHandler {
+                connectionEnded(served, connection: connection, duration: MonotonicClock.seconds() - started)
+            }
         }
+        try context.inFlight.serving(connection) {
+            do {
+                try handler.run()
+            } catch {
+                (handler as? ServiceStreamHandler)?.end = .error
+                throw error
+            }
+        }
+    }
+
+    /// Counts a built-in service's connection and logs its connection line (exec connections are logged by the
+    /// ``ExecLauncher``, refused ones by the ``Admission``).
+    private func connectionEnded(_ handler: ServiceStreamHandler, connection: Socket, duration: Double) {
+        let bytes = (received: handler.rfile?.receivedCount ?? 0, sent: handler.wfile?.sentCount ?? 0)
+        context.counters.transferred(received: bytes.received, sent: bytes.sent)
+        let policy = handler.policy
+        guard context.logsConnections(policy) else { return }
+        ConnectionRecord(
+            listener: "\(policy.service.rawValue)@\(serverAddress)", service: policy.service,
+            peer: .of(connection, client: handler.clientAddress),
+            end: context.inFlight.wasCutShort ? .drain : handler.end, duration: duration, bytes: bytes
+        ).log(to: context.logger)
     }
 
     override func requestEnded(_ request: Request, clientAddress: SocketAddress) {
@@ -260,6 +293,7 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
 
     override func verifyRequest(_ request: Request, clientAddress: SocketAddress) -> Bool {
         guard let datagram = request.datagram else { return false }
+        context.counters.datagramReceived(size: datagram.payload.count)
         let current = context.current
         let policy = current.policy
         service = policy.service
@@ -271,10 +305,16 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
         {
             let listener = "\(policy.service.rawValue)@\(serverAddress)"
             reflectionGuard.record(refusal.rule, logger: logger, "\(listener): dropped a datagram from \(clientAddress): \(refusal.reason)")
+            context.counters.datagramDropped()
             return false
         }
-        return admission.admits(datagram: datagram, from: clientAddress, policy: policy)
-            && admission.admitsRate(datagram: datagram, from: clientAddress, policy: policy)
+        guard admission.admits(datagram: datagram, from: clientAddress, policy: policy),
+            admission.admitsRate(datagram: datagram, from: clientAddress, policy: policy)
+        else {
+            context.counters.datagramDropped()
+            return false
+        }
+        return true
     }
 
     override func handleError(_ request: Request?, clientAddress: SocketAddress?, error: any Error) {

@@ -3,7 +3,8 @@ import Logging
 import SystemPackage
 
 /// Appends to a `--log-file`: `2026-11-26T13:55:52.123+0100 [4242] notice: listening on …`, with the local time and
-/// the writing process (forked children log too).
+/// the writing process (forked children log too); under `--log-format json` one JSON object per line
+/// (``LogRecord/jsonLine(time:pid:)``) with the same time, pid and level.
 ///
 /// The file is opened once with O_APPEND, so each event's single write(2) lands whole at the end even when threads
 /// and processes write at once, and with O_CLOEXEC, so `exec` children do not inherit it. SIGHUP reopens it
@@ -12,12 +13,17 @@ import SystemPackage
 struct FileLogSink: LogSink {
     /// The descriptor, the same number for the life of the process.
     let descriptor: Int32
+    /// Text or JSON lines.
+    let format: LogFormatName
 
     /// Opens (creating with mode 0640 if needed) the log file.
-    /// - Parameter path: The file's path.
+    /// - Parameters:
+    ///   - path: The file's path.
+    ///   - format: Text or JSON lines.
     /// - Throws: ``DaemonError`` naming `--log-file` and the path: status `.noPermission` for EACCES, EPERM, EROFS or
     ///   a symlink at the path, otherwise `.osError`, with the call's errno.
-    init(path: String) throws(DaemonError) {
+    init(path: String, format: LogFormatName = .text) throws(DaemonError) {
+        self.format = format
         do {
             // Never through a symlink: serverd may run as root, and a log directory others can write to (or a
             // rotated name replaced before SIGHUP) must not make it append to another file.
@@ -46,9 +52,15 @@ struct FileLogSink: LogSink {
     }
 
     /// Appends the event's lines in one write(2).
-    func write(level: Logger.Level, lines: [String]) {
-        let prefix = "\(FileLogSink.timestamp()) [\(getpid())] \(level): "
-        FileDescriptorWriter.write(lines.map { prefix + $0 + "\n" }.joined(), to: descriptor)
+    func write(_ record: LogRecord) {
+        let time = FileLogSink.timestamp()
+        switch format {
+        case .text:
+            let prefix = "\(time) [\(getpid())] \(record.level): "
+            FileDescriptorWriter.write(record.textLines.map { prefix + $0 + "\n" }.joined(), to: descriptor)
+        case .json:
+            FileDescriptorWriter.write(record.jsonLine(time: time, pid: getpid()) + "\n", to: descriptor)
+        }
     }
 
     /// The current local time as `YYYY-MM-DDTHH:MM:SS.mmm+ZZZZ`.

@@ -9,16 +9,19 @@ enum Log {
     /// - Parameters:
     ///   - level: The lowest level logged.
     ///   - destination: Where lines go, usually ``LogDestination/init(for:)``.
+    ///   - format: Text or JSON lines (`--log-format`), for a log file; stderr and syslog stay text.
     /// - Returns: The controls of the running log, for reloads.
     /// - Throws: ``DaemonError`` when the log file cannot be opened.
-    static func bootstrap(level: LogLevelName, destination: LogDestination) throws(DaemonError) -> LogControl {
+    static func bootstrap(
+        level: LogLevelName, destination: LogDestination, format: LogFormatName = .text
+    ) throws(DaemonError) -> LogControl {
         let control = LogLevelControl(level.loggerLevel)
         let sink: any LogSink
         var file: FileLogSink?
         switch destination {
         case .standardError: sink = StandardErrorLogSink()
         case .file(let path):
-            file = try FileLogSink(path: path)
+            file = try FileLogSink(path: path, format: format)
             sink = file!
         case .syslog: sink = SyslogLogSink()
         }

@@ -1,7 +1,7 @@
 import Logging
 
-/// serverd's swift-log handler: filters on the shared ``LogLevelControl``, renders the message and its metadata as
-/// `message key=value …`, and hands the lines to a ``LogSink``.
+/// serverd's swift-log handler: filters on the shared ``LogLevelControl``, merges the event's metadata and hands the
+/// event to a ``LogSink``, which renders it (as `message key=value …` in text).
 struct ServerdLogHandler: LogHandler {
     /// Where the lines go.
     let sink: any LogSink
@@ -48,7 +48,7 @@ struct ServerdLogHandler: LogHandler {
         if let error = event.error {
             merged["error"] = "\(error)"
         }
-        sink.write(level: event.level, lines: ServerdLogHandler.lines(message: "\(event.message)", metadata: merged))
+        sink.write(LogRecord(level: event.level, message: "\(event.message)", metadata: merged))
     }
 
     /// The lines of an event: the message split at its line feeds (a final line feed adds no empty line), with the

@@ -3,14 +3,22 @@ import Logging
 
 /// Logs to stderr: `notice: listening on echo@tcp://127.0.0.1:5000`, or, when stderr is connected to the systemd
 /// journal, `<5>listening on …` with the sd-daemon(3) priority prefix that journald turns into the entry's priority.
+///
+/// Under the journal, events with fields (connection lines) go as structured entries over the native protocol
+/// (``JournalSocket``) when its socket is there, so that their fields can be searched; a send that fails writes the
+/// line to stderr as usual. stderr stays text under `--log-format json`, which is the log file's: scripts read the
+/// `listening on` lines from stderr, and journald parses the `<N>` prefixes.
 struct StandardErrorLogSink: LogSink {
     /// Whether stderr is the journal's stream, so lines carry `<N>` prefixes instead of level names.
     let isJournal: Bool
+    /// The journal's native socket, when stderr is the journal's stream and journald listens.
+    let journal: JournalSocket?
 
     /// Creates the sink, checking `JOURNAL_STREAM` against stderr.
     init() {
         let stream = getenv("JOURNAL_STREAM").map { String(cString: $0) }
         isJournal = StandardErrorLogSink.isJournalStream(stream, descriptor: STDERR_FILENO)
+        journal = isJournal ? JournalSocket() : nil
     }
 
     /// Whether a descriptor is the stream systemd connected to the journal: `JOURNAL_STREAM` holds `DEV:INODE` of
@@ -28,9 +36,10 @@ struct StandardErrorLogSink: LogSink {
         return UInt64(status.st_dev) == device && UInt64(status.st_ino) == inode
     }
 
-    /// Writes the event's lines to stderr in one write(2).
-    func write(level: Logger.Level, lines: [String]) {
-        let prefix = isJournal ? "<\(LogPriority.of(level))>" : "\(level.rawValue): "
-        FileDescriptorWriter.write(lines.map { prefix + $0 + "\n" }.joined(), to: STDERR_FILENO)
+    /// Writes the event: a structured journal entry, or its lines to stderr in one write(2).
+    func write(_ record: LogRecord) {
+        if let journal, !record.metadata.isEmpty, journal.send(JournalSocket.entry(for: record)) { return }
+        let prefix = isJournal ? "<\(LogPriority.of(record.level))>" : "\(record.level.rawValue): "
+        FileDescriptorWriter.write(record.textLines.map { prefix + $0 + "\n" }.joined(), to: STDERR_FILENO)
     }
 }

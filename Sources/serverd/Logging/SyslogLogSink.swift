@@ -14,9 +14,9 @@ struct SyslogLogSink: LogSink {
     }
 
     /// Sends each line as one syslog message at the level's priority.
-    func write(level: Logger.Level, lines: [String]) {
-        let priority = LogPriority.of(level)
-        for line in lines {
+    func write(_ record: LogRecord) {
+        let priority = LogPriority.of(record.level)
+        for line in record.textLines {
             // syslog itself is variadic and unavailable in Swift; vsyslog with a "%s" format never interprets the
             // line's own % signs.
             line.withCString { text in

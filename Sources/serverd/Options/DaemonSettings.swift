@@ -19,6 +19,8 @@ struct DaemonSettings: Equatable, Sendable {
     var logLevel = LogLevelName.info
     /// `log-file`: the file logs are appended to; `nil` for stderr (or syslog under ``daemonize``).
     var logFile: String?
+    /// `log-format`: text or JSON lines.
+    var logFormat = LogFormatName.text
 
     /// The settings with these option values (``OptionTable/resolve(_:layers:)``).
     init(values: [String: OptionValue]) {

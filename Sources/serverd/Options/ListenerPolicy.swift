@@ -56,6 +56,8 @@ struct ListenerPolicy: Equatable, Sendable {
     /// `reply-rate-per-source`: UDP listeners send at most this many replies per second to one source; 0 for
     /// unlimited.
     var replyRatePerSource = 0
+    /// `log-connections`: log one info line per finished connection (``ConnectionRecord``).
+    var logConnections = true
 
     /// The policy of a listener of `service` with these option values (``OptionTable/resolve(_:layers:)``).
     init(service: ServiceName, values: [String: OptionValue]) {

@@ -4,6 +4,8 @@
 enum OptionKind: Equatable, Sendable {
     /// On or off: a bare `--daemon`, `daemon = true`.
     case flag
+    /// On or off, with the value written out: `--log-connections off`, `log-connections = false` (or `"off"`).
+    case onOff
     /// A decimal integer within its documented range.
     case integer(ClosedRange<Int>)
     /// A number of seconds, decimals allowed, within ``OptionRange/seconds``.
@@ -17,6 +19,8 @@ enum OptionKind: Equatable, Sendable {
     case model
     /// A log level name.
     case logLevel
+    /// A log format name.
+    case logFormat
     /// User ids or names: `1000,www-data`, `[1000, "www-data"]`.
     case uids
     /// Group ids or names.
@@ -44,6 +48,8 @@ enum OptionKind: Equatable, Sendable {
         case .name: return "NAME"
         case .model: return "MODEL"
         case .logLevel: return "LEVEL"
+        case .onOff: return "on|off"
+        case .logFormat: return "text|json"
         case .uids: return "UID,…"
         case .gids: return "GID,…"
         case .blocks: return "CIDR,…"
@@ -76,6 +82,8 @@ enum OptionKind: Equatable, Sendable {
         case .name: return .text(try ValueSyntax.nonEmpty(text))
         case .model: return .model(try ValueSyntax.model(text))
         case .logLevel: return .logLevel(try ValueSyntax.logLevel(text))
+        case .onOff: return .flag(try ValueSyntax.onOff(text))
+        case .logFormat: return .logFormat(try ValueSyntax.logFormat(text))
         case .uids: return .ids(try AccountID.resolveList(text, kind: .user))
         case .gids: return .ids(try AccountID.resolveList(text, kind: .group))
         case .blocks: return .blocks(try ValueSyntax.cidrBlocks(text))
@@ -110,6 +118,9 @@ enum OptionKind: Equatable, Sendable {
         case (.name, .string(let text)): return .text(try ValueSyntax.nonEmpty(text))
         case (.model, .string(let text)): return .model(try ValueSyntax.model(text))
         case (.logLevel, .string(let text)): return .logLevel(try ValueSyntax.logLevel(text))
+        case (.onOff, .boolean(let on)): return .flag(on)
+        case (.onOff, .string(let text)): return .flag(try ValueSyntax.onOff(text))
+        case (.logFormat, .string(let text)): return .logFormat(try ValueSyntax.logFormat(text))
         case (.uids, .array(let elements)): return .ids(try Self.accountIDs(elements, kind: .user))
         case (.gids, .array(let elements)): return .ids(try Self.accountIDs(elements, kind: .group))
         case (.blocks, .array(let elements)):
@@ -166,7 +177,8 @@ enum OptionKind: Equatable, Sendable {
         case .flag: return "true or false"
         case .integer: return "an integer"
         case .seconds: return "a number of seconds"
-        case .path, .name, .model, .logLevel: return "a string"
+        case .path, .name, .model, .logLevel, .logFormat: return "a string"
+        case .onOff: return "true or false"
         case .uids: return "an array of uids or user names"
         case .gids: return "an array of gids or group names"
         case .blocks: return "an array of CIDR blocks like [\"127.0.0.0/8\"]"

@@ -64,6 +64,11 @@ enum OptionTable {
             defaultText: "stderr, or syslog with --daemon",
             help: "Append logs to this file; SIGHUP reopens it (for logrotate).",
             field: .daemon { $0.logFile = $1.text }),
+        Option(
+            name: "log-format", kind: .logFormat, scope: .daemon, reload: .atRestart, defaultValue: .logFormat(.text),
+            defaultText: "",
+            help: "text, or json: one JSON object per line in --log-file (stderr and syslog stay text).",
+            field: .daemon { $0.logFormat = $1.formatName }),
 
         // MARK: Each listener
         Option(
@@ -188,6 +193,13 @@ enum OptionTable {
             help: "UDP listeners: at most N replies per second to one source prefix, "
                 + "\(OptionRange.text(OptionRange.replyRatePerSource)); 0 for unlimited.",
             field: .listener { $0.replyRatePerSource = $1.integer }),
+        Option(
+            name: "log-connections", kind: .onOff, scope: .listener, reload: .applies, defaultValue: .flag(true),
+            defaultText: "on",
+            help: "One info line per finished connection: listener, service, peer (address and port, or uid, gid and "
+                + "pid), bytes in and out, duration and how it ended; refused connections too (denied, limit). "
+                + "Datagrams are counted, not logged.",
+            field: .listener { $0.logConnections = $1.flag }),
 
         // MARK: The exec children of one listener (keys of [[listener]] only)
         Option(

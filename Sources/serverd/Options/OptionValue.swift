@@ -13,6 +13,7 @@ enum OptionValue: Equatable, Sendable {
     case mode(UInt32)
     case model(ModelName)
     case logLevel(LogLevelName)
+    case logFormat(LogFormatName)
     case account(ExecIdentity.Account)
 
     /// This value followed by `more`, for a list option given again on the command line (`--allow A --allow B`);
@@ -37,6 +38,7 @@ enum OptionValue: Equatable, Sendable {
     var mode: UInt32 { if case .mode(let value) = self { value } else { 0 } }
     var modelName: ModelName { if case .model(let value) = self { value } else { .threading } }
     var levelName: LogLevelName { if case .logLevel(let value) = self { value } else { .info } }
+    var formatName: LogFormatName { if case .logFormat(let value) = self { value } else { .text } }
     var account: ExecIdentity.Account? { if case .account(let value) = self { value } else { nil } }
 
     /// The value as `--help`, serverd(8) and `--check-config` write it: `300`, `2.5`, `0660`, `127.0.0.0/8,::1`.
@@ -52,6 +54,7 @@ enum OptionValue: Equatable, Sendable {
         case .mode(let value): return "0" + String(value, radix: 8)
         case .model(let value): return value.rawValue
         case .logLevel(let value): return value.rawValue
+        case .logFormat(let value): return value.rawValue
         case .account(let value): return "\(value.name) (uid \(value.uid), gid \(value.gid))"
         }
     }

@@ -107,6 +107,22 @@ enum ValueSyntax {
         try choice(text, of: LogLevelName.self)
     }
 
+    /// Parses a log format name.
+    /// - Throws: ``OptionValueError`` listing the valid names.
+    static func logFormat(_ text: String) throws(OptionValueError) -> LogFormatName {
+        try choice(text, of: LogFormatName.self)
+    }
+
+    /// Parses `on` or `off`.
+    /// - Throws: ``OptionValueError`` naming both.
+    static func onOff(_ text: String) throws(OptionValueError) -> Bool {
+        switch text {
+        case "on": return true
+        case "off": return false
+        default: throw OptionValueError("must be on or off, not \(text)")
+        }
+    }
+
     /// Makes a path absolute, so that it still names the same file after `--daemon` changed the working directory to
     /// `/` (a reload reads `--config` again, and the pidfile is removed on exit).
     /// - Parameters:

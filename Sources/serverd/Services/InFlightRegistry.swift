@@ -17,6 +17,7 @@ final class InFlightRegistry: Sendable {
     /// Connections being served in this process, over every listener, exec children's included
     /// (``DescriptorWaiters`` needs them; only the daemon itself starts exec children).
     private static let servingInProcess = Atomic<Int>(0)
+    private let cut = Atomic<Bool>(false)
 
     /// Records a connection for the time its handler runs.
     func serving<R>(_ connection: Socket, _ body: () throws -> R) rethrows -> R {
@@ -43,8 +44,12 @@ final class InFlightRegistry: Sendable {
     /// How many connections this process serves now, of every listener.
     var connectionsInProcess: Int { Self.servingInProcess.load(ordering: .relaxed) }
 
+    /// Whether ``cutShort()`` ended the connections: a connection that ends after it was cut by the stop.
+    var wasCutShort: Bool { cut.load(ordering: .relaxed) }
+
     /// Shuts down every connection being served (exec children are ended with their groups).
     func cutShort() {
+        cut.store(true, ordering: .relaxed)
         for connection in connections.withLock({ Array($0.values) }) {
             try? connection.shutdown(Int32(SHUT_RDWR))
         }

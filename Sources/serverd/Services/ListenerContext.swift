@@ -26,6 +26,8 @@ final class ListenerContext: Sendable {
     let logger: Logger
     /// Connections and exec children in flight, for a drain that has to cut them short.
     let inFlight = InFlightRegistry()
+    /// The listener's counts for the status block and `STATUS=`; a reload that keeps the listener keeps them.
+    let counters = ListenerCounters()
 
     /// The fd name of an inherited socket (systemd's `LISTEN_FDNAMES`), passed on to a wait-mode program.
     let inheritedName: String?
@@ -44,6 +46,12 @@ final class ListenerContext: Sendable {
 
     /// `SERVICE@ADDRESS` as declared, for messages.
     var label: String { current.label }
+
+    /// Whether a connection under `policy` gets its connection line: `log-connections` is on and the log takes info
+    /// lines (otherwise nothing of the line, not even the peer's credentials, is worked out).
+    func logsConnections(_ policy: ListenerPolicy) -> Bool {
+        policy.logConnections && logger.logLevel <= .info
+    }
 
     /// Makes a reloaded declaration the one new connections get.
     func update(_ declaration: ListenerDeclaration) {

@@ -19,4 +19,12 @@ final class ServiceDatagramHandler: DatagramRequestHandler {
             try wfile.write([0x5B] + ctimeNow() + [0x5D, 0x20] + payload[..<end])
         }
     }
+
+    /// Sends the reply, and counts it for the listener's status block (no connection line: a datagram flood must
+    /// not flood the log).
+    override func finish() throws {
+        try super.finish()
+        let size = wfile.collected.count
+        if size > 0 { context.counters.replySent(size: size) }
+    }
 }

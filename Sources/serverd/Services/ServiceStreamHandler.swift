@@ -4,10 +4,13 @@ import Glibc
 /// The base of every stream service: applies the listener's idle timeout to reads and writes and
 /// its `min-rate` to reads, buffers replies (flushed whenever the handler waits for the client),
 /// and ends quietly when the client idles, is too slow, resets or goes away — those end only this
-/// connection. Each cut for time is logged with its reason, the listener and the peer.
+/// connection. Each cut for time is logged with its reason, the listener and the peer, and every way of ending is
+/// kept in ``end`` for the connection line (``ConnectionRecord``).
 class ServiceStreamHandler: StreamRequestHandler {
     /// The listener's policy when this connection started: a reload meanwhile applies to later connections.
     lazy var policy = context.policy
+    /// How the connection ended, once the handler has run: the client's close unless something else ended it.
+    var end = ConnectionEnd.clientClose
 
     override var timeout: Double? {
         let idle = policy.idleTimeout
@@ -38,17 +41,22 @@ class ServiceStreamHandler: StreamRequestHandler {
         } catch let error as ReadDeadlineError {
             switch error.reason {
             case .deadline:
+                end = .deadline
                 context.logger.notice("\(label): closing connection from \(clientAddress): request not complete within request-timeout \(ValueSyntax.display(policy.requestTimeout.seconds)) s")
             case .minimumRate:
+                end = .minRate
                 context.logger.notice("\(label): closing connection from \(clientAddress): too slow, below min-rate \(policy.minRate) bytes/s")
             }
         } catch let error as SocketError {
             switch error.errno {
             case EAGAIN, EWOULDBLOCK:
+                end = .idle
                 context.logger.info("\(label): closing connection from \(clientAddress): idle for idle-timeout \(ValueSyntax.display(policy.idleTimeout.seconds)) s")
             case ECONNRESET, EPIPE, ENOTCONN, ESHUTDOWN:
+                end = .reset
                 context.logger.debug("\(context.label): \(clientAddress) went away: \(error)")
             default:
+                end = .error
                 throw error
             }
         }
@@ -82,6 +90,7 @@ final class DiscardHandler: ServiceStreamHandler {
 final class DaytimeHandler: ServiceStreamHandler {
     override func serve() throws {
         try wfile.write(ctimeNow() + [0x0D, 0x0A])
+        end = .done
     }
 }
 
@@ -103,6 +112,7 @@ final class StampHandler: ServiceStreamHandler {
             if line.last == 0x0A {
                 line.removeLast()
             } else if line.count > maxLine {
+                end = .maxLine
                 context.logger.warning("\(context.label): closing connection from \(clientAddress): line longer than \(maxLine) bytes")
                 return
             }

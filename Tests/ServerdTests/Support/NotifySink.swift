@@ -7,6 +7,9 @@ import XCTest
 /// path in the test's directory or at a unique abstract name, with SO_PASSCRED so that every
 /// message carries its sender's PID. Pass ``environment`` to serverd (`NOTIFY_SOCKET=…`).
 ///
+/// journald's native socket takes the same `KEY=VALUE` lines, so a sink also stands in for
+/// `/run/systemd/journal/socket` (``ObservabilityTests``).
+///
 /// Every message received is kept in ``messages``; the `wait…` methods read until a message
 /// matches or a timeout passes, never for a fixed time.
 final class NotifySink {

@@ -15,6 +15,7 @@ final class DiscardEventHandler: ServiceEventHandler {}
 final class DaytimeEventHandler: ServiceEventHandler {
     override func start(on connection: EventConnection) {
         connection.write(ctimeNow() + [0x0D, 0x0A])
+        end = .done
         connection.close()
     }
 }
@@ -44,6 +45,7 @@ final class StampEventHandler: ServiceEventHandler {
             let length = (newline ?? bytes.count) - offset
             guard line.count + length <= policy.maxLine else {
                 context.logger.warning("\(label): closing connection from \(connection.clientAddress): line longer than \(policy.maxLine) bytes")
+                end = .maxLine
                 send(on: connection)
                 connection.close()
                 return

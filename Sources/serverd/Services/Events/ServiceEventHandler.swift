@@ -3,8 +3,9 @@ import Glibc
 
 /// The base of every stream service under the event model, what ``ServiceStreamHandler`` is to the blocking models:
 /// the listener's idle timeout and `min-rate`, a request deadline for services that have requests, replies bounded by
-/// the same 64 KiB, and the same log line for each cut (the reason, the listener and the peer). Its subclasses are
-/// state machines: they get bytes as they arrive and answer at once, never waiting.
+/// the same 64 KiB, the same log line for each cut (the reason, the listener and the peer), and the same connection
+/// line and counts when it ends (``ConnectionRecord``, ``ListenerCounters``). Its subclasses are state machines: they
+/// get bytes as they arrive and answer at once, never waiting.
 class ServiceEventHandler: StreamEventHandler {
     /// The listener this connection came to.
     let context: ListenerContext
@@ -18,6 +19,8 @@ class ServiceEventHandler: StreamEventHandler {
     /// The time by which the request being received must be complete (`request-timeout`); `nil` between requests.
     /// Set by the services that have requests.
     var requestDeadline: Double?
+    /// How the connection ended: the client's close unless something else ended it.
+    var end = ConnectionEnd.clientClose
 
     required init(context: ListenerContext) {
         let current = context.current
@@ -76,9 +79,11 @@ class ServiceEventHandler: StreamEventHandler {
     final func deadlineReached(on connection: EventConnection) {
         let now = MonotonicClock.seconds()
         if let requestDeadline, now >= requestDeadline {
+            end = .deadline
             context.logger.notice("\(label): closing connection from \(connection.clientAddress): request not complete within request-timeout \(ValueSyntax.display(policy.requestTimeout.seconds)) s")
             connection.close()
         } else if let minimumRate, now >= minimumRate.deadline(afterReceiving: connection.bytesReceived) {
+            end = .minRate
             context.logger.notice("\(label): closing connection from \(connection.clientAddress): too slow, below min-rate \(policy.minRate) bytes/s")
             connection.close()
         } else {
@@ -90,16 +95,35 @@ class ServiceEventHandler: StreamEventHandler {
         context.inFlight.end(connection.socket)
         let client = connection.clientAddress
         switch reason {
-        case .closed, .cutShort:
+        case .closed:
             break
+        case .cutShort:
+            end = .drain
         case .idle:
+            end = .idle
             context.logger.info("\(label): closing connection from \(client): idle for idle-timeout \(ValueSyntax.display(policy.idleTimeout.seconds)) s")
         case .failed(let error) where [ECONNRESET, EPIPE, ENOTCONN, ESHUTDOWN].contains(error.errno):
+            end = .reset
             context.logger.debug("\(label): \(client) went away: \(error)")
         case .failed(let error):
+            end = .error
             connection.server.handleError(nil, clientAddress: client, error: error)
         }
         context.logger.debug("\(label): connection from \(client) closed")
+        record(connection)
+    }
+
+    /// Counts the connection's bytes and writes its connection line, as the blocking models do.
+    private func record(_ connection: EventConnection) {
+        let bytes = (received: connection.bytesReceived, sent: connection.bytesSent)
+        context.counters.transferred(received: bytes.received, sent: bytes.sent)
+        guard context.logsConnections(policy) else { return }
+        ConnectionRecord(
+            listener: "\(policy.service.rawValue)@\(connection.server.serverAddress)", service: policy.service,
+            peer: .of(connection.socket, client: connection.clientAddress),
+            end: context.inFlight.wasCutShort ? .drain : end, duration: MonotonicClock.seconds() - connection.openedAt,
+            bytes: bytes
+        ).log(to: context.logger)
     }
 
     /// The connection's deadline: the earlier of the request's and the time its rate falls below `min-rate`.

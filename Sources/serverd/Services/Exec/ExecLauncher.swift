@@ -8,7 +8,8 @@ import Synchronization
 /// group of its own. The serving thread only starts the child (``ExecChild``, no copy of the daemon) and hands it to
 /// the ``ExecSupervisor``, which reaps it; no thread waits for it. When the child exits its end is logged and the
 /// connection is shut down and closed, even if a process the child left in the background still holds its stderr
-/// (or the connection).
+/// (or the connection). Its connection line (``ConnectionRecord``) carries the exit status or signal and the duration,
+/// no byte counts: the bytes pass between the client and the program.
 final class ExecLauncher: Sendable {
     private let context: ListenerContext
     private let supervisor = ExecSupervisor.shared
@@ -93,6 +94,13 @@ final class ExecLauncher: Sendable {
             own: ExecEnvironment.ucspi(
                 for: connection, client: client, listener: listener, connectionNumber: number, remoteHost: remoteHost),
             identity: identity)
+        let started = MonotonicClock.seconds()
+        let service = snapshot.policy.service
+        let record = context.logsConnections(snapshot.policy)
+            ? ConnectionRecord(
+                listener: "\(service.rawValue)@\(listener)", service: service, peer: .of(connection, client: client),
+                end: .error, duration: 0)
+            : nil
         let child: ExecChild
         inFlight.begin(connection)
         do throws(SocketError) {
@@ -110,6 +118,7 @@ final class ExecLauncher: Sendable {
         } catch {
             inFlight.end(connection)
             logger.error("\(label): connection from \(client): cannot start \(program[0]): \(error)")
+            record?.ended(status: nil, after: MonotonicClock.seconds() - started, logger: logger)
             return false
         }
         running.add(1, ordering: .relaxed)
@@ -118,6 +127,8 @@ final class ExecLauncher: Sendable {
         supervisor.watch(child, line: Self.logLine(label: label, pid: pid, logger: logger)) { [self] child, status in
             inFlight.groups.release(child)
             Self.logEnd(status, failure: child.failure, of: program[0], pid: pid, client: client, label: label, logger: logger)
+            let ran = child.failure == 0 ? status : nil
+            record?.ended(status: ran, after: MonotonicClock.seconds() - started, logger: logger)
             try? connection.shutdown(Int32(SHUT_WR))
             connection.close()
             inFlight.end(connection)
