@@ -116,6 +116,39 @@ final class EventModelTests: XCTestCase {
         try serverd.stop()
     }
 
+    /// Each event-model connection gets its connection line, with the bytes both ways and how it ended, and its
+    /// listener's counts in the status block, as under the other models.
+    func testConnectionLinesAndCountsUnderEvent() throws {
+        let dir = try TemporaryDirectory()
+        let serverd = try ServerdProcess([
+            "--model", "event", "--max-line", "4", "--listen", "echo@tcp://127.0.0.1:0",
+            "--listen", "stamp@unix:\(dir.path("s.sock"))",
+        ], directory: dir)
+        try serverd.waitForListening(2)
+        let echo = try TestClient.connect(serverd.address(0))
+        try echo.send("four")
+        try echo.finishSending()
+        XCTAssertEqual(try echo.receiveAll(), Array("four".utf8))
+        let long = try TestClient.connect("unix:\(dir.path("s.sock"))")
+        try long.send("ok\ntoo long\n")
+        XCTAssertTrue(try long.receiveLine().hasSuffix("] ok\n"))
+        XCTAssertTrue(long.isClosedWithoutData())
+        let log = try serverd.waitForLog("ended: max-line")
+        let lines = log.split(separator: "\n").filter { $0.contains(" ended: ") }
+        XCTAssertTrue(lines.contains { $0.contains("ended: client-close") && $0.contains(" bytes_in=4 bytes_out=4 ") }, log)
+        XCTAssertTrue(lines.contains { $0.contains("ended: max-line") && $0.contains(" peer_uid=\(getuid()) ") }, log)
+        var sent = 0
+        let block = try serverd.waitFor { () -> String? in
+            sent += 1
+            serverd.send(SIGUSR1)
+            let text = try serverd.waitForLog("status: ", count: sent)
+            let block = text.components(separatedBy: "status: ").last ?? ""
+            return block.hasPrefix("2 listeners, 0 active connections, 2 total") ? block : nil
+        }
+        XCTAssertTrue(block.contains("echo@\(serverd.address(0)): model event, active 0, total 1, denied 0, limited 0, bytes in 4 out 4"), block)
+        try serverd.stop()
+    }
+
     /// A thousand idle connections are held on two reactor threads with a few KiB each, stay open through a
     /// reload, are served while serverd drains, and let it exit once they close.
     func testAThousandIdleConnectionsSurviveAReloadAndDrain() throws {
