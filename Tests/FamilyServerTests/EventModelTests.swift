@@ -57,6 +57,18 @@ private final class EventIdle: StreamEventHandler {
     func connectionClosed(_ connection: EventConnection, reason: EventCloseReason) { log.append("closed \(reason)") }
 }
 
+/// Keeps the connection open when the client's input ends, recording why it ended in the end.
+private final class EventKeepsOpen: StreamEventHandler {
+    let log: EventLog
+    init(log: EventLog) { self.log = log }
+
+    func received(_ bytes: UnsafeRawBufferPointer, on connection: EventConnection) {}
+    func inputEnded(on connection: EventConnection) { log.append("input ended") }
+    func connectionClosed(_ connection: EventConnection, reason: EventCloseReason) {
+        if case .failed(let error) = reason { log.append("failed \(error.errno)") } else { log.append("closed \(reason)") }
+    }
+}
+
 /// Counts ``BaseServer/requestEnded(_:clientAddress:)`` calls.
 private final class CountingServer: StreamServer, @unchecked Sendable {
     let ended = Atomic<Int>(0)
@@ -193,6 +205,29 @@ final class EventModelTests: FamilyServerTestCase {
         let most = log.all.compactMap { $0.hasPrefix("pending ") ? Int($0.dropFirst(8)) : nil }.max() ?? 0
         XCTAssertGreaterThan(most, 0, "output was buffered")
         XCTAssertLessThanOrEqual(most, 64 * 1024 + EventReactorsReadSize, "output buffered past the limit plus one read")
+    }
+
+    /// A connection that is no longer read (its input ended, the handler keeps it open) ends when the client resets
+    /// it, instead of being reported as hung up on every wait.
+    func testResetOfAConnectionNoLongerReadEndsIt() throws {
+        let log = EventLog()
+        let model = EventModel(reactors: reactors) { _ in EventKeepsOpen(log: log) }
+        let server = try StreamServer(address: address(.ipv4, .stream), handler: BaseRequestHandler.self, model: model)
+        let thread = try serving(server) {
+            let client = try Client.connect(server.serverAddress)
+            try client.shutdown(Int32(SHUT_WR))
+            try expect(eventually { log.all == ["input ended"] }, "the input ended: \(log.all)")
+            var linger = linger(l_onoff: 1, l_linger: 0)
+            _ = setsockopt(client.fileDescriptor, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<linger>.size))
+            client.close()
+            try expect(eventually { server.processingModel.activeRequests == 0 }, "the reset connection ended")
+        }
+        server.shutdown()
+        thread.join()
+        server.serverClose()
+        XCTAssertEqual(log.all.first, "input ended")
+        XCTAssertTrue(["failed \(ECONNRESET)", "failed \(EPIPE)"].contains(log.all.last ?? ""), "\(log.all)")
+        XCTAssertEqual(log.all.count, 2)
     }
 
     func testCapacityHoldsClientsInTheBacklog() throws {

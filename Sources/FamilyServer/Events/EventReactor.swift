@@ -169,8 +169,20 @@ final class EventReactor: @unchecked Sendable {
             connection.failure == nil
         {
             read(connection)
+        } else if !mask.isDisjoint(with: [.hangup, .error]) && connection.failure == nil {
+            // Reported whatever the interest, and again on every wait while it lasts: a connection that is not
+            // read (its input ended, or its output is over the limit) and has nothing left to send ends here.
+            connection.failure = Self.pendingError(of: connection.socket)
         }
         settle(connection)
+    }
+
+    /// The error a hung-up socket reports (SO_ERROR), or EPIPE when it has none: the peer is gone both ways.
+    private static func pendingError(of socket: Socket) -> SocketError {
+        var code: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        _ = getsockopt(socket.fileDescriptor, SOL_SOCKET, SO_ERROR, &code, &length)
+        return SocketError("epoll_wait", errno: code == 0 ? EPIPE : code, subject: "\(socket) (hung up)")
     }
 
     private func read(_ connection: EventConnection) {
