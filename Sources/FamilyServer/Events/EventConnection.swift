@@ -93,7 +93,7 @@ public final class EventConnection {
         output.append(contentsOf: UnsafeBufferPointer(start: rest.baseAddress?.assumingMemoryBound(to: UInt8.self), count: rest.count))
     }
 
-    /// Sends `bytes` to the client (see ``write(_:)-(UnsafeRawBufferPointer)``).
+    /// Sends `bytes` to the client: at once as far as the socket takes them, the rest once it has room.
     public func write(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { write($0) }
     }

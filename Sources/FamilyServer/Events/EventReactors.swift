@@ -16,7 +16,9 @@ public final class EventReactors: Sendable {
     public static var processorCount: Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
 
     /// Creates `count` reactors and starts their threads.
-    /// - Parameter logger: where a reactor reports a failure of its own (not a connection's).
+    /// - Parameters:
+    ///   - count: how many reactors (threads), at least 1.
+    ///   - logger: where a reactor reports a failure of its own (not a connection's).
     /// - Throws: ``SocketError`` for `epoll_create1`, `eventfd` or `pthread_create`; reactors already started are
     ///   stopped first.
     public init(count: Int = EventReactors.processorCount, logger: Logger = Logger(label: "FamilyServer"))

@@ -2,7 +2,7 @@
 ///
 /// Where a ``StreamRequestHandler`` blocks in reads and writes on a thread of its own, an event handler is called by
 /// its connection's reactor thread whenever something happened, and must return at once: it never blocks, sleeps or
-/// waits. It answers by calling ``EventConnection/write(_:)`` (the bytes are sent as the client takes them; what it
+/// waits. It answers by calling `EventConnection.write(_:)` (the bytes are sent as the client takes them; what it
 /// does not take yet is buffered, and while more than ``EventConnection/outputLimit`` is buffered the connection is
 /// not read, so a client that sends without reading stalls only itself) and ``EventConnection/close()``. Deadlines
 /// are set on the connection (``EventConnection/idleTimeout``, ``EventConnection/deadline``), not slept on.
