@@ -104,6 +104,13 @@ int cshims_group_table_release(struct cshims_group_table *table, pid_t pgid, int
     return 1;
 }
 
+void cshims_group_table_forget(struct cshims_group_table *table, pid_t pgid, int slot) {
+    if (slot >= 0 && slot < table->capacity) {
+        int expected = pgid;
+        atomic_compare_exchange_strong(&table->slots[slot], &expected, 0);
+    }
+}
+
 int cshims_group_table_close(struct cshims_group_table *table, pid_t *out, int max) {
     atomic_store(&table->closed, 1);
     int count = 0;

@@ -22,12 +22,16 @@ struct cshims_group_table *cshims_group_table_create(int capacity);
 /// is not listed there), 0 if members live on (a full table then frees the slot once they are gone).
 int cshims_group_table_release(struct cshims_group_table *table, pid_t pgid, int slot);
 
+/// Forgets `pgid`, listed in `slot`, whether or not members live: a group that is no longer
+/// serverd's to end (the new serverd of a binary upgrade, which outlives this one).
+void cshims_group_table_forget(struct cshims_group_table *table, pid_t pgid, int slot);
+
 /// Closes the table to new groups (a spawn that has not entered its group yet fails with
 /// ECANCELED) and copies the groups listed into `out` (at most `max`); returns how many.
 int cshims_group_table_close(struct cshims_group_table *table, pid_t *out, int max);
 
-/// The most descriptors a spawned program is given.
-#define CSHIMS_SPAWN_MAX_DESCRIPTORS 8
+/// The most descriptors a spawned program is given (a binary upgrade passes every listener).
+#define CSHIMS_SPAWN_MAX_DESCRIPTORS 512
 
 /// What ``cshims_spawn`` starts. Nothing of it needs to outlive the call: the spawn copies it.
 struct cshims_spawn_request {

@@ -40,6 +40,9 @@ final class SystemdSession {
         _ = try? notifier.ready(status: status)
     }
 
+    /// `MAINPID=pid`: a binary upgrade hands the service over to the new process.
+    func announceMainPID(_ pid: pid_t) { _ = try? notifier.mainPID(pid) }
+
     /// `STATUS=`.
     func status(_ text: String) { _ = try? notifier.status(text) }
 
