@@ -85,7 +85,8 @@ final class Daemon {
             let plan = ReloadPlan(desired: desired.listeners, running: [])
             let started = try listeners.apply(plan, desired: desired.listeners, opener: opener, pollInterval: pollInterval)
             inherited.warnAboutUnclaimed(desired.listeners, logger: logger)
-            inherited.handedOver.closeUnclaimed(logger: logger)
+            let unclaimed = inherited.handedOver.closeUnclaimed(logger: logger)
+            updateFileDescriptorStore(adding: started, removing: unclaimed)
             try files.handOver(listeners.all, user: settings.user)
             try Privileges.drop(user: settings.user, group: settings.group)
             for listener in started { logger.notice("listening on \(listener.listeningText)") }
@@ -144,6 +145,7 @@ final class Daemon {
             try ListenerPrecheck.check(next, inherited: inherited)
             let plan = ReloadPlan(desired: next.listeners, running: listeners.identities)
             let started = try listeners.apply(plan, desired: next.listeners, opener: opener, pollInterval: pollInterval)
+            updateFileDescriptorStore(adding: started, removing: plan.remove.compactMap(\.handOverName))
             desired = next
             notes += log.reload(level: next.settings.logLevel, destination: next.settings.logDestination)
             for listener in started { logger.notice("listening on \(listener.listeningText)") }
@@ -159,6 +161,31 @@ final class Daemon {
             logger.error("reload failed, keeping the running configuration: \(error.message)")
             state = .ready
             systemd.ready(status: "Reload failed: \(error.message). " + statusText())
+        }
+    }
+
+    // MARK: - The fd store
+
+    /// `fd-store` under systemd: hands the sockets of `started` that serverd bound itself (or took over) to systemd's
+    /// fd store under their listener names (``ListenerIdentity/handOverName``), and removes the names in `removed`.
+    /// At the next start, after a restart or a crash, they come back and are taken over by name
+    /// (``HandedOverSockets``). A failure is logged; serving goes on.
+    private func updateFileDescriptorStore(adding started: [Listener], removing removed: [String]) {
+        guard desired.settings.fdStore, systemd.isConnected else { return }
+        for listener in started where !listener.inherited {
+            guard let name = listener.identity.handOverName else { continue }
+            do {
+                try systemd.store(listener.server.fileno, name: name)
+            } catch {
+                logger.warning("fd-store: \(listener.listeningText): \(error)")
+            }
+        }
+        for name in Set(removed) {
+            do {
+                try systemd.removeStored(name: name)
+            } catch {
+                logger.warning("fd-store: removing '\(name)': \(error)")
+            }
         }
     }
 
@@ -248,7 +275,13 @@ final class Daemon {
         } else {
             systemd.stopping()
             logger.notice("received signal \(signal): stopping, \(draining)")
-            listeners.stopListening()
+            if desired.settings.fdStore && systemd.isConnected {
+                // The fd store keeps the sockets for a restart: their files stay too (a full stop leaves them stale,
+                // and the next start replaces them).
+                listeners.handOver()
+            } else {
+                listeners.stopListening()
+            }
         }
         let all = listeners.everyListener
         let deadline = MonotonicClock.seconds() + drainTimeout

@@ -42,7 +42,9 @@ final class HandedOverSockets: Sendable {
 
     /// Closes the passed sockets no listener took. Their socket files stay until this process stops
     /// (``removeLeftoverFiles(logger:)``): the old process may still have been serving them a moment ago.
-    func closeUnclaimed(logger: Logger) {
+    /// - Returns: The names of the sockets closed (to be removed from systemd's fd store).
+    @discardableResult
+    func closeUnclaimed(logger: Logger) -> [String] {
         let (sockets, locks) = held.withLock { held in
             defer {
                 held.sockets = []
@@ -53,17 +55,19 @@ final class HandedOverSockets: Sendable {
         var files: [UnixSocketFile] = []
         for passed in sockets {
             logger.notice("closing \(passed.localAddress) (passed down, no longer declared)")
-            if let lock = locks[passed.fileDescriptor], let path = passed.localAddress.path {
+            if let path = passed.localAddress.path {
+                let lock = locks[passed.fileDescriptor]
                 do {
                     files.append(try UnixSocketFile.adopt(passed.socket, path: path, lockDescriptor: lock))
                 } catch {
-                    close(lock)
+                    if let lock { close(lock) }
                     logger.warning("\(path): the socket file passed down is left alone: \(error)")
                 }
             }
             passed.socket.close()
         }
         held.withLock { $0.leftoverFiles += files }
+        return sockets.map(\.name)
     }
 
     /// Removes the socket files of passed sockets no listener took (at any stop, a hand-over included: no socket

@@ -86,25 +86,31 @@ struct ListenerOpener {
         }
     }
 
-    /// Serves a socket the serverd before this one passed down at a binary upgrade: for a socket it bound, the socket
-    /// file (with its locked `PATH.lock`) becomes this process's to remove; an `fd:N` socket stays one serverd never
-    /// removes the file of. Closes what it was given on failure.
+    /// Serves a socket serverd bound before: passed down at a binary upgrade, or given back by systemd's fd store.
+    /// For a socket it bound, the socket file (with `PATH.lock`, passed locked or locked anew) becomes this process's
+    /// to remove; an `fd:N` socket stays one serverd never removes the file of. A Unix socket whose file cannot be
+    /// taken over (gone since) is closed and its address bound anew. Closes what it was given on failure.
     private func takeOver(_ passed: InheritedSocket, lockDescriptor: Int32?, _ declaration: ListenerDeclaration)
         throws(DaemonError) -> Listener
     {
-        guard case .bind = declaration.identity.address else {
+        guard case .bind(let address) = declaration.identity.address else {
             if let lockDescriptor { close(lockDescriptor) }
             return try adopt(passed.socket, inheritedAs: passed.fileDescriptor, declaration)
         }
         let subject = "\(declaration.subject): fd \(passed.fileDescriptor) (passed down)"
         var file: UnixSocketFile?
-        if let lockDescriptor, let path = passed.localAddress.path {
+        if let path = passed.localAddress.path {
             do {
                 file = try UnixSocketFile.adopt(passed.socket, path: path, lockDescriptor: lockDescriptor)
             } catch {
-                close(lockDescriptor)
+                if let lockDescriptor { close(lockDescriptor) }
                 passed.socket.close()
-                throw DaemonError(.osError, "\(subject): \(error)", errno: error.errno)
+                logger.warning("\(subject): cannot take the socket file over (\(error)); binding it anew")
+                do {
+                    return try listener(declaration, .bind(address))
+                } catch {
+                    throw Self.cannotServe(declaration, error)
+                }
             }
         }
         do {
