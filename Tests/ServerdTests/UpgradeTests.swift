@@ -233,6 +233,36 @@ final class UpgradeTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: directory.path("s.sock")))
     }
 
+    /// With `--daemon` the new process runs on detached as the old one was, in the same session, without detaching
+    /// again (a process that forked and exited would fail the upgrade); the pidfile follows it.
+    func testDaemonModeUpgradeRunsOnWithoutDetachingAgain() throws {
+        let directory = try TemporaryDirectory()
+        let binary = try copyBinary(into: directory)
+        let pidfile = directory.path("serverd.pid")
+        let serverd = try ServerdProcess(
+            ["--daemon", "--listen", "echo@unix:s.sock", "--pidfile", pidfile, "--log-file", directory.path("log")],
+            directory: directory, binary: binary)
+        XCTAssertEqual(try serverd.waitForExit(), 0, "the --daemon parent; stderr:\n\(serverd.stderr)")
+        let first = try XCTUnwrap(pidInFile(pidfile))
+        let session = try XCTUnwrap(sessionID(first))
+        let next = try upgrade(first, pidfile: pidfile, serverd)
+        XCTAssertEqual(sessionID(next), session, "the daemon's session, not a new one")
+        XCTAssertEqual(try reap(first, serverd), 0, readLossy(directory.path("log")))
+        XCTAssertEqual(
+            streamEchoRoundTrip(SocketAddress(.stream, .unixPath(directory.path("s.sock"))), Array("d\n".utf8)).0, .ok)
+        kill(next, SIGTERM)
+        XCTAssertEqual(try reap(next, serverd), 0, readLossy(directory.path("log")))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: pidfile))
+    }
+
+    /// The session id of `pid` (field 6 of /proc/PID/stat).
+    private func sessionID(_ pid: pid_t) -> pid_t? {
+        let text = readLossy("/proc/\(pid)/stat")
+        guard let close = text.lastIndex(of: ")") else { return nil }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        return fields.count > 3 ? pid_t(fields[3]) : nil
+    }
+
     /// Sends `text` on `connection` and reads the same number of bytes back.
     private func exchange(_ connection: Socket, _ text: String) throws -> String {
         let bytes = Array(text.utf8)

@@ -96,6 +96,8 @@ final class DaemonFiles {
             cleanup = nil
             return
         }
+        // A stop soon after a binary upgrade: the old process may have let go of the pidfile since the last look.
+        takePidfileIfPending()
         do {
             try pidfile?.remove()
         } catch {
