@@ -256,7 +256,7 @@ final class ConfigurationTests: XCTestCase {
             "--listen", "--config", "--check-config", "--model", "--max-connections", "--max-per-source",
             "--idle-timeout", "--max-line", "--drain-timeout", "--request-timeout", "--min-rate", "--source-prefix-v4",
             "--source-prefix-v6", "--reply-rate-per-source", "--allow-uid", "--allow-gid", "--allow ", "--deny",
-            "--socket-mode", "--daemon", "--pidfile", "--user", "--group", "--log-level", "--log-file", "--version",
+            "--socket-mode", "--daemon", "--fd-store", "--pidfile", "--user", "--group", "--log-level", "--log-file", "--version",
             "--wait", "--wait-start-limit", "--help", "-- PROGRAM",
         ]
         for option in options {
@@ -266,14 +266,14 @@ final class ConfigurationTests: XCTestCase {
         for defaultText in [
             "(default: threading)", "(default: 1024)", "(default: unlimited)", "(default: 300)", "(default: 65536)",
             "(default: 10)", "(default: everyone)", "(default: info)", "(default: none)", "(default: foreground)",
-            "(default: from the umask)", "(default: stderr, or syslog with --daemon)",
+            "(default: from the umask)", "(default: stderr, or syslog with --daemon)", "(default: off)",
         ] {
             XCTAssertTrue(flattened.contains(defaultText), "help lacks \(defaultText)")
         }
         XCTAssertEqual(
-            flattened.ranges(of: "(default:").count, 38,
-            "one default for each of 27 options, the program and the 10 keys of [[listener]] alone")
-        XCTAssertEqual(OptionTable.all.count, 38, "27 options, the program (exec) and 10 keys of [[listener]] alone")
+            flattened.ranges(of: "(default:").count, 39,
+            "one default for each of 28 options, the program and the 10 keys of [[listener]] alone")
+        XCTAssertEqual(OptionTable.all.count, 39, "28 options, the program (exec) and 10 keys of [[listener]] alone")
     }
 
     /// `--version` prints the version the package is built as (debian/changelog, the man page's header), and
