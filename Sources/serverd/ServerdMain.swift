@@ -45,7 +45,9 @@ enum ServerdMain {
             return 0
         }
         let settings = desired.settings
-        let log = try Log.bootstrap(level: settings.logLevel, destination: settings.logDestination)
+        let log = try Log.bootstrap(
+            level: settings.logLevel, destination: settings.logDestination,
+            finalStandardError: handOver.standardError ?? STDERR_FILENO)
         let logger = Logger(label: "serverd")
         let start = { [inherited] (signals: SignalReceiver, report: inout ReadinessReport?) throws(DaemonError) -> Int32 in
             let daemon = Daemon(

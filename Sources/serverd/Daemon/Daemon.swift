@@ -300,7 +300,8 @@ final class Daemon {
                 logger.notice("second stop signal: closing the remaining connections")
                 break
             }
-            systemd.pingWatchdogIfDue()
+            // After a hand-over the new process is the main one: systemd would refuse (and log) this one's pings.
+            if successor == nil { systemd.pingWatchdogIfDue() }
         }
         if !drained {
             for listener in all { listener.cutShort() }

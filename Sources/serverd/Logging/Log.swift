@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 
 /// serverd's logging set-up over swift-log.
@@ -9,14 +10,17 @@ enum Log {
     /// - Parameters:
     ///   - level: The lowest level logged.
     ///   - destination: Where lines go, usually ``LogDestination/init(for:)``.
+    ///   - finalStandardError: The descriptor stderr will be (see ``StandardErrorLogSink/init(finalStandardError:)``).
     /// - Returns: The controls of the running log, for reloads.
     /// - Throws: ``DaemonError`` when the log file cannot be opened.
-    static func bootstrap(level: LogLevelName, destination: LogDestination) throws(DaemonError) -> LogControl {
+    static func bootstrap(
+        level: LogLevelName, destination: LogDestination, finalStandardError: Int32 = STDERR_FILENO
+    ) throws(DaemonError) -> LogControl {
         let control = LogLevelControl(level.loggerLevel)
         let sink: any LogSink
         var file: FileLogSink?
         switch destination {
-        case .standardError: sink = StandardErrorLogSink()
+        case .standardError: sink = StandardErrorLogSink(finalStandardError: finalStandardError)
         case .file(let path):
             file = try FileLogSink(path: path)
             sink = file!

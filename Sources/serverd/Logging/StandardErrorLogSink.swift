@@ -7,10 +7,11 @@ struct StandardErrorLogSink: LogSink {
     /// Whether stderr is the journal's stream, so lines carry `<N>` prefixes instead of level names.
     let isJournal: Bool
 
-    /// Creates the sink, checking `JOURNAL_STREAM` against stderr.
-    init() {
+    /// Creates the sink, checking `JOURNAL_STREAM` against `finalStandardError`: stderr, or during a binary upgrade
+    /// the old process's stderr, which becomes this one's once the hand-over is done.
+    init(finalStandardError: Int32 = STDERR_FILENO) {
         let stream = getenv("JOURNAL_STREAM").map { String(cString: $0) }
-        isJournal = StandardErrorLogSink.isJournalStream(stream, descriptor: STDERR_FILENO)
+        isJournal = StandardErrorLogSink.isJournalStream(stream, descriptor: finalStandardError)
     }
 
     /// Whether a descriptor is the stream systemd connected to the journal: `JOURNAL_STREAM` holds `DEV:INODE` of

@@ -148,13 +148,22 @@ final class BinaryUpgrade {
             }
             pendingLine += chunk[0..<count]
             while let newline = pendingLine.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = String(decoding: pendingLine[..<newline], as: UTF8.self)
+                let line = Self.withoutJournalPriority(String(decoding: pendingLine[..<newline], as: UTF8.self))
                 pendingLine.removeSubrange(...newline)
                 guard !line.isEmpty else { continue }
                 lastLine = line
                 logger.notice("SIGUSR2: new serverd (pid \(pid)): \(line)")
             }
         }
+    }
+
+    /// A line without the `<N>` priority prefix a new process writes when its final stderr is the journal's.
+    static func withoutJournalPriority(_ line: String) -> String {
+        let bytes = Array(line.utf8)
+        guard bytes.count >= 3, bytes[0] == UInt8(ascii: "<"), (UInt8(ascii: "0")...UInt8(ascii: "7")).contains(bytes[1]),
+            bytes[2] == UInt8(ascii: ">")
+        else { return line }
+        return String(decoding: bytes[3...], as: UTF8.self)
     }
 
     /// The reason of a process that exited (reaped now), or `nil` while it runs.
