@@ -196,7 +196,8 @@ class LoadGenerator:
 
     MAX_ROUNDS = 200000
 
-    def __init__(self):
+    def __init__(self, port=PORT, echo_sock=ECHO_SOCK, echo_dgram=ECHO_DGRAM, tcp_service="stamp"):
+        self.port, self.echo_sock, self.echo_dgram, self.tcp_service = port, echo_sock, echo_dgram, tcp_service
         self.lock = threading.Lock()
         self.phase = "start"
         self.counts = {}
@@ -216,7 +217,8 @@ class LoadGenerator:
     def stop(self):
         self.stopping.set()
         for t in self.threads:
-            t.join(IO_TIMEOUT + 15)
+            if t.is_alive():
+                t.join(IO_TIMEOUT + 15)
 
     def pause(self):
         """Until resume(): the clients finish their round trip and wait (a check that needs serverd stopped and not
@@ -276,17 +278,22 @@ class LoadGenerator:
             time.sleep(0.005)
 
     def tcp(self):
-        c = StampConnection()
-        try:
-            c.exchange("load")
-        finally:
-            c.close()
-        return "ok"
+        if self.tcp_service == "stamp":
+            c = StampConnection()
+            try:
+                c.exchange("load")
+            finally:
+                c.close()
+            return "ok"
+        return self.stream_echo(socket.AF_INET, ("127.0.0.1", self.port))
 
     def unix(self):
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        return self.stream_echo(socket.AF_UNIX, self.echo_sock)
+
+    def stream_echo(self, family, target):
+        with socket.socket(family, socket.SOCK_STREAM) as s:
             s.settimeout(IO_TIMEOUT)
-            s.connect(ECHO_SOCK)
+            s.connect(target)
             s.sendall(b"load\n")
             s.shutdown(socket.SHUT_WR)
             data = b""
@@ -317,10 +324,26 @@ class LoadGenerator:
             return "unanswered"
 
     def udp(self):
-        return self.datagram(socket.AF_INET, ("127.0.0.1", PORT), None)
+        return self.datagram(socket.AF_INET, ("127.0.0.1", self.port), None)
 
     def unixgram(self):
-        return self.datagram(socket.AF_UNIX, ECHO_DGRAM, "")
+        return self.datagram(socket.AF_UNIX, self.echo_dgram, "")
+
+    def check(self):
+        """Stops the clients; fails on a refused connection, a reset outside the kills, or an error."""
+        self.enter("after")
+        self.stop()
+        summary = self.summary()
+        log(summary)
+        # A SIGKILL, and the watchdog's SIGABRT, end the connections the process had accepted.
+        outside_kill = [p for p in {k[0] for k in self.counts} if p not in ("kill -9", "watchdog")]
+        expect(self.total("refused") == 0, f"refused connections: {summary}")
+        expect(self.total("reset", outside_kill) == 0, f"resets: {summary}")
+        errors = [k for k in self.counts if k[2].startswith("error") or k[2] == "timeout"]
+        expect(not errors, f"errors: {summary}")
+        return (f"{self.total('ok')} round trips, none refused, {self.total('reset')} reset (by the kills), "
+                f"{self.total('unanswered')} datagrams unanswered after 10 sends, "
+                f"{self.total('sent again')} sent again; longest round trip {self.longest:.2f} s")
 
 
 LOAD = LoadGenerator()
@@ -619,19 +642,47 @@ def c_reload_changed_config_under_load():
 
 
 def c_load_stop():
-    LOAD.enter("after")
-    LOAD.stop()
-    summary = LOAD.summary()
-    log(summary)
-    # A SIGKILL, and the watchdog's SIGABRT, end the connections the process had accepted.
-    outside_kill = [p for p in {k[0] for k in LOAD.counts} if p not in ("kill -9", "watchdog")]
-    expect(LOAD.total("refused") == 0, f"refused connections: {summary}")
-    expect(LOAD.total("reset", outside_kill) == 0, f"resets: {summary}")
-    errors = [k for k in LOAD.counts if k[2].startswith("error") or k[2] == "timeout"]
-    expect(not errors, f"errors: {summary}")
-    return (f"{LOAD.total('ok')} round trips, none refused, {LOAD.total('reset')} reset (by the kills), "
-            f"{LOAD.total('unanswered')} datagrams unanswered after 10 sends, "
-            f"{LOAD.total('sent again')} sent again; longest round trip {LOAD.longest:.2f} s")
+    return LOAD.check()
+
+
+FDSTORE_SERVICE = "serverd-fdstore.service"
+FDSTORE_PORT = 21571
+
+
+def c_fd_store_unit():
+    """The example unit that binds its own sockets and keeps them in the fd store: under load, a restart, a SIGKILL
+    and a SIGUSR2 refuse no connection, and the ports and socket files stay."""
+    shutil.copy(f"/usr/share/doc/serverd/examples/{FDSTORE_SERVICE}", "/etc/systemd/system/")
+    load = LoadGenerator(FDSTORE_PORT, "/run/serverd-fdstore/echo.sock", "/run/serverd-fdstore/echo-dgram.sock", "echo")
+    try:
+        run(["systemctl", "daemon-reload"])
+        run(["systemctl", "start", FDSTORE_SERVICE], timeout=30)
+        load.start()
+        wait_for("load round trips", lambda: load.total("ok") >= 200, 30)
+        socket_file = os.stat("/run/serverd-fdstore/echo.sock").st_ino
+        steps = []
+        for phase, act in (("systemctl restart", lambda pid: run(["systemctl", "restart", FDSTORE_SERVICE], timeout=60)),
+                           ("kill -9", lambda pid: os.kill(pid, 9)),
+                           ("SIGUSR2", lambda pid: run(["systemctl", "kill", "-s", "USR2", "--kill-whom=main",
+                                                        FDSTORE_SERVICE]))):
+            load.enter(phase)
+            pid = int(prop(FDSTORE_SERVICE, "MainPID"))
+            act(pid)
+            wait_for(f"a new main PID after {phase}", lambda: prop(FDSTORE_SERVICE, "ActiveState") == "active"
+                     and prop(FDSTORE_SERVICE, "MainPID") not in ("0", str(pid)), 40)
+            before = load.total("ok")
+            wait_for(f"load after {phase}", lambda: load.total("ok") >= before + 200, 30)
+            steps.append(f"{phase}: {pid} -> {prop(FDSTORE_SERVICE, 'MainPID')}")
+        expect(os.stat("/run/serverd-fdstore/echo.sock").st_ino == socket_file, "the Unix socket file was replaced")
+        journal = run(["journalctl", "--no-pager", "-o", "cat", "-u", FDSTORE_SERVICE], ok=False).stdout
+        expect("binding it anew" not in journal, "a stored socket was not taken over")
+        return ", ".join(steps) + "; " + load.check()
+    finally:
+        load.stop()
+        run(["systemctl", "stop", FDSTORE_SERVICE], timeout=40, ok=False)
+        os.remove(f"/etc/systemd/system/{FDSTORE_SERVICE}")
+        run(["systemctl", "daemon-reload"], ok=False)
+        run(["systemctl", "reset-failed", FDSTORE_SERVICE], ok=False)
 
 
 def c_upgrade(deb):
@@ -739,6 +790,7 @@ def main():
     check("upgrade to a newer build restarts cleanly", c_upgrade, upgrade_deb)
     if load:
         check("no refused connection, no reset under load", c_load_stop)
+    check("--fd-store unit: restart, kill -9 and SIGUSR2 under load refuse nothing", c_fd_store_unit)
     check("remove: dpkg -r", c_remove)
     check("purge: dpkg -P", c_purge)
     failed = [n for n, ok in results if not ok]
