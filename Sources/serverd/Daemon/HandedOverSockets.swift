@@ -20,9 +20,12 @@ final class HandedOverSockets: Sendable {
     }
 
     private let held: Mutex<Held>
+    /// The name of every socket passed down, taken or not.
+    private let passedNames: Set<String>
 
     init(_ sockets: [InheritedSocket], lockDescriptors: [Int32: Int32] = [:]) {
         held = Mutex(Held(sockets: sockets, lockDescriptors: lockDescriptors))
+        passedNames = Set(sockets.map(\.name))
     }
 
     /// Whether nothing was passed down.
@@ -37,8 +40,9 @@ final class HandedOverSockets: Sendable {
         }
     }
 
-    /// Whether a socket was passed under `name` and not taken yet.
-    func holds(_ name: String) -> Bool { held.withLock { $0.sockets.contains { $0.name == name } } }
+    /// Whether a socket was passed under `name` (and so an `fd:N` of that name is the old process's descriptor
+    /// number, not this one's).
+    func passed(_ name: String) -> Bool { passedNames.contains(name) }
 
     /// Closes the passed sockets no listener took. Their socket files stay until this process stops
     /// (``removeLeftoverFiles(logger:)``): the old process may still have been serving them a moment ago.
