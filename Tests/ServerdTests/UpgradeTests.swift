@@ -10,9 +10,9 @@ import XCTest
 /// script that exits 1, a file that is not executable) are logged and leave the running process serving. Clients see
 /// no refusal and no reset; a datagram whose reply does not come is sent again, and the retries are reported.
 ///
-/// The old processes of the second and later upgrades are not the test's children (the first new serverd is the first
-/// old one's child): the test process becomes a child subreaper for the test's duration, so that it can reap each old
-/// one and read its exit status.
+/// The new serverd of an upgrade is a grandchild of the old one, whose parent becomes the nearest subreaper (under
+/// systemd, the manager): the test process becomes a child subreaper for the test's duration, so that it can reap each
+/// old one and read its exit status, and reaps what is left (a broken new binary) at the end.
 final class UpgradeTests: XCTestCase {
     override func setUp() {
         super.setUp()
@@ -21,6 +21,10 @@ final class UpgradeTests: XCTestCase {
 
     override func tearDown() {
         _ = setChildSubreaper(false)
+        for pid in childProcesses(of: getpid()) where processEntry(pid)?.isAlive == false {
+            var status: Int32 = 0
+            _ = waitpid(pid, &status, WNOHANG)
+        }
         super.tearDown()
     }
 
@@ -142,7 +146,7 @@ final class UpgradeTests: XCTestCase {
         chmod(binary, 0o755)
         kill(pid, SIGUSR2)
         _ = try serverd.waitFor(timeout: 40) {
-            serverd.stderr.contains("exited with status 1 before it was ready; its last stderr line: broken build") ? true : nil
+            serverd.stderr.contains("exited before it was ready; its last stderr line: broken build: cannot start") ? true : nil
         }
         chmod(binary, 0o644)
         kill(pid, SIGUSR2)

@@ -76,6 +76,8 @@ final class Daemon {
     /// (which writes this pid in it), and readiness waits for the old process to hand over (``PredecessorLink``).
     func start() throws(DaemonError) {
         let settings = desired.settings
+        let started: [Listener]
+        let unclaimed: [String]
         do {
             if predecessor == nil {
                 try files.acquire()
@@ -83,10 +85,9 @@ final class Daemon {
                 files.awaitPidfileFromPredecessor()
             }
             let plan = ReloadPlan(desired: desired.listeners, running: [])
-            let started = try listeners.apply(plan, desired: desired.listeners, opener: opener, pollInterval: pollInterval)
+            started = try listeners.apply(plan, desired: desired.listeners, opener: opener, pollInterval: pollInterval)
             inherited.warnAboutUnclaimed(desired.listeners, logger: logger)
-            let unclaimed = inherited.handedOver.closeUnclaimed(logger: logger)
-            updateFileDescriptorStore(adding: started, removing: unclaimed)
+            unclaimed = inherited.handedOver.closeUnclaimed(logger: logger)
             try files.handOver(listeners.all, user: settings.user)
             try Privileges.drop(user: settings.user, group: settings.group)
             for listener in started { logger.notice("listening on \(listener.listeningText)") }
@@ -102,6 +103,8 @@ final class Daemon {
         }
         for listener in listeners.all { listener.ownTakenOverSocketFile() }
         state = .ready
+        // Only now: after a binary upgrade, systemd accepts this process's messages once the old one named it main.
+        updateFileDescriptorStore(adding: started, removing: unclaimed)
         systemd.ready(status: statusText())
         predecessor?.finish()
     }

@@ -6,12 +6,19 @@ import Logging
 /// SIGUSR2 in the serverd that upgrades itself: the new binary (``ProgramImage``) started through the one spawn path
 /// of the daemon (``ExecChild``) with every listening socket as descriptors 3… (`LISTEN_FDS`, `LISTEN_FDNAMES`,
 /// `LISTEN_PID` its own pid) and the variables of ``HandOverEnvironment``; then watched from the control loop, which
-/// goes on serving, until the new process reports ready on the channel, exits, or misses the deadline.
+/// goes on serving, until the new process reports ready on the channel, exits (its end of the channel closes), or
+/// misses the deadline.
+///
+/// The spawn is detached: the new process is a grandchild whose parent, once the spawn's child exited (as soon as the
+/// program runs), is the service manager or the nearest subreaper. systemd then supervises it as its own child once
+/// `MAINPID=` names it — a main process that is not its child it would neither see exit nor let drain at a stop (it
+/// sends SIGKILL at once). The price: a new process that exits has no exit status here; its last stderr line says
+/// why (a new serverd writes its `serverd:` error line last).
 ///
 /// The new process's stderr is a pipe read here until the hand-over: each line is logged, the last one explains a
 /// failure. Once it is ready, ``complete()`` tells it that it is the main process now (after the caller rewrote the
-/// pidfile and told systemd `MAINPID=`) and lets it go: its process group is no longer one this process ends at its
-/// stop. A failure ends it (SIGKILL to its process group) and reaps it: ``abandon()``.
+/// pidfile and told systemd `MAINPID=`) and lets it go. A failure ends it (SIGKILL to its process group):
+/// ``abandon()``.
 final class BinaryUpgrade {
     /// How long the new process has to report ready.
     static let readinessDeadline = 30.0
@@ -30,14 +37,18 @@ final class BinaryUpgrade {
         case failed(String)
     }
 
-    /// The new process.
-    var pid: pid_t { child.pid }
+    /// The new process, once known (from the spawn, or its `READY PID`).
+    private(set) var newPID: pid_t?
+    /// The new process, or the spawn's child while it is not known.
+    var pid: pid_t { newPID ?? child.pid }
+    /// The spawn's child, which forks the new process and exits.
     private let child: ExecChild
     private let image: ProgramImage
     private var channel: Int32
     private var standardError: Int32
     private let deadline: Double
     private let logger: Logger
+    /// Whether the spawn's child was reaped.
     private var reaped = false
     private var received: [UInt8] = []
     private var pendingLine: [UInt8] = []
@@ -91,7 +102,8 @@ final class BinaryUpgrade {
         do {
             child = try ExecChild.start(
                 image.argv, environment: ChildEnvironment(shared: .none, own: environment), descriptors: descriptors,
-                identity: identity, groups: .shared, listenPIDSlot: environment.count - 1, connectionsInFlight: { 0 },
+                identity: identity, groups: .shared, listenPIDSlot: environment.count - 1, detached: true,
+                connectionsInFlight: { 0 },
                 waiting: { _ in }, pause: { _ in })
         } catch {
             close(pair[0])
@@ -101,14 +113,24 @@ final class BinaryUpgrade {
         return BinaryUpgrade(child: child, image: image, channel: pair[0], logger: logger)
     }
 
-    /// The descriptors that become readable when something happens: the channel, the stderr pipe, the pidfd.
-    var descriptors: [Int32] { [channel, standardError, child.exitNotice].filter { $0 >= 0 } }
+    /// The descriptors that become readable when something happens: the channel, the stderr pipe, and until it was
+    /// reaped the spawn child's pidfd (readable for ever once it exited).
+    var descriptors: [Int32] { [channel, standardError, reaped ? -1 : child.exitNotice].filter { $0 >= 0 } }
 
-    /// Looks at the channel, the stderr pipe and the process without blocking.
+    /// Looks at the spawn's child, the channel and the stderr pipe without blocking.
     func progress() -> Progress {
         relayStandardError()
+        if let failure = reapSpawnIfExited() { return .failed(failure) }
         if readChannel() { return .ready }
-        if let failure = reapIfExited() { return .failed(failure) }
+        if channel < 0 && reaped {
+            relayStandardError()
+            if !pendingLine.isEmpty {
+                lastLine = String(decoding: pendingLine, as: UTF8.self)
+                pendingLine = []
+            }
+            let last = lastLine.isEmpty ? "" : "; its last stderr line: \(lastLine)"
+            return .failed("pid \(pid) (\(image.path)) exited before it was ready\(last)")
+        }
         if MonotonicClock.seconds() >= deadline {
             let last = lastLine.isEmpty ? "" : "; its last stderr line: \(lastLine)"
             return .failed("pid \(pid) was not ready within \(ValueSyntax.display(Self.readinessDeadline)) s\(last)")
@@ -116,7 +138,7 @@ final class BinaryUpgrade {
         return .starting
     }
 
-    /// Whether `READY` arrived; the channel's EOF leaves the verdict to the process's exit.
+    /// Whether `READY PID` arrived (which names the new process); at EOF the channel is closed.
     private func readChannel() -> Bool {
         var chunk = [UInt8](repeating: 0, count: 256)
         while channel >= 0 {
@@ -131,7 +153,12 @@ final class BinaryUpgrade {
             }
             break
         }
-        return String(decoding: received, as: UTF8.self).hasPrefix("READY")
+        let text = String(decoding: received, as: UTF8.self)
+        guard text.hasPrefix("READY "), let end = text.firstIndex(of: "\n"),
+            let reported = pid_t(text[text.index(text.startIndex, offsetBy: 6)..<end])
+        else { return false }
+        newPID = reported
+        return true
     }
 
     /// Logs the new process's stderr line by line (until the hand-over it is this process's to show).
@@ -166,65 +193,67 @@ final class BinaryUpgrade {
         return String(decoding: bytes[3...], as: UTF8.self)
     }
 
-    /// The reason of a process that exited (reaped now), or `nil` while it runs.
-    private func reapIfExited() -> String? {
-        guard !reaped else { return "pid \(pid) is gone" }
+    /// Reaps the spawn's child once it exited (as soon as the new process runs the program): the reason when the
+    /// program could not be run, else `nil` (the new process is known from then on).
+    private func reapSpawnIfExited() -> String? {
+        guard !reaped else { return nil }
         var status: Int32 = 0
-        let result = waitpid(pid, &status, WNOHANG)
-        guard result == pid else { return nil }
-        reaped = true
-        relayStandardError()
-        if !pendingLine.isEmpty {
-            lastLine = String(decoding: pendingLine, as: UTF8.self)
-            pendingLine = []
-        }
-        return Self.describe(status: status, failure: child.failure, pid: pid, path: image.path, lastLine: lastLine)
-    }
-
-    /// Why the new process ended: the exec that failed, or its exit status or signal and its last stderr line.
-    static func describe(status: Int32, failure: Int32, pid: pid_t, path: String, lastLine: String) -> String {
+        guard waitpid(child.pid, &status, WNOHANG) == child.pid else { return nil }
+        markReaped()
+        if newPID == nil { newPID = child.detachedPID }
+        let failure = child.failure
         if failure != 0 {
-            return "cannot run \(path): \(String(cString: strerror(failure))) (errno \(failure))"
+            return "cannot run \(image.path): \(String(cString: strerror(failure))) (errno \(failure))"
         }
-        let last = lastLine.isEmpty ? "" : "; its last stderr line: \(lastLine)"
-        let code = (status >> 8) & 0xff
-        let signal = status & 0x7f
-        if signal == 0 { return "pid \(pid) (\(path)) exited with status \(code) before it was ready\(last)" }
-        return "pid \(pid) (\(path)) was killed by signal \(signal) before it was ready\(last)"
+        if status != 0 { return "the spawn of \(image.path) ended with status \(status)" }
+        return nil
     }
 
     /// The new process serves: tells it that it is the main process now and lets it go (its process group is no
     /// longer ended at this process's stop; it is not reaped here).
     func complete() {
         relayStandardError()
+        if !reaped {
+            // It exits as soon as the new process runs the program, long before READY.
+            var status: Int32 = 0
+            while waitpid(child.pid, &status, 0) < 0 && errno == EINTR {}
+            markReaped()
+        }
         let message = Array("MAIN\n".utf8)
         if channel >= 0 {
             _ = fcntl(channel, F_SETFL, fcntl(channel, F_GETFL) & ~O_NONBLOCK)
             _ = message.withUnsafeBytes { write(channel, $0.baseAddress, $0.count) }
         }
-        ExecProcessGroups.shared.forget(child)
         release()
         child.freeRecord()
     }
 
-    /// The upgrade failed or is called off: ends the new process's process group (SIGKILL), reaps it, and closes
-    /// everything it used.
+    /// The upgrade failed or is called off: ends the new process and its process group (SIGKILL), reaps the spawn's
+    /// child, and closes everything it used.
     func abandon() {
         if !reaped {
-            kill(-pid, SIGKILL)
-            kill(pid, SIGKILL)
+            kill(child.pid, SIGKILL)
             var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-            reaped = true
+            while waitpid(child.pid, &status, 0) < 0 && errno == EINTR {}
+            markReaped()
+        }
+        if let newPID = newPID ?? child.detachedPID {
+            kill(-newPID, SIGKILL)
+            kill(newPID, SIGKILL)
         }
         relayStandardError()
-        ExecProcessGroups.shared.release(child)
         release()
         child.freeRecord()
+    }
+
+    /// The spawn's child is reaped: its pidfd goes.
+    private func markReaped() {
+        reaped = true
+        if child.exitNotice >= 0 { close(child.exitNotice) }
     }
 
     private func release() {
-        for fd in [channel, standardError, child.exitNotice] where fd >= 0 { close(fd) }
+        for fd in [channel, standardError] where fd >= 0 { close(fd) }
         channel = -1
         standardError = -1
     }

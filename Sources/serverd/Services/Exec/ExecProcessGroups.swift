@@ -38,13 +38,6 @@ final class ExecProcessGroups: @unchecked Sendable {
         _ = cshims_group_table_release(table, child.pid, child.groupSlot)
     }
 
-    /// Forgets the group of a child that is no longer serverd's to end, whatever its members: the new serverd of a
-    /// binary upgrade, which outlives this one. Call once it has run its program.
-    func forget(_ child: ExecChild) {
-        guard let table else { return }
-        cshims_group_table_forget(table, child.pid, child.groupSlot)
-    }
-
     /// When the daemon stops: closes the table (no program starts from now on), sends SIGTERM to
     /// every group with a live member, SIGKILL after ``terminationGrace`` to those still alive,
     /// and waits a little for them to go, calling `meanwhile` (which reaps the children that end). A stopped member is
