@@ -680,6 +680,11 @@ def c_fd_store_unit():
     finally:
         load.stop()
         run(["systemctl", "stop", FDSTORE_SERVICE], timeout=40, ok=False)
+        # systemd 252 removes a preserved RuntimeDirectory= of a DynamicUser= unit at the stop but leaves its
+        # symlink (/run/serverd-fdstore -> private/serverd-fdstore) dangling; the unit's comment says so.
+        if os.path.islink("/run/serverd-fdstore") and not os.path.exists("/run/serverd-fdstore"):
+            log("systemd left the dangling symlink /run/serverd-fdstore; removed")
+            os.remove("/run/serverd-fdstore")
         os.remove(f"/etc/systemd/system/{FDSTORE_SERVICE}")
         run(["systemctl", "daemon-reload"], ok=False)
         run(["systemctl", "reset-failed", FDSTORE_SERVICE], ok=False)
