@@ -237,6 +237,34 @@ final class UpgradeTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: directory.path("s.sock")))
     }
 
+    /// A new serverd that cannot start (the configuration file became invalid since) is explained by its `serverd:`
+    /// line; the running one serves on, and upgrades once the file is fixed.
+    func testANewServerdThatCannotStartIsExplainedAndTheOldServesOn() throws {
+        let directory = try TemporaryDirectory()
+        let binary = try copyBinary(into: directory)
+        let pidfile = directory.path("serverd.pid")
+        let config = try directory.write("serverd.toml", "listen = [\"echo@unix:s.sock\"]\n")
+        let serverd = try ServerdProcess(["--config", config, "--pidfile", pidfile], directory: directory, binary: binary)
+        try serverd.waitForListening(1)
+        _ = try serverd.waitFor { pidInFile(pidfile) == serverd.pid ? true : nil }
+        try directory.write("serverd.toml", "listen = [\"echo@unix:s.sock\"]\nno-such-key = 1\n")
+        serverd.send(SIGUSR2)
+        _ = try serverd.waitFor(timeout: 40) {
+            serverd.stderr.contains("exited before it was ready; its last stderr line: serverd: ") ? true : nil
+        }
+        XCTAssertTrue(serverd.stderr.contains("no-such-key"), serverd.stderr)
+        let socket = SocketAddress(.stream, .unixPath(directory.path("s.sock")))
+        XCTAssertEqual(streamEchoRoundTrip(socket, Array("still\n".utf8)).0, .ok)
+        XCTAssertEqual(pidInFile(pidfile), serverd.pid)
+
+        try directory.write("serverd.toml", "listen = [\"echo@unix:s.sock\"]\n")
+        let next = try upgrade(serverd.pid, pidfile: pidfile, serverd)
+        XCTAssertEqual(try serverd.waitForExit(), 0)
+        XCTAssertEqual(streamEchoRoundTrip(socket, Array("again\n".utf8)).0, .ok)
+        kill(next, SIGTERM)
+        XCTAssertEqual(try reap(next, serverd), 0)
+    }
+
     /// With `--daemon` the new process runs on detached as the old one was, in the same session, without detaching
     /// again (a process that forked and exited would fail the upgrade); the pidfile follows it.
     func testDaemonModeUpgradeRunsOnWithoutDetachingAgain() throws {
