@@ -103,8 +103,7 @@ final class BinaryUpgrade {
             child = try ExecChild.start(
                 image.argv, environment: ChildEnvironment(shared: .none, own: environment), descriptors: descriptors,
                 identity: identity, groups: .shared, listenPIDSlot: environment.count - 1, detached: true,
-                connectionsInFlight: { 0 },
-                waiting: { _ in }, pause: { _ in })
+                connectionsInFlight: { 0 }, waiting: { _ in }, pause: { _ in })
         } catch {
             close(pair[0])
             throw UpgradeFailure(call: error.syscall, errno: error.errno)

@@ -12,8 +12,11 @@ import Glibc
 ///
 /// The new process reads and removes them first thing (``take()``), so that no program it starts sees them.
 struct HandOverEnvironment: Sendable {
+    /// The channel to the old process.
     static let channelVariable = "SERVERD_UPGRADE_FD"
+    /// The lock files of the passed Unix sockets.
     static let lockVariable = "SERVERD_UPGRADE_LOCK_FDS"
+    /// The old process's stderr.
     static let standardErrorVariable = "SERVERD_UPGRADE_STDERR"
 
     /// The channel to the old process, when this process was started by an upgrade.
