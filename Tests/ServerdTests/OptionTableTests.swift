@@ -36,6 +36,7 @@ final class OptionTableTests: XCTestCase {
         "model": { "\($0.model)" },
         "drain-timeout": { "\($0.drainTimeout)" },
         "daemon": { "\($0.daemonize)" },
+        "fd-store": { "\($0.fdStore)" },
         "pidfile": { "\(String(describing: $0.pidfile))" },
         "user": { "\(String(describing: $0.user))" },
         "group": { "\(String(describing: $0.group))" },
