@@ -2,7 +2,7 @@
 /// process derives from what the descriptor is, so that the process that receives it finds it again by name: a
 /// binary upgrade passes every listener down, and the fd store gives them back at the next start.
 ///
-/// systemd accepts at most 255 printable ASCII characters without `:` (its `fdname_is_valid`). ``encoding(_:)``
+/// systemd accepts at most 255 printable ASCII characters without `:` (its `fdname_is_valid`). ``encoding(_:prefix:)``
 /// percent-encodes `%`, `:`, space and every byte outside printable ASCII of any text; a result longer than 255
 /// characters keeps its first 238 characters and ends with `~` and the 16 hex digits of the text's 64-bit FNV-1a hash,
 /// which keeps distinct texts apart in practice.
