@@ -211,8 +211,8 @@ class LoadGenerator:
         self.running.set()
         self.idle = threading.Semaphore(0)
         self.threads = [threading.Thread(target=self.loop, args=(name, fn), daemon=True)
-                        for name, fn in (("tcp4", self.tcp), ("udp4", self.udp), ("unix", self.unix),
-                                         ("unixgram", self.unixgram))]
+                        for name, fn in (("tcp4", self.tcp), ("tcp6", self.tcp6), ("udp4", self.udp),
+                                         ("udp6", self.udp6), ("unix", self.unix), ("unixgram", self.unixgram))]
 
     def start(self):
         for t in self.threads:
@@ -286,15 +286,18 @@ class LoadGenerator:
             self.record(kind, outcome, time.monotonic() - t0)
             time.sleep(0.005)
 
-    def tcp(self):
+    def tcp(self, family=socket.AF_INET, host="127.0.0.1"):
         if self.tcp_service == "stamp":
-            c = StampConnection()
+            c = StampConnection(family, host)
             try:
                 c.exchange("load")
             finally:
                 c.close()
             return "ok"
-        return self.stream_echo(socket.AF_INET, ("127.0.0.1", self.port))
+        return self.stream_echo(family, (host, self.port))
+
+    def tcp6(self):
+        return self.tcp(socket.AF_INET6, "::1")
 
     def unix(self):
         return self.stream_echo(socket.AF_UNIX, self.echo_sock)
@@ -328,6 +331,9 @@ class LoadGenerator:
 
     def udp(self):
         return self.datagram(socket.AF_INET, ("127.0.0.1", self.port), None)
+
+    def udp6(self):
+        return self.datagram(socket.AF_INET6, ("::1", self.port), None)
 
     def unixgram(self):
         return self.datagram(socket.AF_UNIX, self.echo_dgram, "")
@@ -650,44 +656,124 @@ FDSTORE_SERVICE = "serverd-fdstore.service"
 FDSTORE_PORT = 21571
 
 
+FDSTORE_DROPIN = f"/run/systemd/system/{FDSTORE_SERVICE}.d"
+FDSTORE_CONFIG = "/run/serverd-fdstore-test.toml"
+FDSTORE_SOCKET = "/run/serverd-fdstore/echo.sock"
+FDSTORE_LOAD = LoadGenerator(FDSTORE_PORT, FDSTORE_SOCKET, "/run/serverd-fdstore/echo-dgram.sock", "echo")
+FDSTORE_STATE = {}
+
+
+def fdstore_config(idle_timeout):
+    """The test's configuration of the fd-store unit: the example unit's listeners, in a file a reload re-reads."""
+    with open(FDSTORE_CONFIG, "w") as f:
+        f.write(f"""listen = ["echo@tcp://127.0.0.1:{FDSTORE_PORT}", "echo@tcp://[::1]:{FDSTORE_PORT}",
+          "echo@udp://127.0.0.1:{FDSTORE_PORT}", "echo@udp://[::1]:{FDSTORE_PORT}",
+          "echo@unix:{FDSTORE_SOCKET}", "echo@unixgram:/run/serverd-fdstore/echo-dgram.sock"]
+idle-timeout = {idle_timeout}
+""")
+    os.chmod(FDSTORE_CONFIG, 0o644)
+
+
+def fdstore_pid():
+    return int(prop(FDSTORE_SERVICE, "MainPID"))
+
+
+def fdstore_replaced(phase, pid, timeout=45):
+    wait_for(f"a new main PID after {phase}", lambda: prop(FDSTORE_SERVICE, "ActiveState") == "active"
+             and prop(FDSTORE_SERVICE, "MainPID") not in ("0", str(pid)), timeout)
+    FDSTORE_LOAD.served_on(phase)
+    return f"{phase}: {pid} -> {fdstore_pid()}"
+
+
 def c_fd_store_unit():
-    """The example unit that binds its own sockets and keeps them in the fd store: under load, a restart, a SIGKILL
-    and a SIGUSR2 refuse no connection, and the ports and socket files stay."""
+    """The example unit that binds its own sockets and keeps them in the fd store (here with its listeners in a
+    configuration file and WatchdogSec=2s, by a drop-in), under load on every socket kind: a restart, a SIGKILL, a
+    watchdog timeout, a reload with a changed configuration and a SIGUSR2 refuse no connection, and the ports and
+    the socket file stay. The unit and its load stay up for the package upgrade (c_fd_store_after_dpkg)."""
     shutil.copy(f"/usr/share/doc/serverd/examples/{FDSTORE_SERVICE}", "/etc/systemd/system/")
-    load = LoadGenerator(FDSTORE_PORT, "/run/serverd-fdstore/echo.sock", "/run/serverd-fdstore/echo-dgram.sock", "echo")
-    try:
-        run(["systemctl", "daemon-reload"])
-        run(["systemctl", "start", FDSTORE_SERVICE], timeout=30)
-        load.start()
-        wait_for("load round trips", lambda: load.total("ok") >= 200, 30)
-        socket_file = os.stat("/run/serverd-fdstore/echo.sock").st_ino
-        steps = []
-        for phase, act in (("systemctl restart", lambda pid: run(["systemctl", "restart", FDSTORE_SERVICE], timeout=60)),
-                           ("kill -9", lambda pid: os.kill(pid, 9)),
-                           ("SIGUSR2", lambda pid: run(["systemctl", "kill", "-s", "USR2", "--kill-whom=main",
-                                                        FDSTORE_SERVICE]))):
-            load.enter(phase)
-            pid = int(prop(FDSTORE_SERVICE, "MainPID"))
-            act(pid)
-            wait_for(f"a new main PID after {phase}", lambda: prop(FDSTORE_SERVICE, "ActiveState") == "active"
-                     and prop(FDSTORE_SERVICE, "MainPID") not in ("0", str(pid)), 40)
-            load.served_on(phase)
-            steps.append(f"{phase}: {pid} -> {prop(FDSTORE_SERVICE, 'MainPID')}")
-        expect(os.stat("/run/serverd-fdstore/echo.sock").st_ino == socket_file, "the Unix socket file was replaced")
-        journal = run(["journalctl", "--no-pager", "-o", "cat", "-u", FDSTORE_SERVICE], ok=False).stdout
-        expect("binding it anew" not in journal, "a stored socket was not taken over")
-        return ", ".join(steps) + "; " + load.check()
-    finally:
-        load.stop()
-        run(["systemctl", "stop", FDSTORE_SERVICE], timeout=40, ok=False)
-        # systemd 252 removes a preserved RuntimeDirectory= of a DynamicUser= unit at the stop but leaves its
-        # symlink (/run/serverd-fdstore -> private/serverd-fdstore) dangling; the unit's comment says so.
-        if os.path.islink("/run/serverd-fdstore") and not os.path.exists("/run/serverd-fdstore"):
-            log("systemd left the dangling symlink /run/serverd-fdstore; removed")
-            os.remove("/run/serverd-fdstore")
-        os.remove(f"/etc/systemd/system/{FDSTORE_SERVICE}")
-        run(["systemctl", "daemon-reload"], ok=False)
-        run(["systemctl", "reset-failed", FDSTORE_SERVICE], ok=False)
+    os.makedirs(FDSTORE_DROPIN, exist_ok=True)
+    with open(os.path.join(FDSTORE_DROPIN, "50-test.conf"), "w") as f:
+        f.write(f"[Service]\nWatchdogSec=2s\nExecStart=\nExecStart=/usr/sbin/serverd --fd-store --config {FDSTORE_CONFIG}\n")
+    fdstore_config(300)
+    run(["systemctl", "daemon-reload"])
+    run(["systemctl", "start", FDSTORE_SERVICE], timeout=30)
+    FDSTORE_LOAD.start()
+    wait_for("load round trips", lambda: FDSTORE_LOAD.total("ok") >= 200, 30)
+    FDSTORE_STATE["inode"] = os.stat(FDSTORE_SOCKET).st_ino
+    steps = []
+
+    FDSTORE_LOAD.enter("systemctl restart")
+    pid = fdstore_pid()
+    run(["systemctl", "restart", FDSTORE_SERVICE], timeout=60)
+    steps.append(fdstore_replaced("systemctl restart", pid))
+
+    FDSTORE_LOAD.enter("kill -9")
+    pid = fdstore_pid()
+    os.kill(pid, 9)
+    steps.append(fdstore_replaced("kill -9", pid))
+
+    FDSTORE_LOAD.enter("watchdog")
+    pid = fdstore_pid()
+    since = now_for_journal()
+    os.kill(pid, 19)  # SIGSTOP: no more WATCHDOG=1
+    steps.append(fdstore_replaced("watchdog", pid, timeout=60))
+    expect("Watchdog timeout" in run(["journalctl", "--no-pager", "--since", since, "-u", FDSTORE_SERVICE],
+                                     ok=False).stdout, "no 'Watchdog timeout' in the journal")
+
+    FDSTORE_LOAD.enter("reload with a changed configuration")
+    pid = fdstore_pid()
+    since = now_for_journal()
+    fdstore_config(299)
+    run(["systemctl", "reload", FDSTORE_SERVICE], timeout=30)
+    wait_for("the reload logged", lambda: "reloaded: 6 kept" in run(
+        ["journalctl", "--no-pager", "-o", "cat", "--since", since, "-u", FDSTORE_SERVICE], ok=False).stdout, 20)
+    expect(fdstore_pid() == pid, "serverd was restarted instead of reloaded")
+    FDSTORE_LOAD.served_on("the reload")
+    steps.append(f"reload: same PID {pid}")
+
+    FDSTORE_LOAD.enter("SIGUSR2")
+    pid = fdstore_pid()
+    run(["systemctl", "kill", "-s", "USR2", "--kill-whom=main", FDSTORE_SERVICE])
+    steps.append(fdstore_replaced("SIGUSR2", pid))
+
+    expect(os.stat(FDSTORE_SOCKET).st_ino == FDSTORE_STATE["inode"], "the Unix socket file was replaced")
+    journal = run(["journalctl", "--no-pager", "-o", "cat", "-u", FDSTORE_SERVICE], ok=False).stdout
+    expect("binding it anew" not in journal, "a stored socket was not taken over")
+    FDSTORE_LOAD.enter("dpkg -i")
+    return ", ".join(steps)
+
+
+def c_fd_store_after_dpkg():
+    """After dpkg -i of the newer package (the fd-store unit is no unit of the package, so dpkg leaves it running on
+    the replaced binary), SIGUSR2 starts the new binary with the same sockets; then the load's totals."""
+    pid = fdstore_pid()
+    expect(os.readlink(f"/proc/{pid}/exe").endswith("(deleted)"), "dpkg -i did not replace the running binary")
+    FDSTORE_LOAD.enter("SIGUSR2 to the new binary")
+    run(["systemctl", "kill", "-s", "USR2", "--kill-whom=main", FDSTORE_SERVICE])
+    step = fdstore_replaced("SIGUSR2 to the new binary", pid)
+    exe = os.readlink(f"/proc/{fdstore_pid()}/exe")
+    expect(exe == "/usr/sbin/serverd", f"the new process runs {exe}")
+    expect(os.stat(FDSTORE_SOCKET).st_ino == FDSTORE_STATE["inode"], "the Unix socket file was replaced")
+    return step + "; " + FDSTORE_LOAD.check()
+
+
+def c_fd_store_cleanup():
+    FDSTORE_LOAD.stop()
+    run(["systemctl", "stop", FDSTORE_SERVICE], timeout=40, ok=False)
+    # systemd 252 removes a preserved RuntimeDirectory= of a DynamicUser= unit at the stop but leaves its
+    # symlink (/run/serverd-fdstore -> private/serverd-fdstore) dangling; the unit's comment says so.
+    if os.path.islink("/run/serverd-fdstore") and not os.path.exists("/run/serverd-fdstore"):
+        log("systemd left the dangling symlink /run/serverd-fdstore; removed")
+        os.remove("/run/serverd-fdstore")
+    for path in (f"/etc/systemd/system/{FDSTORE_SERVICE}", os.path.join(FDSTORE_DROPIN, "50-test.conf"),
+                 FDSTORE_CONFIG):
+        if os.path.exists(path):
+            os.remove(path)
+    if os.path.isdir(FDSTORE_DROPIN):
+        os.rmdir(FDSTORE_DROPIN)
+    run(["systemctl", "daemon-reload"], ok=False)
+    run(["systemctl", "reset-failed", FDSTORE_SERVICE], ok=False)
+    return "stopped and removed"
 
 
 def c_upgrade(deb):
@@ -791,11 +877,16 @@ def main():
     LOAD.pause()  # the check waits for the service to be inactive, which a client would activate again
     check("systemctl stop lets an in-flight connection finish", c_stop_drains)
     LOAD.resume()
+    fdstore = check("--fd-store unit under load: restart, kill -9, watchdog, reload with a changed configuration, "
+                    "SIGUSR2", c_fd_store_unit)
     LOAD.enter("dpkg -i")
     check("upgrade to a newer build restarts cleanly", c_upgrade, upgrade_deb)
     if load:
         check("no refused connection, no reset under load", c_load_stop)
-    check("--fd-store unit: restart, kill -9 and SIGUSR2 under load refuse nothing", c_fd_store_unit)
+    if fdstore:
+        check("--fd-store unit after dpkg -i: SIGUSR2 to the new binary; nothing refused under load",
+              c_fd_store_after_dpkg)
+    check("--fd-store unit stopped and removed", c_fd_store_cleanup)
     check("remove: dpkg -r", c_remove)
     check("purge: dpkg -P", c_purge)
     failed = [n for n, ok in results if not ok]
