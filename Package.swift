@@ -81,6 +81,7 @@ let package = Package(
             // The suite's own socket-activation launcher and local attacker, run with python3.
             exclude: [
                 "Support/launch.py", "Support/attacker.py", "Support/toml_reference.py", "Support/wait_program.py",
+                "Support/fd_store.py",
                 "TOMLCorpus",
             ]
         ),

@@ -11,9 +11,10 @@
 //
 // The configuration layer lives in the `serverd` executable target, which no other package can
 // import. The ServerdConfiguration target compiles those very files: its Options, CommandLine,
-// ConfigFile (with the TOML parser), Plan, ExitStatus.swift and the two single files they need
-// (LogDestination.swift, InheritedSocketPool.swift) are symbolic links into ../Sources/serverd, so
-// fuzz-config and fuzz-options always run the daemon's current parsers, not copies.
+// ConfigFile (with the TOML parser), Plan, ExitStatus.swift and the single files they need
+// (LogDestination.swift, InheritedSocketPool.swift, HandedOverSockets.swift) are symbolic links into
+// ../Sources/serverd, so fuzz-config and fuzz-options always run the daemon's current parsers, not
+// copies.
 //
 // Each fuzzer's main code hands its `LLVMFuzzerTestOneInput` to `LLVMFuzzerRunDriver`, libFuzzer's
 // entry for programs with a main of their own: SwiftPM gives every Swift executable a main, which

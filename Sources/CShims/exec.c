@@ -194,6 +194,11 @@ struct cshims_spawn_record {
     gid_t *groups_list;
     int group_count;
     int umask;
+    /* With `detach`: the grandchild's pid (written by the child), and in the grandchild's own copy
+       of the record the write end of the pipe that reports a failure to the child. */
+    int detach;
+    volatile pid_t detached_pid;
+    int report_fd;
     /* The child's stack, at the end; 16-byte aligned. */
     _Alignas(16) char stack[CHILD_STACK_SIZE];
 };
@@ -348,10 +353,36 @@ CHILD_CODE static int run_child(struct cshims_spawn_record *r) {
     unsigned long empty = 0;
     long result = RAW4(SYS_rt_sigprocmask, SIG_SETMASK, &empty, NULL, sizeof(empty));
     if (result < 0) return (int)-result;
+    if (r->detach) {
+        /* A grandchild on a copy of this memory (a plain fork: clone without CLONE_VM, on a copy
+           of this stack). The child waits until the close-on-exec pipe closes (the grandchild ran
+           the program) or brings the grandchild's errno, and returns it. */
+        int report[2];
+        if ((result = RAW2(SYS_pipe2, report, O_CLOEXEC)) < 0) return (int)-result;
+        long forked = raw_syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0, 0);
+        if (forked < 0) return (int)-forked;
+        if (forked > 0) {
+            r->detached_pid = (pid_t)forked;
+            (void)RAW1(SYS_close, report[1]);
+            int failure = 0;
+            long n;
+            do {
+                n = RAW3(SYS_read, report[0], &failure, sizeof(failure));
+            } while (n == -EINTR);
+            return n == (long)sizeof(failure) ? failure : 0;
+        }
+        (void)RAW1(SYS_close, report[0]);
+        /* Above every descriptor the program gets, where the moves below leave it alone. */
+        if ((result = RAW3(SYS_fcntl, report[1], F_DUPFD_CLOEXEC, r->count)) < 0) return (int)-result;
+        (void)RAW1(SYS_close, report[1]);
+        r->report_fd = (int)result;
+    }
     if ((result = RAW2(SYS_setpgid, 0, 0)) < 0) return (int)-result;
     long pid = RAW0(SYS_getpid);
-    int code = enter_group(r->groups, (pid_t)pid, &r->slot);
-    if (code != 0) return code;
+    if (!r->detach) {
+        int code = enter_group(r->groups, (pid_t)pid, &r->slot);
+        if (code != 0) return code;
+    }
     if (r->pid_digits != NULL) {
         format_pid(r->pid_digits, pid);
     }
@@ -383,14 +414,30 @@ CHILD_CODE static int run_child(struct cshims_spawn_record *r) {
     for (int i = 0; i < r->count; i++) {
         if ((result = RAW3(SYS_dup3, moved[i], i, 0)) < 0) return (int)-result;
     }
+    if (r->report_fd >= r->count) {
+        /* Every descriptor but the program's and the report pipe (close-on-exec) is closed. */
+        if (r->report_fd > r->count &&
+            (result = RAW3(SYS_close_range, (unsigned int)r->count, (unsigned int)r->report_fd - 1, 0)) < 0) {
+            return (int)-result;
+        }
+        if ((result = RAW3(SYS_close_range, (unsigned int)r->report_fd + 1, ~0U, 0)) < 0) return (int)-result;
+        return exec_program(r);
+    }
     if ((result = RAW3(SYS_close_range, (unsigned int)r->count, ~0U, 0)) < 0) return (int)-result;
     return exec_program(r);
 }
 
 CHILD_CODE static int child_main(void *argument) {
     struct cshims_spawn_record *r = argument;
-    r->failure = run_child(r);
-    (void)RAW1(SYS_exit_group, 127);
+    int failure = run_child(r);
+    if (r->report_fd >= 0) {
+        /* The grandchild of a detached spawn, on its own copy of the record: tells the child. */
+        (void)RAW3(SYS_write, r->report_fd, &failure, sizeof(failure));
+        (void)RAW1(SYS_exit_group, 127);
+    }
+    r->failure = failure;
+    /* Only the child of a detached spawn returns 0 here: the grandchild runs the program. */
+    (void)RAW1(SYS_exit_group, failure == 0 ? 0 : 127);
     return 127;
 }
 
@@ -510,6 +557,9 @@ struct cshims_spawn_record *cshims_spawn(const struct cshims_spawn_request *requ
         memcpy(r->groups_list, request->groups_list, (size_t)request->group_count * sizeof(gid_t));
     }
     r->umask = request->umask;
+    r->detach = request->detach;
+    r->detached_pid = -1;
+    r->report_fd = -1;
 
     /* Every signal blocked (raw: glibc would leave its own two open) so that the child starts
        with all of them blocked; the parent's mask comes back as soon as clone returns. */
@@ -535,6 +585,10 @@ struct cshims_spawn_record *cshims_spawn(const struct cshims_spawn_request *requ
 
 int cshims_spawn_failure(const struct cshims_spawn_record *record) {
     return record->failure;
+}
+
+pid_t cshims_spawn_detached_pid(const struct cshims_spawn_record *record) {
+    return record->detached_pid;
 }
 
 int cshims_spawn_group_slot(const struct cshims_spawn_record *record) {

@@ -23,14 +23,17 @@ enum ServerdMain {
 
     private static func serve(_ arguments: [String], report: inout ReadinessReport?) throws(DaemonError) -> Int32 {
         let invocation: Invocation
-        switch try CommandLineParser.parse(arguments, workingDirectory: currentDirectory()) {
+        let directory = currentDirectory()
+        let image = ProgramImage.record(arguments: arguments, directory: directory)
+        switch try CommandLineParser.parse(arguments, workingDirectory: directory) {
         case .print(let text):
             print(text)
             return 0
         case .run(let parsed):
             invocation = parsed
         }
-        var inherited = try InheritedSocketPool.adopt()
+        let handOver = try HandOverEnvironment.take()
+        var inherited = try InheritedSocketPool.adopt(lockDescriptors: handOver.lockDescriptors)
         if let connection = inherited.takeConnection() {
             return try AcceptedConnection.serve(connection, invocation: invocation)
         }
@@ -43,12 +46,14 @@ enum ServerdMain {
         }
         let settings = desired.settings
         let log = try Log.bootstrap(
-            level: settings.logLevel, destination: settings.logDestination, format: settings.logFormat)
+            level: settings.logLevel, destination: settings.logDestination, format: settings.logFormat,
+            finalStandardError: handOver.standardError ?? STDERR_FILENO)
         let logger = Logger(label: "serverd")
         let start = { [inherited] (signals: SignalReceiver, report: inout ReadinessReport?) throws(DaemonError) -> Int32 in
             let daemon = try Daemon(
                 invocation: invocation, desired: desired, inherited: inherited, implicitListeners: implicitListeners,
-                signals: signals, systemd: SystemdSession(detached: settings.daemonize), logger: logger, log: log)
+                signals: signals, systemd: SystemdSession(detached: settings.daemonize), logger: logger, log: log,
+                image: image, predecessor: PredecessorLink(handOver))
             do throws(DaemonError) {
                 try daemon.start()
             } catch {
@@ -61,7 +66,8 @@ enum ServerdMain {
             report = nil
             return daemon.run()
         }
-        guard settings.daemonize else {
+        // Started by a binary upgrade, serverd is detached already (when --daemon asked for it): it runs on.
+        guard settings.daemonize && !handOver.isUpgrade else {
             return try start(try SignalReceiver(), &report)
         }
         report = try Daemonizer.detach()

@@ -368,7 +368,7 @@ enum Client {
         let socket = try connect(address)
         defer { socket.close() }
         try socket.sendAll(payload)
-        try socket.shutdown(Int32(Glibc.SHUT_WR))
+        try socket.shutdown(Int32(SHUT_WR))
         return try readToEnd(socket)
     }
 

@@ -262,7 +262,7 @@ final class ConfigurationTests: XCTestCase {
             "--listen", "--config", "--check-config", "--model", "--max-connections", "--max-per-source",
             "--idle-timeout", "--max-line", "--drain-timeout", "--request-timeout", "--min-rate", "--source-prefix-v4",
             "--source-prefix-v6", "--reply-rate-per-source", "--allow-uid", "--allow-gid", "--allow ", "--deny",
-            "--socket-mode", "--daemon", "--pidfile", "--user", "--group", "--log-level", "--log-file", "--version",
+            "--socket-mode", "--daemon", "--fd-store", "--pidfile", "--user", "--group", "--log-level", "--log-file", "--version",
             "--wait", "--wait-start-limit", "--max-rate ", "--max-rate-per-source", "--log-connections", "--log-format",
             "--help", "-- PROGRAM",
         ]
@@ -273,7 +273,7 @@ final class ConfigurationTests: XCTestCase {
         for defaultText in [
             "(default: threading)", "(default: 1024)", "(default: unlimited)", "(default: 300)", "(default: 65536)",
             "(default: 10)", "(default: everyone)", "(default: info)", "(default: none)", "(default: foreground)",
-            "(default: from the umask)", "(default: stderr, or syslog with --daemon)",
+            "(default: from the umask)", "(default: stderr, or syslog with --daemon)", "(default: off)",
         ] {
             XCTAssertTrue(flattened.contains(defaultText), "help lacks \(defaultText)")
         }

@@ -61,7 +61,7 @@ final class ExecProcessGroupTests: XCTestCase {
             XCTAssertTrue(try client.echoes("through cat\n"), model)
             try client.finishSending()
             XCTAssertTrue(client.isClosedByServer(timeout: 10), "\(model): the connection ends when the child exits")
-            try serverd.waitForLog("(pid \(child.shell)) for")
+            try serverd.waitForLog("end=exit")
             XCTAssertEqual(liveMembers(of: child.group), [child.sleeper], "\(model): only the sleeper lives on")
             try serverd.stop()
             XCTAssertEqual(liveMembers(of: child.group), [], "\(model): the sleeper is ended before serverd exits")

@@ -37,6 +37,7 @@ final class OptionTableTests: XCTestCase {
         "workers": { "\(String(describing: $0.workers))" },
         "drain-timeout": { "\($0.drainTimeout)" },
         "daemon": { "\($0.daemonize)" },
+        "fd-store": { "\($0.fdStore)" },
         "pidfile": { "\(String(describing: $0.pidfile))" },
         "user": { "\(String(describing: $0.user))" },
         "group": { "\(String(describing: $0.group))" },

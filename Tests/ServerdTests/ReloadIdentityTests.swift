@@ -33,8 +33,9 @@ final class ReloadIdentityTests: XCTestCase {
         try serverd.stop()
     }
 
-    /// Before: the implicit listeners were added to the command line and survived every later reload.
-    func testImplicitListenersDoNotSurviveAConfigurationThatNamesListeners() throws {
+    /// A reload to a configuration that names listeners keeps serving the inherited socket that none of them claims,
+    /// by its fd name (an inherited socket is never left to hang its clients); the named listener is added.
+    func testInheritedSocketStaysServedBesideAConfigurationThatNamesListeners() throws {
         let dir = try TemporaryDirectory()
         let report = dir.path("report")
         let config = try writeConfig(dir, "idle-timeout = 30\n")
@@ -47,8 +48,9 @@ final class ReloadIdentityTests: XCTestCase {
         let named = dir.path("named.sock")
         try writeConfig(dir, "listen = [\"stamp@unix:\(named)\"]\n")
         serverd.send(SIGHUP)
-        try serverd.waitForLog("reloaded: 0 kept, 1 added, 1 removed")
+        try serverd.waitForLog("reloaded: 1 kept, 1 added, 0 removed")
         XCTAssertTrue(try TestClient.connect("unix:\(named)").isStamped("named"))
+        XCTAssertTrue(try TestClient.connect(bound[0].address).echoes("still served"))
         try serverd.stop()
     }
 

@@ -6,8 +6,12 @@ booted with systemd as PID 1 (packaging/test-system.sh starts it).
 
 Installs DEB, then checks socket activation for every socket kind, the exec
 service under the hardened unit, reload, the watchdog, a draining stop, an
-upgrade to UPGRADE_DEB, removal and purge. Prints one PASS or FAIL line per
-check and exits 1 if any check failed. Every wait is bounded.
+upgrade to UPGRADE_DEB, removal and purge. From the restart to the upgrade,
+clients of every socket kind keep a continuous load on serverd (LoadGenerator):
+no connection may be refused or reset (a SIGKILL may reset the connections the
+killed process had accepted; they are counted apart), and unanswered datagrams
+are counted. Prints one PASS or FAIL line per check and exits 1 if any check
+failed. Every wait is bounded.
 """
 
 import os
@@ -17,6 +21,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 
 SERVICE = "serverd.service"
@@ -144,6 +149,15 @@ def client_udp(family, host):
         return data.decode()
 
 
+def read_to_end(sock):
+    data = b""
+    while True:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return data
+        data += chunk
+
+
 def client_unix_stream():
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(IO_TIMEOUT)
@@ -151,12 +165,7 @@ def client_unix_stream():
         payload = b"hello over a unix stream\nsecond line\n"
         s.sendall(payload)
         s.shutdown(socket.SHUT_WR)
-        data = b""
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
+        data = read_to_end(s)
         expect(data == payload, f"echo reply {data!r} != {payload!r}")
         return repr(data.decode())
 
@@ -180,6 +189,173 @@ KINDS = [
     ("unix stream /run/serverd/echo.sock (echo)", client_unix_stream),
     ("unix datagram /run/serverd/echo.dgram (echo)", client_unix_dgram),
 ]
+
+
+class LoadGenerator:
+    """Clients of every socket kind doing round trips in threads until stopped (at most MAX_ROUNDS each), counting
+    each outcome per phase: ok, refused (ECONNREFUSED, or ENOENT for a Unix socket file that is gone), reset
+    (ECONNRESET, EPIPE, or a connection closed before the reply), timeout (a stream reply that did not come within
+    IO_TIMEOUT), and unanswered datagrams (no reply within 1 s; the datagram is sent again, up to 10 times, and
+    counted lost only then). Also the longest round trip, which shows the pause a client saw."""
+
+    MAX_ROUNDS = 200000
+
+    def __init__(self, port=PORT, echo_sock=ECHO_SOCK, echo_dgram=ECHO_DGRAM, tcp_service="stamp"):
+        self.port, self.echo_sock, self.echo_dgram, self.tcp_service = port, echo_sock, echo_dgram, tcp_service
+        self.lock = threading.Lock()
+        self.phase = "start"
+        self.counts = {}
+        self.longest = 0.0
+        self.stopping = threading.Event()
+        self.running = threading.Event()  # cleared while paused
+        self.running.set()
+        self.idle = threading.Semaphore(0)
+        self.threads = [threading.Thread(target=self.loop, args=(name, fn), daemon=True)
+                        for name, fn in (("tcp4", self.tcp), ("tcp6", self.tcp6), ("udp4", self.udp),
+                                         ("udp6", self.udp6), ("unix", self.unix), ("unixgram", self.unixgram))]
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            if t.is_alive():
+                t.join(IO_TIMEOUT + 15)
+
+    def pause(self):
+        """Until resume(): the clients finish their round trip and wait (a check that needs serverd stopped and not
+        started again by a client, since the sockets activate it)."""
+        if not self.threads[0].is_alive():
+            return
+        self.running.clear()
+        for _ in self.threads:
+            self.idle.acquire(timeout=IO_TIMEOUT + 15)
+
+    def resume(self):
+        self.running.set()
+
+    def served_on(self, what, rounds=200):
+        """Waits until `rounds` more round trips went well: serving goes on after `what`."""
+        before = self.total("ok")
+        wait_for(f"load after {what}", lambda: self.total("ok") >= before + rounds, 30)
+
+    def enter(self, phase):
+        with self.lock:
+            self.phase = phase
+
+    def record(self, kind, outcome, took=0.0):
+        with self.lock:
+            key = (self.phase, kind, outcome)
+            self.counts[key] = self.counts.get(key, 0) + 1
+            if outcome == "ok":
+                self.longest = max(self.longest, took)
+
+    def total(self, outcome, phases=None):
+        with self.lock:
+            return sum(n for (p, _, o), n in self.counts.items() if o == outcome and (phases is None or p in phases))
+
+    def summary(self):
+        with self.lock:
+            by = {}
+            for (phase, kind, outcome), n in sorted(self.counts.items()):
+                by.setdefault(phase, []).append(f"{kind} {outcome} {n}")
+            return "; ".join(f"{p}: " + ", ".join(v) for p, v in by.items()) + f"; longest round trip {self.longest:.2f} s"
+
+    def loop(self, kind, fn):
+        for _ in range(self.MAX_ROUNDS):
+            if self.stopping.is_set():
+                return
+            if not self.running.is_set():
+                self.idle.release()
+                while not self.running.wait(0.1):
+                    if self.stopping.is_set():
+                        return
+            t0 = time.monotonic()
+            try:
+                outcome = fn()
+            except (ConnectionRefusedError, FileNotFoundError):
+                outcome = "refused"
+            except (ConnectionResetError, BrokenPipeError, CheckFailed):
+                outcome = "reset"
+            except socket.timeout:
+                outcome = "timeout"
+            except OSError as e:
+                outcome = f"error {e.errno}"
+            self.record(kind, outcome, time.monotonic() - t0)
+            time.sleep(0.005)
+
+    def tcp(self, family=socket.AF_INET, host="127.0.0.1"):
+        if self.tcp_service == "stamp":
+            c = StampConnection(family, host)
+            try:
+                c.exchange("load")
+            finally:
+                c.close()
+            return "ok"
+        return self.stream_echo(family, (host, self.port))
+
+    def tcp6(self):
+        return self.tcp(socket.AF_INET6, "::1")
+
+    def unix(self):
+        return self.stream_echo(socket.AF_UNIX, self.echo_sock)
+
+    def stream_echo(self, family, target):
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.settimeout(IO_TIMEOUT)
+            s.connect(target)
+            s.sendall(b"load\n")
+            s.shutdown(socket.SHUT_WR)
+            return "ok" if read_to_end(s) == b"load\n" else "reset"
+
+    def datagram(self, family, target, bind):
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            if bind is not None:
+                s.bind(bind)
+            s.settimeout(1)
+            payload = f"load {time.monotonic()}".encode()
+            for attempt in range(10):
+                if attempt:
+                    self.record("dgram-retry", "sent again")
+                s.sendto(payload, target)
+                try:
+                    while True:
+                        data = s.recv(65536)
+                        if data == payload:
+                            return "ok"
+                except socket.timeout:
+                    continue
+            return "unanswered"
+
+    def udp(self):
+        return self.datagram(socket.AF_INET, ("127.0.0.1", self.port), None)
+
+    def udp6(self):
+        return self.datagram(socket.AF_INET6, ("::1", self.port), None)
+
+    def unixgram(self):
+        return self.datagram(socket.AF_UNIX, self.echo_dgram, "")
+
+    def check(self):
+        """Stops the clients; fails on a refused connection, a reset outside the kills, or an error."""
+        self.enter("after")
+        self.stop()
+        summary = self.summary()
+        log(summary)
+        # A SIGKILL, and the watchdog's SIGABRT, end the connections the process had accepted.
+        outside_kill = [p for p in {k[0] for k in self.counts} if p not in ("kill -9", "watchdog")]
+        expect(self.total("refused") == 0, f"refused connections: {summary}")
+        expect(self.total("reset", outside_kill) == 0, f"resets: {summary}")
+        errors = [k for k in self.counts if k[2].startswith("error") or k[2] == "timeout"]
+        expect(not errors, f"errors: {summary}")
+        return (f"{self.total('ok')} round trips, none refused, {self.total('reset')} reset (by the kills), "
+                f"{self.total('unanswered')} datagrams unanswered after 10 sends, "
+                f"{self.total('sent again')} sent again; longest round trip {self.longest:.2f} s")
+
+
+LOAD = LoadGenerator()
 
 
 # --- helpers on the service ------------------------------------------------------------------------
@@ -351,8 +527,10 @@ def c_watchdog():
         f.write("[Service]\nWatchdogSec=2s\n")
     try:
         run(["systemctl", "daemon-reload"])
+        LOAD.pause()  # the stop must not be undone by a client at once
         stop_service()
         pid = ensure_running()
+        LOAD.resume()
         restarts = int(prop(SERVICE, "NRestarts"))
         time.sleep(5)  # 2.5 watchdog periods: the keep-alives must hold it up
         expect(int(prop(SERVICE, "MainPID")) == pid and prop(SERVICE, "ActiveState") == "active",
@@ -371,11 +549,13 @@ def c_watchdog():
         return (f"with a WatchdogSec=2s drop-in, frozen PID {pid} replaced by "
                 f"{prop(SERVICE, 'MainPID')} after {elapsed:.1f} s")
     finally:
+        LOAD.pause()
         os.remove(conf)
         os.rmdir(dropin)
         run(["systemctl", "daemon-reload"], ok=False)
         run(["systemctl", "stop", SERVICE], timeout=40, ok=False)
         run(["systemctl", "reset-failed", SERVICE], ok=False)
+        LOAD.resume()
 
 
 def c_stop_drains():
@@ -398,6 +578,202 @@ def c_stop_drains():
     expect(result == "success" and status == "0", f"stop ended with Result={result} status={status}")
     expect(elapsed < 5, f"serverd took {elapsed:.1f} s to exit after the last connection closed")
     return f"in-flight connection served during the stop; exit 0 {elapsed:.1f} s after it closed"
+
+
+def c_load_start():
+    ensure_running()
+    LOAD.start()
+    wait_for("load round trips", lambda: LOAD.total("ok") >= 200, 30)
+    return f"{LOAD.total('ok')} round trips so far"
+
+
+def c_restart_under_load():
+    LOAD.enter("systemctl restart")
+    pid = ensure_running()
+    run(["systemctl", "restart", SERVICE], timeout=60)
+    wait_active()
+    expect(int(prop(SERVICE, "MainPID")) != pid, "serverd was not restarted")
+    LOAD.served_on("the restart")
+    return f"PID {pid} -> {prop(SERVICE, 'MainPID')}"
+
+
+def c_kill9_under_load():
+    LOAD.enter("kill -9")
+    pid = ensure_running()
+    restarts = int(prop(SERVICE, "NRestarts"))
+    os.kill(pid, 9)
+    wait_for("a new serverd after SIGKILL", lambda: prop(SERVICE, "ActiveState") == "active"
+             and prop(SERVICE, "MainPID") not in ("0", str(pid)), 30)
+    expect(int(prop(SERVICE, "NRestarts")) == restarts + 1, "NRestarts did not grow by one (Restart=on-failure)")
+    LOAD.served_on("the SIGKILL")
+    return f"PID {pid} killed, {prop(SERVICE, 'MainPID')} serves"
+
+
+def c_sigusr2_under_load():
+    """SIGUSR2 under systemd: the new process becomes the main one (MAINPID=) and the unit stays active."""
+    LOAD.enter("SIGUSR2")
+    pid = ensure_running()
+    since = now_for_journal()
+    restarts = int(prop(SERVICE, "NRestarts"))
+    run(["systemctl", "kill", "-s", "USR2", "--kill-whom=main", SERVICE])
+    wait_for("a new main PID after SIGUSR2", lambda: prop(SERVICE, "MainPID") not in ("0", str(pid)), 40)
+    wait_for(f"PID {pid} gone", lambda: not os.path.exists(f"/proc/{pid}"), 30)
+    expect(prop(SERVICE, "ActiveState") == "active", f"{SERVICE} is {prop(SERVICE, 'ActiveState')}")
+    expect(int(prop(SERVICE, "NRestarts")) == restarts, "systemd restarted serverd instead")
+    journal = run(["journalctl", "--no-pager", "-o", "cat", "--since", since, "-u", SERVICE], ok=False).stdout
+    expect("serves now" in journal, f"no hand-over in the journal: {journal[-2000:]}")
+    # systemd must take the new process as its own child (serverd detaches it) and hear it only once it is main.
+    refused = [l for l in journal.splitlines()
+               if "reception only permitted for main PID" in l or "not our child" in l or "failed" in l]
+    expect(not refused, f"journal: {refused}")
+    LOAD.served_on("SIGUSR2")
+    return f"PID {pid} -> {prop(SERVICE, 'MainPID')} without a restart"
+
+
+def c_reload_changed_config_under_load():
+    LOAD.enter("reload with a changed configuration")
+    pid = ensure_running()
+    shutil.copy(CONFFILE, "/run/serverd-test.toml.orig")
+    try:
+        with open(CONFFILE, "a") as f:
+            f.write("\nidle-timeout = 299\n")
+        run(["systemctl", "reload", SERVICE], timeout=30)
+        wait_active()
+        expect(int(prop(SERVICE, "MainPID")) == pid, "serverd was restarted instead of reloaded")
+    finally:
+        shutil.move("/run/serverd-test.toml.orig", CONFFILE)
+    run(["systemctl", "reload", SERVICE], timeout=30)
+    wait_active()
+    LOAD.served_on("the reload")
+    return f"same PID {pid}"
+
+
+def c_load_stop():
+    return LOAD.check()
+
+
+FDSTORE_SERVICE = "serverd-fdstore.service"
+FDSTORE_PORT = 21571
+
+
+FDSTORE_DROPIN = f"/run/systemd/system/{FDSTORE_SERVICE}.d"
+FDSTORE_CONFIG = "/run/serverd-fdstore-test.toml"
+FDSTORE_SOCKET = "/run/serverd-fdstore/echo.sock"
+FDSTORE_LOAD = LoadGenerator(FDSTORE_PORT, FDSTORE_SOCKET, "/run/serverd-fdstore/echo-dgram.sock", "echo")
+FDSTORE_STATE = {}
+
+
+def fdstore_config(idle_timeout):
+    """The test's configuration of the fd-store unit: the example unit's listeners, in a file a reload re-reads."""
+    with open(FDSTORE_CONFIG, "w") as f:
+        f.write(f"""listen = ["echo@tcp://127.0.0.1:{FDSTORE_PORT}", "echo@tcp://[::1]:{FDSTORE_PORT}",
+          "echo@udp://127.0.0.1:{FDSTORE_PORT}", "echo@udp://[::1]:{FDSTORE_PORT}",
+          "echo@unix:{FDSTORE_SOCKET}", "echo@unixgram:/run/serverd-fdstore/echo-dgram.sock"]
+idle-timeout = {idle_timeout}
+""")
+    os.chmod(FDSTORE_CONFIG, 0o644)
+
+
+def fdstore_pid():
+    return int(prop(FDSTORE_SERVICE, "MainPID"))
+
+
+def fdstore_replaced(phase, pid, timeout=45):
+    wait_for(f"a new main PID after {phase}", lambda: prop(FDSTORE_SERVICE, "ActiveState") == "active"
+             and prop(FDSTORE_SERVICE, "MainPID") not in ("0", str(pid)), timeout)
+    FDSTORE_LOAD.served_on(phase)
+    return f"{phase}: {pid} -> {fdstore_pid()}"
+
+
+def c_fd_store_unit():
+    """The example unit that binds its own sockets and keeps them in the fd store (here with its listeners in a
+    configuration file and WatchdogSec=2s, by a drop-in), under load on every socket kind: a restart, a SIGKILL, a
+    watchdog timeout, a reload with a changed configuration and a SIGUSR2 refuse no connection, and the ports and
+    the socket file stay. The unit and its load stay up for the package upgrade (c_fd_store_after_dpkg)."""
+    shutil.copy(f"/usr/share/doc/serverd/examples/{FDSTORE_SERVICE}", "/etc/systemd/system/")
+    os.makedirs(FDSTORE_DROPIN, exist_ok=True)
+    with open(os.path.join(FDSTORE_DROPIN, "50-test.conf"), "w") as f:
+        f.write(f"[Service]\nWatchdogSec=2s\nExecStart=\nExecStart=/usr/sbin/serverd --fd-store --config {FDSTORE_CONFIG}\n")
+    fdstore_config(300)
+    run(["systemctl", "daemon-reload"])
+    run(["systemctl", "start", FDSTORE_SERVICE], timeout=30)
+    FDSTORE_LOAD.start()
+    wait_for("load round trips", lambda: FDSTORE_LOAD.total("ok") >= 200, 30)
+    FDSTORE_STATE["inode"] = os.stat(FDSTORE_SOCKET).st_ino
+    steps = []
+
+    FDSTORE_LOAD.enter("systemctl restart")
+    pid = fdstore_pid()
+    run(["systemctl", "restart", FDSTORE_SERVICE], timeout=60)
+    steps.append(fdstore_replaced("systemctl restart", pid))
+
+    FDSTORE_LOAD.enter("kill -9")
+    pid = fdstore_pid()
+    os.kill(pid, 9)
+    steps.append(fdstore_replaced("kill -9", pid))
+
+    FDSTORE_LOAD.enter("watchdog")
+    pid = fdstore_pid()
+    since = now_for_journal()
+    os.kill(pid, 19)  # SIGSTOP: no more WATCHDOG=1
+    steps.append(fdstore_replaced("watchdog", pid, timeout=60))
+    expect("Watchdog timeout" in run(["journalctl", "--no-pager", "--since", since, "-u", FDSTORE_SERVICE],
+                                     ok=False).stdout, "no 'Watchdog timeout' in the journal")
+
+    FDSTORE_LOAD.enter("reload with a changed configuration")
+    pid = fdstore_pid()
+    since = now_for_journal()
+    fdstore_config(299)
+    run(["systemctl", "reload", FDSTORE_SERVICE], timeout=30)
+    wait_for("the reload logged", lambda: "reloaded: 6 kept" in run(
+        ["journalctl", "--no-pager", "-o", "cat", "--since", since, "-u", FDSTORE_SERVICE], ok=False).stdout, 20)
+    expect(fdstore_pid() == pid, "serverd was restarted instead of reloaded")
+    FDSTORE_LOAD.served_on("the reload")
+    steps.append(f"reload: same PID {pid}")
+
+    FDSTORE_LOAD.enter("SIGUSR2")
+    pid = fdstore_pid()
+    run(["systemctl", "kill", "-s", "USR2", "--kill-whom=main", FDSTORE_SERVICE])
+    steps.append(fdstore_replaced("SIGUSR2", pid))
+
+    expect(os.stat(FDSTORE_SOCKET).st_ino == FDSTORE_STATE["inode"], "the Unix socket file was replaced")
+    journal = run(["journalctl", "--no-pager", "-o", "cat", "-u", FDSTORE_SERVICE], ok=False).stdout
+    expect("binding it anew" not in journal, "a stored socket was not taken over")
+    FDSTORE_LOAD.enter("dpkg -i")
+    return ", ".join(steps)
+
+
+def c_fd_store_after_dpkg():
+    """After dpkg -i of the newer package (the fd-store unit is no unit of the package, so dpkg leaves it running on
+    the replaced binary), SIGUSR2 starts the new binary with the same sockets; then the load's totals."""
+    pid = fdstore_pid()
+    expect(os.readlink(f"/proc/{pid}/exe").endswith("(deleted)"), "dpkg -i did not replace the running binary")
+    FDSTORE_LOAD.enter("SIGUSR2 to the new binary")
+    run(["systemctl", "kill", "-s", "USR2", "--kill-whom=main", FDSTORE_SERVICE])
+    step = fdstore_replaced("SIGUSR2 to the new binary", pid)
+    exe = os.readlink(f"/proc/{fdstore_pid()}/exe")
+    expect(exe == "/usr/sbin/serverd", f"the new process runs {exe}")
+    expect(os.stat(FDSTORE_SOCKET).st_ino == FDSTORE_STATE["inode"], "the Unix socket file was replaced")
+    return step + "; " + FDSTORE_LOAD.check()
+
+
+def c_fd_store_cleanup():
+    FDSTORE_LOAD.stop()
+    run(["systemctl", "stop", FDSTORE_SERVICE], timeout=40, ok=False)
+    # systemd 252 removes a preserved RuntimeDirectory= of a DynamicUser= unit at the stop but leaves its
+    # symlink (/run/serverd-fdstore -> private/serverd-fdstore) dangling; the unit's comment says so.
+    if os.path.islink("/run/serverd-fdstore") and not os.path.exists("/run/serverd-fdstore"):
+        log("systemd left the dangling symlink /run/serverd-fdstore; removed")
+        os.remove("/run/serverd-fdstore")
+    for path in (f"/etc/systemd/system/{FDSTORE_SERVICE}", os.path.join(FDSTORE_DROPIN, "50-test.conf"),
+                 FDSTORE_CONFIG):
+        if os.path.exists(path):
+            os.remove(path)
+    if os.path.isdir(FDSTORE_DROPIN):
+        os.rmdir(FDSTORE_DROPIN)
+    run(["systemctl", "daemon-reload"], ok=False)
+    run(["systemctl", "reset-failed", FDSTORE_SERVICE], ok=False)
+    return "stopped and removed"
 
 
 def c_upgrade(deb):
@@ -489,10 +865,28 @@ def main():
         check(f"first connection starts serverd and is served: {name}", c_first_connection, client)
     check("exec service runs children under the hardened unit", c_exec)
     check("a configuration error stops serverd without retries", c_config_error)
+    load = check("continuous load starts", c_load_start)
+    check("systemctl restart under load", c_restart_under_load)
+    check("kill -9 under load: Restart=on-failure", c_kill9_under_load)
+    check("SIGUSR2 binary upgrade under load: MAINPID follows", c_sigusr2_under_load)
+    check("systemctl reload with a changed configuration under load", c_reload_changed_config_under_load)
+    LOAD.enter("reload")
     check("systemctl reload keeps an open connection working", c_reload)
+    LOAD.enter("watchdog")
     check("watchdog restarts a serverd frozen with SIGSTOP", c_watchdog)
+    LOAD.pause()  # the check waits for the service to be inactive, which a client would activate again
     check("systemctl stop lets an in-flight connection finish", c_stop_drains)
+    LOAD.resume()
+    fdstore = check("--fd-store unit under load: restart, kill -9, watchdog, reload with a changed configuration, "
+                    "SIGUSR2", c_fd_store_unit)
+    LOAD.enter("dpkg -i")
     check("upgrade to a newer build restarts cleanly", c_upgrade, upgrade_deb)
+    if load:
+        check("no refused connection, no reset under load", c_load_stop)
+    if fdstore:
+        check("--fd-store unit after dpkg -i: SIGUSR2 to the new binary; nothing refused under load",
+              c_fd_store_after_dpkg)
+    check("--fd-store unit stopped and removed", c_fd_store_cleanup)
     check("remove: dpkg -r", c_remove)
     check("purge: dpkg -P", c_purge)
     failed = [n for n, ok in results if not ok]

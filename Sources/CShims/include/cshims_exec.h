@@ -26,8 +26,8 @@ int cshims_group_table_release(struct cshims_group_table *table, pid_t pgid, int
 /// ECANCELED) and copies the groups listed into `out` (at most `max`); returns how many.
 int cshims_group_table_close(struct cshims_group_table *table, pid_t *out, int max);
 
-/// The most descriptors a spawned program is given.
-#define CSHIMS_SPAWN_MAX_DESCRIPTORS 8
+/// The most descriptors a spawned program is given (a binary upgrade passes every listener).
+#define CSHIMS_SPAWN_MAX_DESCRIPTORS 512
 
 /// What ``cshims_spawn`` starts. Nothing of it needs to outlive the call: the spawn copies it.
 struct cshims_spawn_request {
@@ -64,6 +64,12 @@ struct cshims_spawn_request {
     int group_count;
     /// umask(2) to this mask, or -1 to keep serverd's.
     int umask;
+    /// When set, the program runs in a grandchild that enters no process group table: the child
+    /// forks it, waits until it ran the program (or learns why it could not) and exits, so that
+    /// the program's parent becomes the nearest subreaper or PID 1 — the service manager, which
+    /// then supervises it as a child of its own (a binary upgrade's new serverd). The
+    /// grandchild's pid is cshims_spawn_detached_pid once the child has been reaped.
+    int detach;
 };
 
 /// A started child's record: a copy of everything it reads, its stack, and what it reports back
@@ -88,6 +94,9 @@ struct cshims_spawn_record *cshims_spawn(const struct cshims_spawn_request *requ
 /// before (the group table full: EAGAIN, closed: ECANCELED; the exec: ENOENT, EACCES, …); it then
 /// exited with status 127.
 int cshims_spawn_failure(const struct cshims_spawn_record *record);
+
+/// With `detach`, once the child has been reaped: the grandchild's pid, -1 if none was forked.
+pid_t cshims_spawn_detached_pid(const struct cshims_spawn_record *record);
 
 /// Once the child has been reaped: the group table slot it took, -1 if none.
 int cshims_spawn_group_slot(const struct cshims_spawn_record *record);

@@ -73,6 +73,28 @@ final class SocketLockFile: Sendable {
         throw SocketError("flock", errno: EAGAIN, subject: "\(path) (replaced again and again while being locked)")
     }
 
+    /// Takes over a lock file that another process acquired and passed down (its open file description, whose
+    /// `flock` the receiver now shares): `fd` must be a plain file that `name` in `directory` still stands for. The
+    /// lock is taken again on the shared description (which cannot block: it holds it already), and this process's
+    /// pid is written in it. On failure `fd` is left open, for the caller to close.
+    /// - Throws: ``SocketError`` with ESTALE when `fd` is not the file `name` stands for.
+    static func adopt(_ fd: Int32, in directory: DirectoryHandle, name: String) throws(SocketError) -> SocketLockFile {
+        let path = directory.pathOf(name)
+        let identity = try FileIdentity(descriptor: fd, subject: path)
+        guard identity.type == S_IFREG, directory.names(name, identity) else {
+            throw SocketError("fstat", errno: ESTALE, subject: "\(path) (the passed lock file is not the one at this path)")
+        }
+        _ = try syscall("flock", subject: path) { flock(fd, LOCK_EX | LOCK_NB) }
+        let text = Array("\(getpid())\n".utf8)
+        _ = text.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        _ = ftruncate(fd, off_t(text.count))
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        return SocketLockFile(directory: directory, name: name, identity: identity, descriptor: fd)
+    }
+
+    /// The locked descriptor, to pass to the process that takes the socket over; -1 once released.
+    var fileDescriptor: Int32 { descriptor.load(ordering: .acquiring) }
+
     /// The pid the holder wrote in the lock file, if any.
     private static func lockHolder(_ fd: Int32) -> pid_t? {
         var buffer = [UInt8](repeating: 0, count: 16)

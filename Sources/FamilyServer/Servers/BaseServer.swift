@@ -162,6 +162,22 @@ open class BaseServer: @unchecked Sendable {
     /// `nil` for any other socket, for an adopted one and once closed.
     public var createdSocketFile: UnixSocketFile? { socketFile.withLock { $0 } }
 
+    /// Makes this server the owner of the socket file of its adopted socket (taken over from the process that bound
+    /// it, see ``UnixSocketFile/adopt(_:path:lockDescriptor:)``): ``serverClose()`` then removes it.
+    public func takeOwnership(of file: UnixSocketFile) {
+        socketFile.withLock { $0 = file }
+    }
+
+    /// Leaves the socket file this server created in place at ``serverClose()``, for another process that serves
+    /// the same socket now (a binary upgrade): the file and its lock file are relinquished, not removed.
+    public func leaveSocketFile() {
+        let file = socketFile.withLock { file in
+            defer { file = nil }
+            return file
+        }
+        file?.relinquish()
+    }
+
     /// Makes the bound socket ready for requests (`listen` for a stream server). May be overridden.
     open func serverActivate() throws {}
 

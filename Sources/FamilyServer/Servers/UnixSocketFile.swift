@@ -75,6 +75,49 @@ public final class UnixSocketFile: Sendable {
         }
     }
 
+    /// Takes over the socket file of `socket`, bound at `path` by another process: one that passed the socket down
+    /// together with the descriptor of its locked `PATH.lock` (`lockDescriptor`, see ``lockDescriptor``) at a
+    /// binary upgrade, or one that is gone and left the socket in systemd's fd store (`lockDescriptor` `nil`: the
+    /// lock is taken anew, and fails with EADDRINUSE when another live process holds it). From then on this process
+    /// removes the file when it closes the socket, as if it had bound it; the path is never missing meanwhile.
+    ///
+    /// The socket must be bound to `path` (its `getsockname`), a lock descriptor must be the file `PATH.lock`
+    /// stands for, and the socket file must still be a socket. On failure `lockDescriptor` is left open.
+    /// - Throws: ``SocketError`` naming the path and the check that failed (ENOENT: no socket file at `path`).
+    public static func adopt(_ socket: Socket, path: String, lockDescriptor: Int32?) throws(SocketError) -> UnixSocketFile {
+        guard (try? socket.localAddress().path) == path else {
+            throw SocketError("getsockname", errno: EINVAL, subject: "\(path) (the passed socket is not bound there)")
+        }
+        let (directoryPath, name) = DirectoryHandle.split(path)
+        let directory = try DirectoryHandle(path: directoryPath)
+        do throws(SocketError) {
+            guard let info = try directory.status(of: name), info.st_mode & S_IFMT == S_IFSOCK else {
+                throw SocketError("fstatat", errno: ENOENT, subject: "\(path) (no socket file to take over)")
+            }
+            let lock = if let lockDescriptor {
+                try SocketLockFile.adopt(lockDescriptor, in: directory, name: name + ".lock")
+            } else {
+                try SocketLockFile.acquire(in: directory, name: name + ".lock", socketPath: path)
+            }
+            return UnixSocketFile(path: path, name: name, identity: FileIdentity(info), lock: lock)
+        } catch {
+            directory.close()
+            throw error
+        }
+    }
+
+    /// The descriptor of the locked `PATH.lock`, to pass with the socket to a process that takes it over
+    /// (``adopt(_:path:lockDescriptor:)``); -1 once released.
+    public var lockDescriptor: Int32 { lock.fileDescriptor }
+
+    /// Leaves the socket file and its lock file in place for the process that took them over: closes this
+    /// process's descriptors (the lock stays held through the other process's copy) without removing anything.
+    /// Later calls, and a later ``remove()``, do nothing.
+    public func relinquish() {
+        try? lock.release(removing: false)
+        directory.close()
+    }
+
     /// Removes a socket file named `name` in `directory` only if it is a socket that nothing serves.
     ///
     /// The probe connects, without blocking, to exactly the inode that was examined (through an

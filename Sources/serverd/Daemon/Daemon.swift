@@ -7,7 +7,9 @@ import Logging
 ///     starting ──start()──► ready ──SIGHUP──► reloading ──(applied or rolled back)──► ready
 ///                             │  └──SIGUSR1──► (status block logged) ──► ready
 ///                             │
-///                             └──SIGTERM/SIGINT──► draining ──(idle, timeout or second signal)──► stopped
+///                             ├──SIGTERM/SIGINT──► draining ──(idle, timeout or second signal)──► stopped
+///                             └──SIGUSR2──► (ready, upgrading) ──(new process ready)──► draining (handed over)
+///                                                 └──(new process failed)──► ready
 ///
 /// Every change of the listeners goes through a ``ReloadPlan`` applied by the ``ListenerSet`` all or nothing;
 /// start-up is the plan against nothing running. Effects (notifications, log lines, drain) happen in the transitions.
@@ -32,6 +34,12 @@ final class Daemon {
     private let files: DaemonFiles
     /// Reaps exec children and relays their stderr, on the control loop's thread.
     private let execSupervisor = ExecSupervisor.shared
+    /// What a binary upgrade starts again.
+    private let image: ProgramImage
+    /// The binary upgrade in progress (SIGUSR2), while the new process starts.
+    private var upgrade: BinaryUpgrade?
+    /// The old process, when a binary upgrade started this one.
+    private let predecessor: PredecessorLink?
     private var lastStatus = ""
     private var lastStatusTime = 0.0
 
@@ -41,8 +49,10 @@ final class Daemon {
     init(
         invocation: Invocation, desired: DesiredState, inherited: InheritedSocketPool,
         implicitListeners: ImplicitListeners, signals: SignalReceiver, systemd: SystemdSession, logger: Logger,
-        log: LogControl
+        log: LogControl, image: ProgramImage, predecessor: PredecessorLink?
     ) throws(DaemonError) {
+        self.image = image
+        self.predecessor = predecessor
         self.invocation = invocation
         self.desired = desired
         self.inherited = inherited
@@ -62,42 +72,58 @@ final class Daemon {
     /// Takes the pidfile, opens every listener, drops privileges (a privileged helper then removes at exit what was
     /// created as root), then reports readiness (the pid in the pidfile, `READY=1`). A failed start closes what it
     /// opened (removing socket files it created) before throwing.
+    ///
+    /// Started by a binary upgrade, the listeners take the sockets passed down, the pidfile stays the old process's
+    /// (which writes this pid in it), and readiness waits for the old process to hand over (``PredecessorLink``).
     func start() throws(DaemonError) {
         let settings = desired.settings
+        let started: [Listener]
+        let unclaimed: [String]
         do {
-            try files.acquire()
+            if predecessor == nil {
+                try files.acquire()
+            } else {
+                files.awaitPidfileFromPredecessor()
+            }
             let plan = ReloadPlan(desired: desired.listeners, running: [])
-            let started = try listeners.apply(plan, desired: desired.listeners, opener: opener, pollInterval: pollInterval)
+            started = try listeners.apply(plan, desired: desired.listeners, opener: opener, pollInterval: pollInterval)
             inherited.warnAboutUnclaimed(desired.listeners, logger: logger)
+            unclaimed = inherited.handedOver.closeUnclaimed(logger: logger)
             try files.handOver(listeners.all, user: settings.user)
             try Privileges.drop(user: settings.user, group: settings.group)
             for listener in started { logger.notice("listening on \(listener.listeningText)") }
-            try files.ready()
+            if let predecessor {
+                try predecessor.handOver()
+            } else {
+                try files.ready()
+            }
         } catch {
             listeners.stopListening()
             files.release()
             throw error
         }
+        for listener in listeners.all { listener.ownTakenOverSocketFile() }
         state = .ready
+        // Only now: after a binary upgrade, systemd accepts this process's messages once the old one named it main.
+        updateFileDescriptorStore(adding: started, removing: unclaimed)
         systemd.ready(status: statusText())
+        predecessor?.finish()
     }
 
     /// Runs the control loop until a stop; returns the exit status.
     func run() -> Int32 {
         while state == .ready {
-            guard waitForSignalsAndServe() else {
-                tick()
-                continue
-            }
-            for signal in signals.pending() where state == .ready {
-                if signal == SIGHUP {
-                    reload()
-                } else if signal == SIGUSR1 {
-                    logStatusBlock()
-                } else {
-                    drain(after: signal)
+            if waitForSignalsAndServe() {
+                for signal in signals.pending() where state == .ready {
+                    switch signal {
+                    case SIGHUP: reload()
+                    case SIGUSR1: logStatusBlock()
+                    case SIGUSR2: startUpgrade()
+                    default: drain(after: signal)
+                    }
                 }
             }
+            followUpgrade()
             tick()
         }
         return 0
@@ -124,6 +150,7 @@ final class Daemon {
             try ListenerPrecheck.check(next, inherited: inherited)
             let plan = ReloadPlan(desired: next.listeners, running: listeners.identities)
             let started = try listeners.apply(plan, desired: next.listeners, opener: opener, pollInterval: pollInterval)
+            updateFileDescriptorStore(adding: started, removing: plan.remove.compactMap(\.handOverName))
             desired = next
             notes += log.reload(level: next.settings.logLevel, destination: next.settings.logDestination)
             for listener in started { logger.notice("listening on \(listener.listeningText)") }
@@ -142,17 +169,125 @@ final class Daemon {
         }
     }
 
+    // MARK: - The fd store
+
+    /// `fd-store` under systemd: hands the sockets of `started` that serverd bound itself (or took over) to systemd's
+    /// fd store under their listener names (``ListenerIdentity/handOverName``), and removes the names in `removed`.
+    /// At the next start, after a restart or a crash, they come back and are taken over by name
+    /// (``HandedOverSockets``). A failure is logged; serving goes on.
+    private func updateFileDescriptorStore(adding started: [Listener], removing removed: [String]) {
+        guard desired.settings.fdStore, systemd.isConnected else { return }
+        for listener in started where !listener.inherited {
+            guard let name = listener.identity.handOverName else { continue }
+            do {
+                try systemd.store(listener.server.fileno, name: name)
+            } catch {
+                logger.warning("fd-store: \(listener.listeningText): \(error)")
+            }
+        }
+        for name in Set(removed) {
+            do {
+                try systemd.removeStored(name: name)
+            } catch {
+                logger.warning("fd-store: removing '\(name)': \(error)")
+            }
+        }
+    }
+
+    // MARK: - SIGUSR2: binary upgrade
+
+    /// SIGUSR2: starts the binary at serverd's own path with every listening socket (``BinaryUpgrade``); serving
+    /// goes on meanwhile. A second SIGUSR2 while one runs is ignored.
+    private func startUpgrade() {
+        if let upgrade {
+            logger.warning("received SIGUSR2: the upgrade to pid \(upgrade.pid) is still in progress; ignored")
+            return
+        }
+        let settings = desired.settings
+        if settings.user != nil || settings.group != nil {
+            logger.error(
+                """
+                SIGUSR2: upgrade failed: not possible with --user or --group (the new binary would start without \
+                the privileges a start needs); still serving
+                """)
+            return
+        }
+        var passed: [BinaryUpgrade.PassedSocket] = []
+        for (identity, group) in listeners.serving {
+            guard let name = identity.handOverName else { continue }
+            for listener in group {
+                let descriptors = listener.passedDescriptors
+                passed.append(.init(fd: descriptors.socket, name: name, lockDescriptor: descriptors.lock))
+            }
+        }
+        for (fd, name) in inherited.named { passed.append(.init(fd: fd, name: name)) }
+        logger.notice("received SIGUSR2: starting \(image.path) with \(passed.count) sockets")
+        do {
+            upgrade = try BinaryUpgrade.start(image, passing: passed, logger: logger)
+        } catch {
+            logger.error("SIGUSR2: upgrade failed: \(error); still serving")
+        }
+    }
+
+    /// Follows the upgrade in progress, once per pass of the control loop: when the new process is ready, the
+    /// pidfile and systemd (`MAINPID=`) name it, it is told so, and this process drains and exits 0; when it failed,
+    /// it is ended and this process serves on.
+    private func followUpgrade() {
+        guard let upgrade else { return }
+        var failure: String
+        switch upgrade.progress() {
+        case .starting:
+            return
+        case .failed(let reason):
+            failure = reason
+        case .ready:
+            do {
+                try files.handOverPidfile(to: upgrade.pid)
+                systemd.announceMainPID(upgrade.pid)
+                upgrade.complete()
+                self.upgrade = nil
+                drain(after: SIGUSR2, handingOverTo: upgrade.pid)
+                return
+            } catch {
+                failure = error.message
+            }
+        }
+        upgrade.abandon()
+        self.upgrade = nil
+        logger.error("SIGUSR2: upgrade failed: \(failure); still serving")
+    }
+
     // MARK: - ready → draining → stopped
 
     /// The graceful stop of SPEC section 3: `STOPPING=1`, listeners closed (their socket files removed), in-flight
     /// connections given `drain-timeout`, a second signal cutting it short. Then every exec process group still
     /// alive gets SIGTERM, and SIGKILL after a short grace: no process serverd started outlives it.
-    private func drain(after signal: Int32) {
+    ///
+    /// After a binary upgrade (`successor`) the listeners' socket files, their lock files and the pidfile stay for
+    /// the new process, and systemd, which follows the new main process, is not told `STOPPING=1`.
+    private func drain(after signal: Int32, handingOverTo successor: pid_t? = nil) {
         state = .draining
-        systemd.stopping()
         let drainTimeout = desired.settings.drainTimeout.seconds
-        logger.notice("received signal \(signal): stopping, draining connections for up to \(ValueSyntax.display(drainTimeout)) s")
-        listeners.stopListening()
+        let draining = "draining connections for up to \(ValueSyntax.display(drainTimeout)) s"
+        if let upgrade {
+            logger.notice("the upgrade to pid \(upgrade.pid) is called off")
+            upgrade.abandon()
+            self.upgrade = nil
+        }
+        if let successor {
+            logger.notice("SIGUSR2: pid \(successor) serves now; stopping, \(draining)")
+            listeners.handOver()
+        } else {
+            systemd.stopping()
+            logger.notice("received signal \(signal): stopping, \(draining)")
+            if desired.settings.fdStore && systemd.isConnected {
+                // The fd store keeps the sockets for a restart: their files stay too (a full stop leaves them stale,
+                // and the next start replaces them).
+                listeners.handOver()
+            } else {
+                listeners.stopListening()
+            }
+        }
         let all = listeners.everyListener
         let deadline = MonotonicClock.seconds() + drainTimeout
         var drained = false
@@ -172,7 +307,8 @@ final class Daemon {
                 logger.notice("second stop signal: closing the remaining connections")
                 break
             }
-            systemd.pingWatchdogIfDue()
+            // After a hand-over the new process is the main one: systemd would refuse (and log) this one's pings.
+            if successor == nil { systemd.pingWatchdogIfDue() }
         }
         if !drained {
             for listener in all { listener.cutShort() }
@@ -184,7 +320,8 @@ final class Daemon {
                 waitForSignalsAndChildren(timeout: 0.02)
             }
         }
-        files.release()
+        inherited.handedOver.removeLeftoverFiles(logger: logger)
+        files.release(handedOver: successor != nil)
         logger.notice("stopped")
         state = .stopped
     }
@@ -207,6 +344,10 @@ final class Daemon {
         var owners: [Listener?] = [nil]
         if execSupervisor.descriptor >= 0 {
             descriptors.append(execSupervisor.descriptor)
+            owners.append(nil)
+        }
+        for descriptor in upgrade?.descriptors ?? [] {
+            descriptors.append(descriptor)
             owners.append(nil)
         }
         var atCapacity = false
@@ -245,6 +386,7 @@ final class Daemon {
     /// Watchdog and status, once per pass of the control loop.
     private func tick() {
         guard state == .ready else { return }
+        files.takePidfileIfPending()
         if servingLoopsAreAlive() { systemd.pingWatchdogIfDue() }
         let now = MonotonicClock.seconds()
         if now - lastStatusTime >= 1 {

@@ -15,6 +15,8 @@ final class DaemonFiles {
     private var runtimeDirectory: PrivateRuntimeDirectory? { implicitListeners.privateDirectory }
     private let logger: Logger
     private var cleanup: PrivilegedCleanup?
+    /// The pidfile is the old process's until it exits (a binary upgrade started this one).
+    private var pidfilePending = false
 
     init(pidfile: String?, implicitListeners: ImplicitListeners, logger: Logger) {
         self.pidfile = pidfile.map(Pidfile.init(path:))
@@ -54,9 +56,48 @@ final class DaemonFiles {
         try pidfile?.writePID()
     }
 
+    /// A binary upgrade started this process: the old process holds the pidfile until it exits, having written this
+    /// process's pid in it; ``takePidfileIfPending()`` takes it over then.
+    func awaitPidfileFromPredecessor() {
+        if let warning = runtimeDirectory?.warning { logger.warning("\(warning)") }
+        pidfilePending = pidfile != nil
+    }
+
+    /// After a binary upgrade, once the old process let go of the pidfile: locks it (it names this process already).
+    /// Called from the control loop; quiet while the old process still holds it.
+    func takePidfileIfPending() {
+        guard pidfilePending, let pidfile else { return }
+        do {
+            try pidfile.acquire()
+            try pidfile.writePID()
+            pidfilePending = false
+        } catch where error.status == .unavailable {
+            return
+        } catch {
+            pidfilePending = false
+            logger.warning("after the binary upgrade: \(error.message)")
+        }
+    }
+
+    /// A binary upgrade: writes the new process's pid in the pidfile, which this process still holds.
+    func handOverPidfile(to pid: pid_t) throws(DaemonError) {
+        try pidfile?.writePID(pid)
+    }
+
     /// Removes the pidfile and the private runtime directory (listeners must be closed already),
     /// then lets the cleanup helper remove what this process could not, and waits for it.
-    func release() {
+    ///
+    /// After a binary upgrade (`handedOver`) nothing is removed: the pidfile names the new process, which serves the
+    /// socket files in the runtime directory; the pidfile is only unlocked.
+    func release(handedOver: Bool = false) {
+        guard !handedOver else {
+            pidfile?.relinquish()
+            cleanup?.finish()
+            cleanup = nil
+            return
+        }
+        // A stop soon after a binary upgrade: the old process may have let go of the pidfile since the last look.
+        takePidfileIfPending()
         do {
             try pidfile?.remove()
         } catch {

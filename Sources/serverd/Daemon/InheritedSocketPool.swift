@@ -8,23 +8,36 @@ import Logging
 /// so that a reload that removes a `systemd:NAME` listener and a later one that declares it again find the socket
 /// still there, and an inherited socket is never closed under systemd's feet. `systemd:NAME` takes every socket named
 /// NAME; a bare `systemd` every socket that no `systemd:NAME` of the configuration names.
+///
+/// Sockets whose fd name begins with ``HandedOverSockets/namePrefix`` are not systemd's but serverd's own listeners,
+/// passed down by the serverd before this one (a binary upgrade): they are kept apart in ``handedOver`` and taken,
+/// not duplicated, by the listener of the same identity.
 struct InheritedSocketPool: Sendable {
     private var sockets: [InheritedSocket]
+    /// serverd's own listeners, passed down by a binary upgrade.
+    let handedOver: HandedOverSockets
 
     /// Adopts what `LISTEN_PID`/`LISTEN_FDS`/`LISTEN_FDNAMES` describe (nothing when `LISTEN_PID`
     /// names another process); the variables are removed from the environment.
     /// - Throws: exit 78 naming the variable or descriptor at fault. Like every configuration
     ///   error it reports EINVAL to systemd (SPEC section 3), not the errno the library found.
-    static func adopt() throws(DaemonError) -> InheritedSocketPool {
+    /// - Parameter lockDescriptors: The locked `PATH.lock` of each passed Unix socket, by socket descriptor
+    ///   (``HandOverEnvironment``).
+    static func adopt(lockDescriptors: [Int32: Int32] = [:]) throws(DaemonError) -> InheritedSocketPool {
         do {
-            return InheritedSocketPool(sockets: Array(try InheritedSockets.adopt()))
+            let all = Array(try InheritedSockets.adopt())
+            let own = all.filter { $0.name.hasPrefix(HandedOverSockets.namePrefix) }
+            return InheritedSocketPool(
+                sockets: all.filter { !$0.name.hasPrefix(HandedOverSockets.namePrefix) },
+                handedOver: HandedOverSockets(own, lockDescriptors: lockDescriptors))
         } catch {
             throw DaemonError(.configuration, "\(error)")
         }
     }
 
-    private init(sockets: [InheritedSocket]) {
+    private init(sockets: [InheritedSocket], handedOver: HandedOverSockets) {
         self.sockets = sockets
+        self.handedOver = handedOver
     }
 
     /// Whether nothing was inherited.

@@ -24,15 +24,45 @@ final class Listener: Sendable {
     /// stream listener, whose children the control loop reaps, under a model that hands requests to workers.
     let servedByControlLoop: Bool
 
+    /// The socket file of a socket passed down by a binary upgrade, until the hand-over is done
+    /// (``ownTakenOverSocketFile()``): should this start fail before, the old process still serves it, and the file
+    /// must stay.
+    private let takenOverFile: Mutex<UnixSocketFile?>
+
     init(
         identity: ListenerIdentity, context: ListenerContext, server: any ServesListener, inherited: Bool,
-        servedByControlLoop: Bool
+        servedByControlLoop: Bool, takenOverFile: UnixSocketFile? = nil
     ) {
         self.identity = identity
         self.context = context
         self.server = server
         self.inherited = inherited
         self.servedByControlLoop = servedByControlLoop
+        self.takenOverFile = Mutex(takenOverFile)
+    }
+
+    /// Makes the socket file passed down with the socket this listener's own, to remove when it closes.
+    func ownTakenOverSocketFile() {
+        guard let file = takenOverFile.withLock({ file in defer { file = nil }; return file }) else { return }
+        server.takeOwnership(of: file)
+    }
+
+    /// What a binary upgrade passes down for this listener: its socket, and the locked `PATH.lock` of the socket
+    /// file serverd created (or took over) for it.
+    var passedDescriptors: (socket: Int32, lock: Int32?) {
+        let lock = server.createdSocketFile?.lockDescriptor ?? takenOverFile.withLock { $0?.lockDescriptor }
+        return (server.fileno, lock.flatMap { $0 >= 0 ? $0 : nil })
+    }
+
+    /// Stops taking requests and closes the socket after a binary upgrade: the socket file and its lock file stay,
+    /// the new process serves them.
+    func handOver() {
+        server.leaveSocketFile()
+        takenOverFile.withLock { file in
+            file?.relinquish()
+            file = nil
+        }
+        stopListening()
     }
 
     /// The `listening on SERVICE@ADDRESS` text: the socket's real address in canonical form.

@@ -36,6 +36,9 @@ struct ListenerOpener {
     /// Opens the listener's sockets: one, or for a bare `systemd` every unclaimed inherited socket.
     /// - Parameter reserved: The fd names that `systemd:NAME` listeners of the configuration claim.
     func open(_ declaration: ListenerDeclaration, reserved: Set<String>) throws(DaemonError) -> [Listener] {
+        if let name = declaration.identity.handOverName, let passed = inherited.handedOver.take(name) {
+            return [try takeOver(passed.socket, lockDescriptor: passed.lockDescriptor, declaration)]
+        }
         switch declaration.identity.address {
         case .bind(let address):
             do {
@@ -103,10 +106,48 @@ struct ListenerOpener {
         }
     }
 
+    /// Serves a socket serverd bound before: passed down at a binary upgrade, or given back by systemd's fd store.
+    /// For a socket it bound, the socket file (with `PATH.lock`, passed locked or locked anew) becomes this process's
+    /// to remove; an `fd:N` socket stays one serverd never removes the file of. A Unix socket whose file cannot be
+    /// taken over (gone since) is closed and its address bound anew. Closes what it was given on failure.
+    private func takeOver(_ passed: InheritedSocket, lockDescriptor: Int32?, _ declaration: ListenerDeclaration)
+        throws(DaemonError) -> Listener
+    {
+        guard case .bind(let address) = declaration.identity.address else {
+            if let lockDescriptor { close(lockDescriptor) }
+            return try adopt(passed.socket, inheritedAs: passed.fileDescriptor, declaration)
+        }
+        let subject = "\(declaration.subject): fd \(passed.fileDescriptor) (passed down)"
+        var file: UnixSocketFile?
+        if let path = passed.localAddress.path {
+            do {
+                file = try UnixSocketFile.adopt(passed.socket, path: path, lockDescriptor: lockDescriptor)
+            } catch {
+                if let lockDescriptor { close(lockDescriptor) }
+                passed.socket.close()
+                logger.warning("\(subject): cannot take the socket file over (\(error)); binding it anew")
+                do {
+                    return try listener(declaration, .bind(address))
+                } catch {
+                    throw Self.cannotServe(declaration, error)
+                }
+            }
+        }
+        do {
+            return try listener(declaration, .takeOver(passed.socket, file))
+        } catch {
+            passed.socket.close()
+            try? file?.remove()
+            throw DaemonError(.configuration, "\(subject): \(error)")
+        }
+    }
+
     /// Where a listener's socket comes from.
     private enum Origin {
         case bind(SocketAddress)
         case adopt(Socket)
+        /// A socket serverd bound before a binary upgrade, with its socket file.
+        case takeOver(Socket, UnixSocketFile?)
     }
 
     /// The listener of a declaration on a socket it binds or adopts: a stream server with the processing model, or a
@@ -121,15 +162,16 @@ struct ListenerOpener {
             server = try ServiceStreamServer(context: context, binding: address, model: processingModel(context))
         case .bind(let address):
             server = try ServiceDatagramServer(context: context, binding: address)
-        case .adopt(let socket) where socket.transport == .stream:
-            server = try ServiceStreamServer(context: context, adopting: socket, model: processingModel(context))
-        case .adopt(let socket):
-            server = try ServiceDatagramServer(context: context, adopting: socket)
+        case .adopt(let socket), .takeOver(let socket, _):
+            server = socket.transport == .stream
+                ? try ServiceStreamServer(context: context, adopting: socket, model: processingModel(context))
+                : try ServiceDatagramServer(context: context, adopting: socket)
         }
         let inherited = if case .adopt = origin { true } else { false }
+        let takenOverFile: UnixSocketFile? = if case .takeOver(_, let file) = origin { file } else { nil }
         return Listener(
             identity: declaration.identity, context: context, server: server, inherited: inherited,
-            servedByControlLoop: forks || startsProgramsOnControlLoop(server))
+            servedByControlLoop: forks || startsProgramsOnControlLoop(server), takenOverFile: takenOverFile)
     }
 
     /// Whether an exec stream listener is served from the control loop rather than a thread of its own: its loop

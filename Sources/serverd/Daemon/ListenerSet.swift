@@ -73,4 +73,10 @@ final class ListenerSet {
     func stopListening() {
         for listener in all { listener.stopListening() }
     }
+
+    /// After a binary upgrade: stops every listener taking new requests, leaving their socket files to the new
+    /// process.
+    func handOver() {
+        for listener in all { listener.handOver() }
+    }
 }

@@ -98,16 +98,20 @@ final class Pidfile {
         return pid_t(String(decoding: buffer.prefix(max(0, count)), as: UTF8.self).trimmingWhitespace())
     }
 
-    /// Writes our pid through the held descriptor (`ftruncate`, then `pwrite`): once serverd is
-    /// ready, and possibly after privileges were dropped.
-    func writePID() throws(DaemonError) {
+    /// Writes `pid` (ours, or at a binary upgrade the new process's) through the held descriptor: once serverd is
+    /// ready, possibly after privileges were dropped. The digits are written over the old content first
+    /// (`pwrite`), then the file is cut to their length (`ftruncate`): a reader never finds it empty.
+    func writePID(_ pid: pid_t = getpid()) throws(DaemonError) {
         guard descriptor >= 0 else { return }
-        let text = Array("\(getpid())\n".utf8)
-        guard ftruncate(descriptor, 0) == 0 else { throw failure("ftruncate") }
+        let text = Array("\(pid)\n".utf8)
         let fd = descriptor
         let written = text.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
         guard written == text.count else { throw failure("pwrite") }
+        guard ftruncate(descriptor, off_t(text.count)) == 0 else { throw failure("ftruncate") }
     }
+
+    /// Whether the pidfile is held.
+    var isHeld: Bool { descriptor >= 0 }
 
     private func failure(_ call: String) -> DaemonError {
         let code = errno
@@ -126,6 +130,15 @@ final class Pidfile {
             directory.close()
         }
         try directory.remove(name, ifStill: identity)
+    }
+
+    /// Unlocks and closes the pidfile without removing it: after a binary upgrade it names the new process, which
+    /// takes it over.
+    func relinquish() {
+        guard descriptor >= 0 else { return }
+        close(descriptor)
+        descriptor = -1
+        directory?.close()
     }
 }
 

@@ -1,13 +1,14 @@
 import CShims
 import Glibc
 
-/// SIGTERM, SIGINT, SIGHUP and SIGUSR1 delivered through a signalfd, so no work happens in a signal
+/// SIGTERM, SIGINT, SIGHUP, SIGUSR1 (status) and SIGUSR2 (binary upgrade) delivered through a signalfd, so no work
+/// happens in a signal
 /// handler: the signals are blocked in every thread (the mask is set before any thread starts and
 /// threads inherit it) and read from a descriptor in the control loop. SIGPIPE is ignored, so a
 /// client that vanishes only fails its own write.
 struct SignalReceiver {
     /// The signals the daemon acts on.
-    static let handled: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGUSR1]
+    static let handled: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2]
 
     /// The signalfd, readable while a signal is pending.
     let fileDescriptor: Int32

@@ -40,6 +40,26 @@ final class SystemdSession {
         _ = try? notifier.ready(status: status)
     }
 
+    /// `MAINPID=pid`: a binary upgrade hands the service over to the new process.
+    func announceMainPID(_ pid: pid_t) { _ = try? notifier.mainPID(pid) }
+
+    /// Whether systemd listens (`NOTIFY_SOCKET` is set).
+    var isConnected: Bool { notifier.isEnabled }
+
+    /// `FDSTORE=1` with `FDNAME=name` and `FDPOLL=0` (a listening socket is never dropped for POLLHUP): systemd keeps
+    /// a duplicate of `fd` and passes it back at the next start. Silently dropped by a unit without
+    /// `FileDescriptorStoreMax=`.
+    /// - Throws: ``SocketError`` for `sd_pid_notify_with_fds`.
+    func store(_ fd: Int32, name: String) throws(SocketError) {
+        try notifier.storeDescriptors([fd], name: name, poll: false)
+    }
+
+    /// `FDSTOREREMOVE=1` with `FDNAME=name`.
+    /// - Throws: ``SocketError`` for `sd_notify`.
+    func removeStored(name: String) throws(SocketError) {
+        try notifier.removeStoredDescriptors(name: name)
+    }
+
     /// `STATUS=`.
     func status(_ text: String) { _ = try? notifier.status(text) }
 

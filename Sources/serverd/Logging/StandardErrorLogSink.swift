@@ -14,10 +14,11 @@ struct StandardErrorLogSink: LogSink {
     /// The journal's native socket, when stderr is the journal's stream and journald listens.
     let journal: JournalSocket?
 
-    /// Creates the sink, checking `JOURNAL_STREAM` against stderr.
-    init() {
+    /// Creates the sink, checking `JOURNAL_STREAM` against `finalStandardError`: stderr, or during a binary upgrade
+    /// the old process's stderr, which becomes this one's once the hand-over is done.
+    init(finalStandardError: Int32 = STDERR_FILENO) {
         let stream = getenv("JOURNAL_STREAM").map { String(cString: $0) }
-        isJournal = StandardErrorLogSink.isJournalStream(stream, descriptor: STDERR_FILENO)
+        isJournal = StandardErrorLogSink.isJournalStream(stream, descriptor: finalStandardError)
         journal = isJournal ? JournalSocket() : nil
     }
 

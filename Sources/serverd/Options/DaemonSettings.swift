@@ -9,6 +9,8 @@ struct DaemonSettings: Equatable, Sendable {
     var drainTimeout = Duration.zero
     /// `daemon`: detach once serving.
     var daemonize = false
+    /// `fd-store`: hand the sockets serverd binds to systemd's fd store, and leave their files at stop.
+    var fdStore = false
     /// `pidfile`: where to write the PID once ready; `nil` for none.
     var pidfile: String?
     /// `user`: the user to switch to after binding; `nil` to stay.

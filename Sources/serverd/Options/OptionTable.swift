@@ -46,6 +46,11 @@ enum OptionTable {
             help: "Detach (SysV style) once serving; logs go to syslog unless --log-file is given.",
             field: .daemon { $0.daemonize = $1.flag }),
         Option(
+            name: "fd-store", kind: .flag, scope: .daemon, reload: .atRestart, defaultValue: nil, defaultText: "off",
+            help: "Under systemd, hand every socket serverd binds to the fd store (FileDescriptorStoreMax=) so that it"
+                + " survives a restart or crash; socket files then stay at stop.",
+            field: .daemon { $0.fdStore = $1.flag }),
+        Option(
             name: "pidfile", kind: .path, scope: .daemon, reload: .atRestart, defaultValue: nil, defaultText: "none",
             help: "Write the PID here once ready; refuse to start if a live process holds it; remove it on exit.",
             field: .daemon { $0.pidfile = $1.text }),

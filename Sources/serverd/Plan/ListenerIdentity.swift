@@ -26,4 +26,13 @@ struct ListenerIdentity: Hashable, Sendable, CustomStringConvertible {
         guard let service else { return "\(address)" }
         return "\(service.rawValue)@\(address)" + (ordinal == 0 ? "" : " (#\(ordinal + 1))")
     }
+
+    /// The fd name this listener's socket is passed down under at a binary upgrade (and found again by), for a socket
+    /// serverd bound itself or took as `fd:N`: ``HandedOverSockets/namePrefix`` and the identity's text, encoded as
+    /// systemd wants fd names (``FileDescriptorName``). `nil` for `systemd:NAME` and `systemd`, whose sockets are
+    /// passed down under systemd's own names.
+    var handOverName: String? {
+        if case .systemd = address { return nil }
+        return FileDescriptorName.encoding(description, prefix: HandedOverSockets.namePrefix)
+    }
 }

@@ -22,6 +22,7 @@ enum ListenerPrecheck {
             case .bind(let address):
                 try checkBound(listener, address, createdDirectory: createdDirectory, ports: &ports)
             case .descriptor(let fd):
+                if let name = listener.identity.handOverName, inherited.handedOver.passed(name) { break }
                 var status = stat()
                 guard fstat(fd, &status) == 0, status.st_mode & S_IFMT == S_IFSOCK else {
                     throw DaemonError(.configuration, "\(listener.subject): fd \(fd) is not an open socket")

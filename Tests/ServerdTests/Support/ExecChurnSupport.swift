@@ -228,7 +228,7 @@ func signalNumbers(inMask hex: String) -> Set<Int32> {
 private typealias PrctlFunction = @convention(c) (Int32, UInt, UInt, UInt, UInt) -> Int32
 private let PR_SET_CHILD_SUBREAPER: Int32 = 36
 
-private func setChildSubreaper(_ on: Bool) -> Bool {
+func setChildSubreaper(_ on: Bool) -> Bool {
     guard let handle = dlopen(nil, RTLD_NOW), let symbol = dlsym(handle, "prctl") else { return false }
     let prctl = unsafeBitCast(symbol, to: PrctlFunction.self)
     return prctl(PR_SET_CHILD_SUBREAPER, on ? 1 : 0, 0, 0, 0) == 0

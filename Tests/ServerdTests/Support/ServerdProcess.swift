@@ -41,10 +41,11 @@ final class ServerdProcess {
         return ["--model", model] + arguments
     }
 
-    /// Starts `serverd ARGUMENTS` (or `launcher… serverd ARGUMENTS` when `launcher` is given).
+    /// Starts `serverd ARGUMENTS` (or `launcher… serverd ARGUMENTS` when `launcher` is given); `binary` is another
+    /// copy of serverd to run.
     init(
         _ arguments: [String], directory: TemporaryDirectory? = nil, environment: [String: String] = [:],
-        removingEnvironment: [String] = [], launcher: [String] = []
+        removingEnvironment: [String] = [], launcher: [String] = [], binary: String = ServerdProcess.binaryPath
     ) throws {
         self.directory = try directory ?? TemporaryDirectory()
         stderrPath = self.directory.path("stderr.log")
@@ -53,11 +54,11 @@ final class ServerdProcess {
         _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
         let arguments = Self.withTestModel(arguments)
         if launcher.isEmpty {
-            process.executableURL = URL(fileURLWithPath: Self.binaryPath)
+            process.executableURL = URL(fileURLWithPath: binary)
             process.arguments = arguments
         } else {
             process.executableURL = URL(fileURLWithPath: launcher[0])
-            process.arguments = Array(launcher.dropFirst()) + [Self.binaryPath] + arguments
+            process.arguments = Array(launcher.dropFirst()) + [binary] + arguments
         }
         var env = ProcessInfo.processInfo.environment
         for name in ["NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM"] + removingEnvironment {

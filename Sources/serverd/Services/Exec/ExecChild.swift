@@ -32,6 +32,12 @@ struct ExecChild: Sendable {
     /// Once reaped: the slot of ``ExecProcessGroups`` that listed its process group, -1 if none.
     var groupSlot: Int32 { cshims_spawn_group_slot(record.pointer) }
 
+    /// Started `detached`, once reaped: the pid of the grandchild that runs the program, `nil` if none was forked.
+    var detachedPID: pid_t? {
+        let pid = cshims_spawn_detached_pid(record.pointer)
+        return pid > 0 ? pid : nil
+    }
+
     /// Frees the record, once the child has been reaped and nothing reads it any more.
     func freeRecord() {
         cshims_spawn_record_free(record.pointer)
@@ -46,9 +52,13 @@ struct ExecChild: Sendable {
     /// ``DescriptorWaiters`` says that waiting can help, given `connectionsInFlight` (`waiting` is told when the wait
     /// begins; `pause` is how the wait passes its time): the connection is accepted already, and is not to be lost to a
     /// passing burst.
+    ///
+    /// `detached`: the program runs in a grandchild outside ``ExecProcessGroups``, whose parent becomes the service
+    /// manager (or the nearest subreaper) once this child exited, which it does as soon as the program runs
+    /// (``detachedPID``; ``failure`` says why it did not).
     static func start(
         _ program: [String], environment: ChildEnvironment, descriptors: [Int32], identity: ExecIdentity,
-        groups: ExecProcessGroups, listenPIDSlot: Int? = nil, connectionsInFlight: () -> Int,
+        groups: ExecProcessGroups, listenPIDSlot: Int? = nil, detached: Bool = false, connectionsInFlight: () -> Int,
         waiting: (SocketError) -> Void, pause: (Double) -> Void
     ) throws(SocketError) -> ExecChild {
         guard let table = groups.table else { throw SocketError("mmap", errno: groups.creationErrno) }
@@ -58,7 +68,7 @@ struct ExecChild: Sendable {
         defer { if let ticket { DescriptorWaiters.leave(ticket) } }
         while true {
             do {
-                return try attempt(program, environment, descriptors, identity, table, listenPIDSlot)
+                return try attempt(program, environment, descriptors, identity, table, listenPIDSlot, detached)
             } catch {
                 let shortage = error.errno == EMFILE || error.errno == ENFILE
                 guard shortage, MonotonicClock.seconds() < deadline else { throw error }
@@ -74,7 +84,7 @@ struct ExecChild: Sendable {
 
     private static func attempt(
         _ program: [String], _ environment: ChildEnvironment, _ descriptors: [Int32], _ identity: ExecIdentity,
-        _ table: OpaquePointer, _ listenPIDSlot: Int?
+        _ table: OpaquePointer, _ listenPIDSlot: Int?, _ detached: Bool
     ) throws(SocketError) -> ExecChild {
         var errorPipe: [Int32] = [-1, -1]
         guard cshims_stderr_pipe(&errorPipe) == 0 else { throw SocketError("pipe", errno: errno) }
@@ -110,7 +120,7 @@ struct ExecChild: Sendable {
                                     set_ids: credentials == nil ? 0 : 1, set_uid: credentials?.uid == nil ? 0 : 1,
                                     uid: credentials?.uid ?? 0, gid: credentials?.gid ?? 0,
                                     groups_list: groupList.baseAddress, group_count: Int32(groupList.count),
-                                    umask: identity.umask.map { Int32($0) } ?? -1)
+                                    umask: identity.umask.map { Int32($0) } ?? -1, detach: detached ? 1 : 0)
                                 let record = cshims_spawn(&request, &pid, &pidfd)
                                 return (record, cshims_errno())
                             }

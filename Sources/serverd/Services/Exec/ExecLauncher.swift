@@ -126,7 +126,9 @@ final class ExecLauncher: Sendable {
         logger.debug("\(label): started \(program[0]) as pid \(pid) for \(client)")
         supervisor.watch(child, line: Self.logLine(label: label, pid: pid, logger: logger)) { [self] child, status in
             inFlight.groups.release(child)
-            Self.logEnd(status, failure: child.failure, of: program[0], pid: pid, client: client, label: label, logger: logger)
+            Self.logEnd(
+                status, failure: child.failure, of: program[0], pid: pid, client: client, label: label, logger: logger,
+                connectionLineFollows: record != nil)
             let ran = child.failure == 0 ? status : nil
             record?.ended(status: ran, after: MonotonicClock.seconds() - started, logger: logger)
             try? connection.shutdown(Int32(SHUT_WR))
@@ -147,11 +149,12 @@ final class ExecLauncher: Sendable {
         }
     }
 
-    /// Logs how a child ended (`status` from waitpid): exit status 0 at info, anything else as a warning, and a
-    /// `failure` (the errno that kept it from running the program) as an error, once.
+    /// Logs how a child ended (`status` from waitpid): exit status 0 at info (at debug when the connection's line,
+    /// which carries the status, follows), anything else as a warning, and a `failure` (the errno that kept it from
+    /// running the program) as an error, once.
     static func logEnd(
         _ status: Int32, failure: Int32, of program: String, pid: pid_t, client: SocketAddress?, label: String,
-        logger: Logger
+        logger: Logger, connectionLineFollows: Bool = false
     ) {
         if failure != 0 {
             let served = client.map { " for \($0)" } ?? ""
@@ -165,6 +168,7 @@ final class ExecLauncher: Sendable {
             return
         }
         let code = (status >> 8) & 0xff
-        logger.log(level: code == 0 ? .info : .warning, "\(label): \(program) (pid \(pid))\(served) exited with status \(code)")
+        let level: Logger.Level = code != 0 ? .warning : connectionLineFollows ? .debug : .info
+        logger.log(level: level, "\(label): \(program) (pid \(pid))\(served) exited with status \(code)")
     }
 }

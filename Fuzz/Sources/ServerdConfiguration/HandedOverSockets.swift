@@ -1,0 +1,1 @@
+../../../Sources/serverd/Daemon/HandedOverSockets.swift
