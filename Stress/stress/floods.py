@@ -13,7 +13,7 @@ import time
 from .clients import baseline_of, connect, echo_exchange, receive_all, receive_line, stamp_exchange
 from .harness import ALL_MODELS, FIGURES, check, fault, wait_until
 
-@fault("emfile", ["threading", "event"],
+@fault("emfile", ["threading"],
        "RLIMIT_NOFILE 64 and 3x more clients than descriptors on stamp, Unix echo and exec listeners: "
        "accept backs off (CPU stays low, no crash, listeners kept), an exec connection accepted without "
        "descriptors for its child waits for them (logged, at most 5 s) instead of being dropped, and every "
