@@ -46,7 +46,7 @@ enum FuzzChecks {
                 if text.isEmpty { return "\(name) is empty" }
             case (.program, .words(let words)):
                 if words.first?.isEmpty ?? true { return "\(name) \(words) names no program" }
-            case (.flag, .flag), (.model, .model), (.logLevel, .logLevel):
+            case (.flag, .flag), (.onOff, .flag), (.model, .model), (.logLevel, .logLevel), (.logFormat, .logFormat):
                 break
             default:
                 return "\(name): a \(value) for an option of kind \(option.kind)"
