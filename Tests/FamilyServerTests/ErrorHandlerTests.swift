@@ -70,7 +70,7 @@ final class ErrorHandlerTests: FamilyServerTestCase {
 
     /// After a handled error the server goes on serving, in every model.
     func testServerKeepsServingAfterAnError() throws {
-        for model in TestModel.allCases {
+        for model in TestModel.inThisRun {
             let log = LogFile(path: path("log-\(model)"))
             let server = try ErrorTestServer(address: address(.unixPath, .stream), handler: BadHandler.self, model: model.make())
             server.log = log

@@ -131,7 +131,7 @@ final class MiscTests: FamilyServerTestCase {
     }
 
     func testShutdownRequestCalledIfVerifyRequestFalseInEveryModel() throws {
-        for model in TestModel.allCases {
+        for model in TestModel.inThisRun {
             let server = try RejectingStreamServer(address: address(.unixPath, .stream), handler: NeverHandler.self, model: model.make())
             try runServer(server) { address in
                 // Nothing sent: a connection closed with unread data is reset rather than ended.
@@ -153,7 +153,7 @@ final class MiscTests: FamilyServerTestCase {
 
     /// `shutdownRequest` runs exactly once for every served request, whichever model serves it.
     func testShutdownRequestCalledOncePerServedRequest() throws {
-        for model in TestModel.allCases {
+        for model in TestModel.inThisRun {
             let log = LogFile(path: path("log-\(model)"))
             let server = try CountingServer(address: address(.ipv4, .stream), handler: StreamEchoHandler.self, model: model.make())
             server.log = log

@@ -66,7 +66,7 @@ final class ShutdownTests: FamilyServerTestCase {
     /// The loop sleeps in poll with the wake-up descriptor: a 10 s poll interval does not delay
     /// shutdown (generous bound: 5 s).
     func testServeForeverReturnsPromptlyAfterShutdown() throws {
-        for model in TestModel.allCases {
+        for model in TestModel.inThisRun {
             let server = try StreamServer(address: address(.unixPath, .stream), handler: StreamEchoHandler.self, model: model.make())
             defer { server.serverClose() }
             // After the client's round trip the loop is running and idle again.

@@ -259,6 +259,14 @@ enum TestFamily: String, CaseIterable, Sendable {
 enum TestModel: String, CaseIterable, Sendable {
     case serial, threading, forking
 
+    /// The models a test that runs every model runs: all of them, but under ThreadSanitizer
+    /// (`FAMILYSERVER_TEST_NO_FORK=1`, set by Stress/sanitized-test.sh) not forking. A fork from this test
+    /// process, whose other threads run the client, can leave the child waiting for ever on a lock one of them
+    /// held (seen under TSan: Swift's metadata once-lock); the daemon forks only while single-threaded.
+    static var inThisRun: [TestModel] {
+        ProcessInfo.processInfo.environment["FAMILYSERVER_TEST_NO_FORK"] == "1" ? [.serial, .threading] : allCases
+    }
+
     /// A fresh model of this kind.
     func make() -> ProcessingModel {
         switch self {
