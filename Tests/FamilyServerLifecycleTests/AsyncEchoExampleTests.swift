@@ -41,7 +41,8 @@ final class AsyncEchoExampleTests: XCTestCase {
 
     func testTheReadmeShowsTheExampleSource() throws {
         let source = try exampleSource()
-        XCTAssertEqual(try swiftBlocks("README.md"), [source], "README's Swift block is Examples/AsyncEcho/main.swift, as it is")
+        let blocks = try swiftBlocks("README.md")
+        XCTAssertTrue(blocks.contains(source), "one of README's Swift blocks is Examples/AsyncEcho/main.swift, as it is")
         XCTAssertLessThanOrEqual(source.split(separator: "\n").count, 13, "a short example")
     }
 
