@@ -20,13 +20,13 @@ public final class EventConnection {
     /// Seconds without a byte read or written after which the connection is closed (``EventCloseReason/idle``);
     /// `nil` for none.
     public var idleTimeout: Double? {
-        didSet { reactor?.scheduleDeadline(of: self) }
+        didSet { reactor.scheduleDeadline(of: self) }
     }
 
     /// A time (``MonotonicClock/seconds()``) at which the handler's ``StreamEventHandler/deadlineReached(on:)`` is
     /// called, then cleared; `nil` for none. For a request that must be complete by then, or a rate to check.
     public var deadline: Double? {
-        didSet { reactor?.scheduleDeadline(of: self) }
+        didSet { reactor.scheduleDeadline(of: self) }
     }
 
     /// While more than this many bytes of output wait for the client, the connection is not read: a client that sends
@@ -50,7 +50,10 @@ public final class EventConnection {
     let token: UInt64
     let request: Request
     let model: EventModel
-    weak var reactor: EventReactor?
+    /// Strong, not weak: the reactor drops the connection from its table when it closes, so no cycle outlives it
+    /// (and a weak reference's side table on a reactor that lives until exit is a leak to LeakSanitizer, which cannot
+    /// follow the encoded pointer to it).
+    let reactor: EventReactor
     var handler: (any StreamEventHandler)?
     var output: [UInt8] = []
     var outputSent = 0

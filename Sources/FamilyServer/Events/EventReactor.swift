@@ -270,7 +270,6 @@ final class EventReactor: @unchecked Sendable {
         load.subtract(1, ordering: .relaxed)
         let server = connection.server
         if connection.socket.fileDescriptor >= 0 { try? poll.remove(connection.socket.fileDescriptor) }
-        connection.reactor = nil
         connection.closeRequested = true
         let handler = connection.handler
         connection.handler = nil
