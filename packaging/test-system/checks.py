@@ -805,8 +805,10 @@ def c_upgrade(deb):
 
 
 def listeners_on(port):
+    """The sockets on `port`, but TIME-WAIT ones: those are the kernel's remnants of connections the load just
+    closed (they last a minute), owned by no process."""
     out = run(["ss", "-H", "-a", "-n", "-t", "-u", f"sport = :{port}"], ok=False).stdout
-    return [l for l in out.splitlines() if l.strip()]
+    return [l for l in out.splitlines() if l.strip() and "TIME-WAIT" not in l.split()[:2]]
 
 
 # A name of serverd's: "serverd" not preceded by a letter or digit (serverd.service, serverd-echo.socket,
