@@ -405,10 +405,14 @@ CHILD_CODE static int run_child(struct cshims_spawn_record *r) {
     if (r->umask >= 0) {
         (void)RAW1(SYS_umask, r->umask);
     }
-    /* Every source above the targets first, so that no dup3 below can clobber one. */
+    /* A source among the targets is moved above them first, so that no dup3 below can clobber it.
+       Only those: a move takes a free descriptor, which a serverd short of descriptors may not
+       have (the child's table is a copy of serverd's), and the sources usually lie above. */
     int moved[CSHIMS_SPAWN_MAX_DESCRIPTORS];
     for (int i = 0; i < r->count; i++) {
-        if ((result = RAW3(SYS_fcntl, r->descriptors[i], F_DUPFD, r->count)) < 0) return (int)-result;
+        moved[i] = r->descriptors[i];
+        if (moved[i] >= r->count) continue;
+        if ((result = RAW3(SYS_fcntl, moved[i], F_DUPFD, r->count)) < 0) return (int)-result;
         moved[i] = (int)result;
     }
     for (int i = 0; i < r->count; i++) {
