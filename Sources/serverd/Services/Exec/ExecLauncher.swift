@@ -16,10 +16,10 @@ final class ExecLauncher: Sendable {
     /// Children not reaped yet, and starts waiting for a client's name.
     private let running = Atomic<Int>(0)
     /// The connections of each client address in flight, for `TCPCONNNUM`.
-    private let perAddress = Mutex<[IPAddress: Int]>([:])
+    private let perAddress = ConditionLock<[IPAddress: Int]>([:])
     /// Whether programs may still start: cleared when the listener closes, so that a start that waited for a
     /// client's name never comes after the stop that ended every child.
-    private let starting = Mutex(true)
+    private let starting = ConditionLock(true)
 
     init(context: ListenerContext) {
         self.context = context
