@@ -164,6 +164,37 @@ ssize_t cshims_send_with_fds(int fd, const void *buf, size_t len,
     return sendmsg(fd, &msg, MSG_NOSIGNAL);
 }
 
+ssize_t cshims_recv_with_fd(int fd, void *buf, size_t len, int flags, int *received_fd) {
+    struct iovec iov = { .iov_base = buf, .iov_len = len };
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * 4)];
+        struct cmsghdr align;
+    } control;
+    struct msghdr msg;
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof(control.buf);
+    *received_fd = -1;
+    ssize_t n = recvmsg(fd, &msg, flags | MSG_CMSG_CLOEXEC);
+    if (n < 0) return n;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; i++) {
+            int passed;
+            memcpy(&passed, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+            if (*received_fd < 0) {
+                *received_fd = passed;
+            } else {
+                close(passed);
+            }
+        }
+    }
+    return n;
+}
+
 int cshims_errno(void) {
     return errno;
 }

@@ -62,6 +62,11 @@ ssize_t cshims_send_with_fds(int fd, const void *buf, size_t len,
                              const struct sockaddr *addr, socklen_t addrlen,
                              const int *fds, int nfds);
 
+/// recvmsg(2) of one message that may carry SCM_RIGHTS descriptors: the first is stored in *received_fd
+/// (close-on-exec), any others are closed; *received_fd is -1 when none came. Returns the byte count
+/// (0 at end of file) or -1 with errno.
+ssize_t cshims_recv_with_fd(int fd, void *buf, size_t len, int flags, int *received_fd);
+
 /// errno's current value, read in C so that no Swift runtime call can clobber it first.
 int cshims_errno(void);
 

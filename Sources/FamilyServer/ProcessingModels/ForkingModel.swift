@@ -2,12 +2,26 @@ import CShims
 import Glibc
 import Synchronization
 
-/// Runs each request in a child process of its own (Python's `ForkingMixIn`).
+/// Runs each request in a child process of its own (Python's `ForkingMixIn`), or in one of a pool
+/// of pre-forked workers.
 ///
 /// The child serves the request and exits (0, or 1 if the handler threw); the parent closes its
 /// copy of the connection and reaps children on every pass of the serve loop. Only children this
 /// model forked are waited for, never other children of the process. A child that dies by a
 /// signal or exits non-zero is logged.
+///
+/// With ``preforkedWorkers`` above 0, a stream connection goes first to an idle worker of a pool
+/// of that many (``PreforkedWorkerPool``): a child forked once, on the serving thread, that serves
+/// connection after connection passed to it over a socketpair (SCM_RIGHTS), and reports each one's
+/// end, whereupon the serving process calls ``BaseServer/endRequest(_:clientAddress:)``. Workers
+/// are forked as requests need them. With no worker idle and the pool full, the connection gets a
+/// child of its own as without a pool, so ``maxChildren`` counts busy workers and children
+/// together and a slow client never holds the pool up. A worker that dies is noticed on the next
+/// pass of the serve loop (its channel hangs up), its request counted as ended, and a fresh one is
+/// forked when needed. A worker keeps the state of the process it was forked from, and what one
+/// connection left in its memory the next one finds: ``retireWorkers(server:)`` replaces them
+/// after a change of configuration; a program that wants a fresh process per connection leaves
+/// the pool off.
 public final class ForkingModel: ProcessingModel {
     /// The most children at once; at that count the serve loop takes no new request. May be
     /// changed while serving.
@@ -21,6 +35,8 @@ public final class ForkingModel: ProcessingModel {
     public let terminateWorker: @Sendable (pid_t) -> Void
     /// Wait for every child on close (else they are reaped if already done and left to finish).
     public let blockOnClose: Bool
+    /// The most pre-forked workers at once; 0 forks a child for every request.
+    public var preforkedWorkers: Int { pool?.size ?? 0 }
 
     private struct Child: Sendable {
         var request: Request
@@ -29,26 +45,30 @@ public final class ForkingModel: ProcessingModel {
 
     private let children = ConditionLock<[pid_t: Child]>([:])
     private let limit: Atomic<Int>
+    private let pool: PreforkedWorkerPool?
 
     /// Creates a forking model.
     /// - Parameters:
-    ///   - maxChildren: The most children at once.
+    ///   - maxChildren: The most children at once, busy pre-forked workers included.
+    ///   - preforkedWorkers: The size of the pool of pre-forked workers that serve stream
+    ///     connection after connection; 0 (the default) forks a child for every request.
     ///   - blockOnClose: Whether closing the server waits for every child.
-    ///   - workerSetup: Runs first in every child: a program with several servers closes the other
+    ///   - workerSetup: Runs first in every child and pre-forked worker: a program with several servers closes the other
     ///     servers' sockets there, which the child must not keep open.
     ///   - terminateWorker: How ``cutShort(server:)`` ends one child; SIGTERM by default. A program
     ///     whose workers start programs of their own ends those too.
     public init(
-        maxChildren: Int = 40, blockOnClose: Bool = true, workerSetup: (@Sendable () -> Void)? = nil,
+        maxChildren: Int = 40, preforkedWorkers: Int = 0, blockOnClose: Bool = true, workerSetup: (@Sendable () -> Void)? = nil,
         terminateWorker: @escaping @Sendable (pid_t) -> Void = { kill($0, SIGTERM) }
     ) {
         self.workerSetup = workerSetup
         self.terminateWorker = terminateWorker
         self.limit = Atomic(maxChildren)
         self.blockOnClose = blockOnClose
+        self.pool = preforkedWorkers > 0 ? PreforkedWorkerPool(size: preforkedWorkers) : nil
     }
 
-    public var activeRequests: Int { children.withLock { $0.count } }
+    public var activeRequests: Int { children.withLock { $0.count } + (pool?.busyCount ?? 0) }
     public var capacity: Int? {
         get { maxChildren }
         set { maxChildren = newValue ?? Int.max }
@@ -56,10 +76,19 @@ public final class ForkingModel: ProcessingModel {
     public var forksWorkers: Bool { true }
     public var runsRequestsOnServingThread: Bool { false }
 
-    /// The process ids of the children still running (or not yet reaped).
-    public var activeChildren: Set<pid_t> { children.withLock { Set($0.keys) } }
+    /// The process ids of the children still running (or not yet reaped) and of the pre-forked
+    /// workers serving a request now.
+    public var activeChildren: Set<pid_t> { children.withLock { Set($0.keys) }.union(pool?.busyWorkers ?? []) }
+
+    /// The process ids of every pre-forked worker not reaped yet, idle, busy or leaving.
+    public var preforkedWorkerProcesses: Set<pid_t> { pool?.allWorkers ?? [] }
 
     public func process(_ request: Request, clientAddress: SocketAddress, server: BaseServer) throws {
+        if let pool, try pool.serve(request, clientAddress: clientAddress, server: server, setup: workerSetup) {
+            server.closeRequest(request)
+            return
+        }
+        let poolChannels = pool?.channelDescriptors ?? []
         let pid = cshims_fork()
         if pid < 0 {
             throw SocketError("fork", errno: errno, subject: clientAddress.description)
@@ -68,6 +97,7 @@ public final class ForkingModel: ProcessingModel {
             // The child: default signal handling, no listener of its own, one request, then out.
             cshims_reset_signals()
             if request.connection != nil { server.socket.close() }
+            for fd in poolChannels { Glibc.close(fd) }
             workerSetup?()
             let succeeded = server.runRequest(request, clientAddress: clientAddress)
             server.wake()
@@ -79,19 +109,46 @@ public final class ForkingModel: ProcessingModel {
 
     public func collect(server: BaseServer) {
         reap(server: server, blocking: false)
+        if let pool { account(pool.collect(), server: server) }
     }
 
+    /// Retires the pre-forked workers (idle ones exit, busy ones after their request) and, if
+    /// configured, waits for every child and busy worker.
     public func close(server: BaseServer) {
+        pool?.retire()
         reap(server: server, blocking: blockOnClose)
+        guard let pool else { return }
+        if blockOnClose {
+            pool.waitForBusyWorkers { account($0, server: server) }
+            for (pid, status) in pool.reap(blocking: true) { report(pid: pid, status: status, server: server) }
+        } else {
+            account(pool.collect(), server: server)
+        }
     }
 
-    /// Ends every child with ``terminateWorker``; they are reaped as usual.
+    /// Ends every child and busy pre-forked worker with ``terminateWorker``; they are reaped as
+    /// usual.
     public func cutShort(server: BaseServer) {
         for pid in activeChildren { terminateWorker(pid) }
     }
 
+    /// Makes the pre-forked workers, which hold the process's state from when they were forked,
+    /// leave (idle ones now, busy ones after their request); the next requests get workers forked
+    /// anew.
+    public func retireWorkers(server: BaseServer) {
+        guard let pool else { return }
+        pool.retire()
+        account(pool.collect(), server: server)
+    }
+
+    /// Ends the requests a collect of the pool found over, and reports the workers it reaped.
+    private func account(_ collected: PreforkedWorkerPool.Collected, server: BaseServer) {
+        for (pid, status) in collected.exited { report(pid: pid, status: status, server: server) }
+        for (request, clientAddress) in collected.ended { server.endRequest(request, clientAddress: clientAddress) }
+    }
+
     private func reap(server: BaseServer, blocking: Bool) {
-        for pid in activeChildren {
+        for pid in children.withLock({ Array($0.keys) }) {
             var status: Int32 = 0
             var result: pid_t
             repeat {

@@ -39,4 +39,15 @@ public protocol ProcessingModel: AnyObject, Sendable {
     /// time): the forking model terminates its workers; models whose requests run in this process
     /// leave it to the server, which shuts their connections down.
     func cutShort(server: BaseServer)
+
+    /// Replaces the workers that serve request after request and hold the process's state from
+    /// when they were started (the forking model's pre-forked workers) after that state changed, a
+    /// new configuration say: idle ones leave now, busy ones after their request. Models without
+    /// such workers do nothing (the default).
+    func retireWorkers(server: BaseServer)
+}
+
+extension ProcessingModel {
+    /// Does nothing: the model has no workers that outlive a request.
+    public func retireWorkers(server: BaseServer) {}
 }
