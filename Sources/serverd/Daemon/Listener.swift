@@ -85,11 +85,13 @@ final class Listener: Sendable {
 
     /// Applies a reloaded declaration of the same identity: new connections get its policy, the connection limit
     /// and the reply rate change at once, a changed socket mode is set on the socket file serverd created. Open
-    /// connections keep what they started with.
+    /// connections keep what they started with. Workers that serve connection after connection (the forking model's
+    /// pre-forked ones), which hold the configuration they were forked with, are replaced.
     func update(_ declaration: ListenerDeclaration, logger: Logger) {
         let old = context.policy
         context.update(declaration)
         server.apply(declaration.policy)
+        server.processingModel.retireWorkers(server: server)
         if declaration.policy.socketMode != old.socketMode, let mode = declaration.policy.socketMode,
             let file = server.createdSocketFile
         {

@@ -8,6 +8,8 @@ import Logging
 struct ListenerOpener {
     /// The processing model of stream listeners.
     let model: ModelName
+    /// The forking model's pre-forked workers per stream listener.
+    let prefork: Int
     /// The event model's reactors, which every stream listener shares; `nil` under the other models.
     let reactors: EventReactors?
     /// Where listeners log.
@@ -19,6 +21,7 @@ struct ListenerOpener {
     /// per CPU).
     init(settings: DaemonSettings, logger: Logger, inherited: InheritedSocketPool) throws(DaemonError) {
         self.model = settings.model
+        self.prefork = settings.prefork
         self.logger = logger
         self.inherited = inherited
         guard settings.model == .event else {
@@ -194,7 +197,8 @@ struct ListenerOpener {
         case .threading: return ThreadingModel(blockOnClose: false, maxThreads: policy.maxConnections)
         case .forking:
             return ForkingModel(
-                maxChildren: policy.maxConnections, blockOnClose: false, workerSetup: ForkedWorker.closeInheritedListeners)
+                maxChildren: policy.maxConnections, preforkedWorkers: prefork, blockOnClose: false,
+                workerSetup: ForkedWorker.closeInheritedListeners)
         case .event:
             return EventModel(reactors: reactors!, capacity: policy.maxConnections, blockOnClose: false) { _ in
                 ServiceEventHandler.make(for: context)

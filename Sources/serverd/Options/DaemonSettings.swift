@@ -5,6 +5,8 @@ struct DaemonSettings: Equatable, Sendable {
     var model = ModelName.threading
     /// `workers`: the event model's reactor threads; `nil` for one per CPU.
     var workers: Int?
+    /// `prefork`: the forking model's pre-forked workers per stream listener; 0 forks a child per connection.
+    var prefork = 0
     /// `drain-timeout`: how long in-flight connections may take to finish on stop.
     var drainTimeout = Duration.zero
     /// `daemon`: detach once serving.

@@ -24,6 +24,8 @@ enum OptionRange {
     static let sourcePrefixV6: ClosedRange<Int> = 1...128
     /// `workers`: the event model's reactor threads.
     static let workers: ClosedRange<Int> = 1...256
+    /// `prefork`: the forking model's pre-forked workers per stream listener, 0 for none.
+    static let prefork: ClosedRange<Int> = 0...256
     /// `wait-start-limit`: starts of a wait-mode program within 10 s before the listener pauses.
     static let waitStartLimit: ClosedRange<Int> = 1...1000
     /// `rlimit-nofile`: open descriptors (the kernel's `fs.nr_open` default is the most a limit can be).

@@ -36,6 +36,14 @@ enum OptionTable {
                 + "an epoll set of its own; the stream listeners share them. Other models ignore it.",
             field: .daemon { $0.workers = $1.integer }),
         Option(
+            name: "prefork", kind: .integer(OptionRange.prefork), scope: .daemon, reload: .atRestart,
+            defaultValue: .integer(0), defaultText: "",
+            help: "The forking model's pre-forked workers per stream listener, N from "
+                + "\(OptionRange.text(OptionRange.prefork)): each serves connection after connection passed to it, "
+                + "beyond them a connection gets a child of its own; SIGHUP replaces them. 0 forks a child per "
+                + "connection. Only with --model forking.",
+            field: .daemon { $0.prefork = $1.integer }),
+        Option(
             name: "drain-timeout", kind: .seconds, scope: .daemon, reload: .applies, defaultValue: .duration(.seconds(10)),
             defaultText: "",
             help: "On stop, how long in-flight connections may take to finish, \(OptionRange.secondsText) seconds, "

@@ -60,6 +60,12 @@ struct DesiredState: Equatable, Sendable {
                 "\(resolving.subject): resolve looks names up on a thread of its own, which the forking model (kept "
                     + "single-threaded for its forks) does not allow: use --model threading or serial")
         }
+        if state.settings.model != .forking, state.settings.prefork > 0 {
+            throw DaemonError(
+                invocation.options["prefork"] != nil ? .usage : .configuration,
+                "prefork \(state.settings.prefork): only the forking model pre-forks workers, not the "
+                    + "\(state.settings.model.rawValue) model: use --model forking, or prefork 0")
+        }
         return state
     }
 
