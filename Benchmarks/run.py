@@ -13,8 +13,8 @@ serverd to each peer, and writes it to Benchmarks/RESULTS.md with the commit it 
         --only serverd-threading,serverd-baseline-threading,epoll-c
                                                      # a second serverd binary as rows of its own
 
-Servers (names for --only/--skip): serverd-threading, serverd-forking, serverd-serial, serverd-event,
-epoll-c, epoll-c-2t, swift-nio, py-threading, py-forking; with --serverd-baseline also
+Servers (names for --only/--skip): serverd-threading, serverd-forking, serverd-prefork, serverd-serial,
+serverd-event, epoll-c, epoll-c-2t, swift-nio, py-threading, py-forking; with --serverd-baseline also
 serverd-baseline-threading, serverd-baseline-forking, serverd-baseline-serial, serverd-baseline-event,
 each run right after its serverd-<model>.
 Workloads (names for --workloads), 64-byte lines, all on loopback or Unix sockets:
@@ -85,11 +85,14 @@ WORKLOADS = {"a": ["a"], "b": ["b50", "b99"], "c": ["c"], "d": ["d"], "e": ["e"]
 BUSY_PCT = 25.0
 
 SERVER_ORDER = ["serverd-threading", "serverd-baseline-threading", "serverd-forking",
-                "serverd-baseline-forking", "serverd-serial", "serverd-baseline-serial",
+                "serverd-baseline-forking", "serverd-prefork", "serverd-serial", "serverd-baseline-serial",
                 "serverd-event", "serverd-baseline-event", "epoll-c", "epoll-c-2t", "swift-nio", "py-threading", "py-forking"]
 # The serverd under test (--serverd): the ratio columns and the targets are about these rows.
 SERVERD_MODELS = {"serverd-threading": "threading", "serverd-forking": "forking",
-                  "serverd-serial": "serial", "serverd-event": "event"}
+                  "serverd-prefork": "forking", "serverd-serial": "serial", "serverd-event": "event"}
+# Options of a row beyond its model: serverd-prefork is the forking model with a pool of pre-forked workers.
+PREFORK_WORKERS = 16
+ROW_OPTIONS = {"serverd-prefork": ["--prefork", str(PREFORK_WORKERS)]}
 # The same models run from --serverd-baseline, a second serverd binary (say the previous main).
 BASELINE_MODELS = {"serverd-baseline-threading": "threading", "serverd-baseline-forking": "forking",
                    "serverd-baseline-serial": "serial", "serverd-baseline-event": "event"}
@@ -99,6 +102,8 @@ UNIXGRAM = set(ANY_SERVERD) | {"epoll-c", "epoll-c-2t", "py-threading", "py-fork
 DESCRIPTION = {
     "serverd-threading": "serverd --model threading, echo service",
     "serverd-forking": "serverd --model forking, echo service",
+    "serverd-prefork": f"serverd --model forking --prefork {PREFORK_WORKERS} (a pool of pre-forked workers, each "
+                       "serving connection after connection), echo service",
     "serverd-serial": "serverd --model serial, echo service (one connection at a time: a, d, f not run)",
     "serverd-event": "serverd --model event (a reactor per CPU, --workers), echo service; datagrams as in the "
                      "other models",
@@ -135,6 +140,7 @@ TARGETS = [
     ("threading", "f", None, 16.0, "<="),
     ("threading", "g", "swift-nio", 1.0, "<="),
     ("forking", "c", "py-forking", 5.0, ">="),
+    ("prefork", "c", "py-forking", 5.0, ">="),
     ("forking", "f", None, 300.0, "<="),
 ]
 
@@ -407,7 +413,8 @@ class Bench:
         a = self.args
         binary, own = (a.serverd, a.serverd_new_args) if name in SERVERD_MODELS else \
             (a.serverd_baseline, a.serverd_baseline_args)
-        return ([binary, "--model", ANY_SERVERD[name]] + shlex.split(a.serverd_args) + shlex.split(own) +
+        return ([binary, "--model", ANY_SERVERD[name]] + ROW_OPTIONS.get(name, []) + shlex.split(a.serverd_args) +
+                shlex.split(own) +
                 self.serverd_extra.get(binary, []))
 
     def argv(self, name, unix_path, dgram_path=None):
@@ -877,7 +884,7 @@ def render(bench, servers, meta):
 
 def render_baseline(bench, servers):
     """serverd under test against --serverd-baseline, model by model, on every metric both have."""
-    pairs = [(s, b) for s in servers if s in SERVERD_MODELS
+    pairs = [(s, b) for s in servers if s in SERVERD_MODELS and s not in ROW_OPTIONS
              for b in servers if BASELINE_MODELS.get(b) == SERVERD_MODELS[s]]
     rows = []
     for key, title, unit, higher in METRICS:

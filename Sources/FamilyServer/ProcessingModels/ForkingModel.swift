@@ -84,7 +84,7 @@ public final class ForkingModel: ProcessingModel {
     public var preforkedWorkerProcesses: Set<pid_t> { pool?.allWorkers ?? [] }
 
     public func process(_ request: Request, clientAddress: SocketAddress, server: BaseServer) throws {
-        if let pool, try pool.serve(request, clientAddress: clientAddress, server: server, setup: workerSetup) {
+        if let pool, try passToWorker(request, clientAddress: clientAddress, server: server, pool: pool) {
             server.closeRequest(request)
             return
         }
@@ -139,6 +139,18 @@ public final class ForkingModel: ProcessingModel {
         guard let pool else { return }
         pool.retire()
         account(pool.collect(), server: server)
+    }
+
+    /// Passes a request to a pre-forked worker; when every worker looked busy, reads their reports first (some may
+    /// have finished since the last pass of the serve loop) rather than fork a child at once.
+    private func passToWorker(
+        _ request: Request, clientAddress: SocketAddress, server: BaseServer, pool: PreforkedWorkerPool
+    ) throws -> Bool {
+        if try pool.serve(request, clientAddress: clientAddress, server: server, setup: workerSetup) { return true }
+        let collected = pool.collect()
+        guard !collected.ended.isEmpty || !collected.exited.isEmpty else { return false }
+        account(collected, server: server)
+        return try pool.serve(request, clientAddress: clientAddress, server: server, setup: workerSetup)
     }
 
     /// Ends the requests a collect of the pool found over, and reports the workers it reaped.
