@@ -35,6 +35,7 @@ final class OptionTableTests: XCTestCase {
     private static let settingsFields: [String: @Sendable (DaemonSettings) -> String] = [
         "model": { "\($0.model)" },
         "workers": { "\(String(describing: $0.workers))" },
+        "prefork": { "\($0.prefork)" },
         "drain-timeout": { "\($0.drainTimeout)" },
         "daemon": { "\($0.daemonize)" },
         "fd-store": { "\($0.fdStore)" },
@@ -183,8 +184,10 @@ final class OptionTableTests: XCTestCase {
     func testEveryOptionReachesTheDesiredStateFromTheCommandLine() throws {
         for option in OptionTable.all where option.scope == .listener || option.scope == .daemon {
             let (text, _) = try sample(option)
-            // exec runs only on exec listeners; access rules must fit some listener: one of each family.
-            var arguments = ["--listen", "exec@unix:@serverd-option-table", "--listen", "exec@tcp://127.0.0.1:0"]
+            // exec runs only on exec listeners; access rules must fit some listener: one of each family. prefork is
+            // refused under any model but forking: that option and its baseline get --model forking.
+            let model = option.name == "prefork" ? ["--model", "forking"] : []
+            var arguments = model + ["--listen", "exec@unix:@serverd-option-table", "--listen", "exec@tcp://127.0.0.1:0"]
             if let flag = option.flag {
                 arguments += option.kind == .flag ? [flag] : [flag, text]
             }
@@ -193,7 +196,7 @@ final class OptionTableTests: XCTestCase {
             guard case .run(let invocation) = request else { return XCTFail("\(arguments) did not ask to run") }
             let state = try DesiredState.build(invocation, implicitListeners: { _ throws(DaemonError) in [] })
             let baselineRequest = try CommandLineParser.parse(
-                ["--listen", "exec@unix:@serverd-option-table", "--listen", "exec@tcp://127.0.0.1:0", "--", "/bin/cat"],
+                model + ["--listen", "exec@unix:@serverd-option-table", "--listen", "exec@tcp://127.0.0.1:0", "--", "/bin/cat"],
                 workingDirectory: "/")
             guard case .run(let baselineInvocation) = baselineRequest else { return XCTFail("no baseline") }
             let baseline = try DesiredState.build(baselineInvocation, implicitListeners: { _ throws(DaemonError) in [] })
