@@ -181,12 +181,22 @@ final class UpgradeTests: XCTestCase {
 
     /// A connection open across the upgrade is served to its end by the old process, which exits once it closes.
     func testAnOpenConnectionIsServedToItsEndByTheOldProcess() throws {
+        try assertOpenConnectionIsServedToItsEnd(options: [])
+    }
+
+    /// The same with pre-forked workers: the old process's worker serves the open connection, and its workers leave
+    /// with it, holding neither the listening socket nor anything the new process needs.
+    func testAnOpenConnectionIsServedToItsEndByTheOldProcessWithPreforkedWorkers() throws {
+        try assertOpenConnectionIsServedToItsEnd(options: ["--model", "forking", "--prefork", "2"])
+    }
+
+    private func assertOpenConnectionIsServedToItsEnd(options: [String]) throws {
         let directory = try TemporaryDirectory()
         let binary = try copyBinary(into: directory)
         let pidfile = directory.path("serverd.pid")
         let serverd = try ServerdProcess(
-            ["--listen", "echo@tcp://127.0.0.1:0", "--pidfile", pidfile, "--drain-timeout", "60"], directory: directory,
-            binary: binary)
+            options + ["--listen", "echo@tcp://127.0.0.1:0", "--pidfile", pidfile, "--drain-timeout", "60"],
+            directory: directory, binary: binary)
         try serverd.waitForListening(1)
         let address = try SocketAddress(parsing: "tcp://127.0.0.1:\(try serverd.port())")
         _ = try serverd.waitFor { pidInFile(pidfile) == serverd.pid ? true : nil }
@@ -200,8 +210,10 @@ final class UpgradeTests: XCTestCase {
         XCTAssertEqual(try exchange(connection, "during\n"), "during\n", "the old process serves its connection on")
         XCTAssertEqual(streamEchoRoundTrip(address, Array("new\n".utf8)).0, .ok, "a new connection is served")
         XCTAssertTrue(serverd.process.isRunning, "the old process drains while its connection is open")
+        let oldWorkers = childProcesses(of: serverd.pid)
         connection.close()
         XCTAssertEqual(try serverd.waitForExit(), 0)
+        for worker in oldWorkers { _ = try serverd.waitFor { processIsGone(worker) ? true : nil } }
         XCTAssertEqual(streamEchoRoundTrip(address, Array("after\n".utf8)).0, .ok)
         kill(next, SIGTERM)
         XCTAssertEqual(try reap(next, serverd), 0)
