@@ -54,6 +54,16 @@ public final class UnixReplyTarget {
     public static func resolve(
         sender: SocketAddress, credentials: PeerCredentials?, from socket: Socket
     ) throws(ReplyRefusal) -> UnixReplyTarget {
+        try resolve(sender: sender, credentials: credentials, from: socket, batch: nil)
+    }
+
+    /// ``resolve(sender:credentials:from:)`` for a reply that waits in `batch`: an abstract
+    /// sender whose name the kernel showed held by its uid for an earlier reply of the same batch
+    /// is not asked about again (the batch is sent within microseconds, the window the check and
+    /// the `sendto` of a single reply leave open as well; see SECURITY.md).
+    static func resolve(
+        sender: SocketAddress, credentials: PeerCredentials?, from socket: Socket, batch: DatagramReplyBatch?
+    ) throws(ReplyRefusal) -> UnixReplyTarget {
         switch sender.endpoint {
         case .unixPath(let path):
             let file: SenderSocketFile
@@ -67,7 +77,12 @@ public final class UnixReplyTarget {
             let target = SocketAddress(sender.transport, .unixPath("/proc/self/fd/\(file.descriptor)"))
             return UnixReplyTarget(address: target, pinned: file)
         case .unixAbstract(let name):
+            let verified = credentials.map { DatagramReplyBatch.AbstractSender(name: name, uid: $0.uid) }
+            if let verified, let batch, batch.verifiedAbstractSenders.contains(verified) {
+                return UnixReplyTarget(address: sender, pinned: nil)
+            }
             try checkAbstractOwner(name, transport: sender.transport, credentials: credentials, via: socket)
+            if let verified, let batch { batch.verifiedAbstractSenders.insert(verified) }
             return UnixReplyTarget(address: sender, pinned: nil)
         case .inet, .unnamed:
             throw ReplyRefusal("\(sender) is not a Unix socket name")
