@@ -21,6 +21,9 @@ public final class DatagramReplyBatch: @unchecked Sendable {
     /// Abstract Unix senders whose name the kernel showed held by their uid during this batch
     /// (``UnixReplyTarget``): their other datagrams of the batch need no second look.
     var verifiedAbstractSenders = Set<AbstractSender>()
+    /// The socket files of filesystem senders checked during this batch, by absolute path and
+    /// uid: their other datagrams of the batch are answered at the same file without a second look.
+    var verifiedPathSenders = [PathSender: SenderSocketFile]()
 
     /// One reply waiting to be sent.
     private struct Reply {
@@ -40,6 +43,12 @@ public final class DatagramReplyBatch: @unchecked Sendable {
         var uid: uid_t
     }
 
+    /// An absolute Unix socket path and the uid its request came with.
+    struct PathSender: Hashable {
+        var path: String
+        var uid: uid_t
+    }
+
     /// Creates an empty batch of at most `capacity` replies (1 up to
     /// ``DatagramReceiveBatch/maximumCapacity``) that tells `report` how each one went once sent.
     public init(
@@ -56,6 +65,15 @@ public final class DatagramReplyBatch: @unchecked Sendable {
 
     /// Whether the batch holds ``capacity`` replies.
     public var isFull: Bool { replies.count >= capacity }
+
+    /// Adds a datagram of `payload` to `destination`, sent as it is: no ``UnixReplyTarget`` check
+    /// (as with ``Socket/sendDatagram(_:to:)``), so that a reply to a Unix sender goes through
+    /// ``Datagram/sendReply(_:to:)`` instead. A full batch must be sent first.
+    /// - Throws: ``SocketError`` (`sendmmsg`, EINVAL or ENAMETOOLONG) for a Unix destination a
+    ///   socket address cannot hold.
+    public func add(_ payload: [UInt8], to destination: SocketAddress) throws(SocketError) {
+        try add(payload, to: destination, sender: destination, target: nil)
+    }
 
     /// Adds a reply of `payload` to `destination`, answering the request from `sender`.
     /// - Parameter target: The checked Unix reply target `destination` comes from, kept until sent.
@@ -86,6 +104,7 @@ public final class DatagramReplyBatch: @unchecked Sendable {
             bytes.removeAll(keepingCapacity: true)
             replies.removeAll(keepingCapacity: true)
             verifiedAbstractSenders.removeAll(keepingCapacity: true)
+            verifiedPathSenders.removeAll(keepingCapacity: true)
         }
         guard !replies.isEmpty else { return }
         var outgoing = [cshims_dgram_reply](repeating: cshims_dgram_reply(), count: replies.count)
