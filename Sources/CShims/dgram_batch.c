@@ -62,6 +62,9 @@ int cshims_recv_batch(int fd, struct cshims_dgram_slot *slots, unsigned count) {
 
 unsigned cshims_send_batch(int fd, struct cshims_dgram_reply *replies, unsigned count) {
     if (count > CSHIMS_DGRAM_BATCH_MAX) {
+        for (unsigned i = CSHIMS_DGRAM_BATCH_MAX; i < count; i++) {
+            replies[i].error = EMSGSIZE;  // beyond what one call takes: not sent, and said so
+        }
         count = CSHIMS_DGRAM_BATCH_MAX;
     }
     struct mmsghdr messages[CSHIMS_DGRAM_BATCH_MAX];

@@ -47,7 +47,8 @@ struct cshims_dgram_reply {
 
 /// sendmmsg(2) of `count` (at most CSHIMS_DGRAM_BATCH_MAX) replies from `fd`, in order, with
 /// MSG_NOSIGNAL. A reply the kernel refuses (EAGAIN on a full send buffer, ECONNREFUSED, …) gets
-/// its errno in `error` and the rest are still sent; EINTR is retried. Returns how many were sent.
+/// its errno in `error` and the rest are still sent; EINTR is retried; replies past the maximum
+/// are not sent and get EMSGSIZE. Returns how many were sent.
 unsigned cshims_send_batch(int fd, struct cshims_dgram_reply *replies, unsigned count);
 
 #endif
