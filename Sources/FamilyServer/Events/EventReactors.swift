@@ -11,6 +11,7 @@ public final class EventReactors: Sendable {
     private let reactors: [EventReactor]
     private let stopped = Atomic<Bool>(false)
     private let rotation = Atomic<Int>(0)
+    private let loopRotation = Atomic<Int>(0)
 
     /// The processors online (`sysconf(_SC_NPROCESSORS_ONLN)`), at least 1: the default number of reactors.
     public static var processorCount: Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
@@ -55,12 +56,24 @@ public final class EventReactors: Sendable {
         for reactor in reactors { reactor.stop() }
     }
 
-    /// Hands an accepted connection to the least loaded reactor (ties go round in turn).
+    /// Runs the serve loop of `server` on the next reactor in turn until a shutdown is requested; the caller waits
+    /// meanwhile. Returns `false` at once once the pool is stopped.
+    func runServeLoop(of server: BaseServer, pollInterval: Double) -> Bool {
+        guard !isStopped else { return false }
+        let loop = ReactorServeLoop(server: server, pollInterval: pollInterval)
+        reactors[loopRotation.add(1, ordering: .relaxed).newValue % reactors.count].run(loop)
+        loop.waitUntilEnded()
+        return true
+    }
+
+    /// Hands an accepted connection to a reactor: on a reactor's own thread (a serve loop it runs accepted it), that
+    /// reactor unless another holds fewer connections; else the least loaded one (ties go round in turn).
     func adopt(_ request: Request, clientAddress: SocketAddress, server: BaseServer, model: EventModel) {
+        let current = reactors.first { $0.isCurrentThread }
         let start = rotation.add(1, ordering: .relaxed).newValue
-        var chosen = reactors[start % reactors.count]
+        var chosen = current ?? reactors[start % reactors.count]
         var least = chosen.load.load(ordering: .relaxed)
-        for offset in 1..<max(1, reactors.count) where least > 0 {
+        for offset in 0..<reactors.count where least > 0 {
             let reactor = reactors[(start + offset) % reactors.count]
             let load = reactor.load.load(ordering: .relaxed)
             if load < least {
@@ -68,7 +81,11 @@ public final class EventReactors: Sendable {
                 least = load
             }
         }
-        chosen.adopt(request, clientAddress: clientAddress, server: server, model: model)
+        if chosen === current {
+            chosen.adoptHere(request, clientAddress: clientAddress, server: server, model: model)
+        } else {
+            chosen.adopt(request, clientAddress: clientAddress, server: server, model: model)
+        }
     }
 
     /// Closes every connection of `server` on every reactor.
