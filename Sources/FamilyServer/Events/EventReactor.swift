@@ -6,11 +6,11 @@ import Synchronization
 /// wrote as the clients take it, and closes connections whose time is up.
 ///
 /// Other threads talk to it only through its inbox (``adopt(_:clientAddress:server:model:)``, ``cutShort(server:)``,
-/// ``stop()``) and its wake-up eventfd. Everything else — the connections, the deadlines, the read buffer — belongs to
-/// the reactor's thread alone.
+/// ``stop()``) and its wake-up eventfd (``wake()``), and read its ``heartbeat`` and ``load``. Everything else — the
+/// connections, the deadlines, the read buffer — belongs to the reactor's thread alone.
 final class EventReactor: @unchecked Sendable {
     // @unchecked: `connections`, `deadlines`, `nextToken` and `readBuffer` are used on the reactor's thread only; the
-    // inbox is behind a lock and `load` is atomic.
+    // inbox is behind a lock, `load` and `heartbeat` are atomic.
 
     private enum Message: Sendable {
         case adopt(Request, SocketAddress, BaseServer, EventModel)
@@ -27,6 +27,9 @@ final class EventReactor: @unchecked Sendable {
     private let logger: Logger
     /// Connections held now (read by the pool to choose the least loaded reactor).
     let load = Atomic<Int>(0)
+    /// The monotonic time (µs) at which the thread last completed a pass of its loop: every wake-up (readiness, a
+    /// message, a deadline) ends with a pass, so a reactor stuck in a handler stops it. Set at creation.
+    let heartbeat = Atomic<UInt64>(MonotonicClock.microseconds())
 
     private var connections: [UInt64: EventConnection] = [:]
     private var deadlines = EventDeadlines()
@@ -67,6 +70,12 @@ final class EventReactor: @unchecked Sendable {
         send(.cutShort(server))
     }
 
+    /// Makes the thread complete a pass of its loop (and so stamp its ``heartbeat``) now, even when it is idle; a
+    /// reactor stuck in a handler passes only once the handler returns.
+    func wake() {
+        wakeup.signal()
+    }
+
     /// Closes every connection and ends the thread; returns once it has ended.
     func stop() {
         send(.stop)
@@ -103,7 +112,9 @@ final class EventReactor: @unchecked Sendable {
                     serve(connection, mask)
                 }
             }
-            fireDeadlines(now: MonotonicClock.seconds())
+            let now = MonotonicClock.seconds()
+            fireDeadlines(now: now)
+            heartbeat.store(UInt64(now * 1e6), ordering: .relaxed)
         }
         for connection in Array(connections.values) { finish(connection, .cutShort) }
         deadlines.removeAll()
