@@ -58,8 +58,8 @@ final class EventReactor: @unchecked Sendable {
         try DetachedThread.start { [self] in run() }
     }
 
-    /// Takes over an accepted connection: the reactor makes it non-blocking, creates its handler with the model's
-    /// factory and serves it until it ends.
+    /// Takes over an accepted connection: the reactor watches it, creates its handler with the model's factory and
+    /// serves it until it ends.
     func adopt(_ request: Request, clientAddress: SocketAddress, server: BaseServer, model: EventModel) {
         load.add(1, ordering: .relaxed)
         send(.adopt(request, clientAddress, server, model))
@@ -160,7 +160,6 @@ final class EventReactor: @unchecked Sendable {
             model: model, reactor: self, now: MonotonicClock.seconds())
         connections[token] = connection
         do {
-            try socket.setNonBlocking(true)
             try poll.add(socket.fileDescriptor, interest: .readable, token: token)
         } catch {
             server.handleError(request, clientAddress: clientAddress, error: error)
@@ -199,7 +198,8 @@ final class EventReactor: @unchecked Sendable {
     private func read(_ connection: EventConnection) {
         let fd = connection.socket.fileDescriptor
         while true {
-            let count = recv(fd, readBuffer.baseAddress, readBuffer.count, 0)
+            // MSG_DONTWAIT: the socket stays in the mode it was accepted in (an fcntl pair per connection saved).
+            let count = recv(fd, readBuffer.baseAddress, readBuffer.count, Int32(MSG_DONTWAIT))
             if count > 0 {
                 connection.bytesReceived += count
                 connection.lastActivity = MonotonicClock.seconds()
@@ -273,23 +273,23 @@ final class EventReactor: @unchecked Sendable {
         }
     }
 
-    /// Ends a connection: stops watching it, tells the handler, shuts the socket down and closes it
-    /// (``BaseServer/shutdownRequest(_:)``), counts its bytes in the server's ``BaseServer/metrics``, then tells the
-    /// server (``BaseServer/endRequest(_:clientAddress:)``) and the model.
+    /// Ends a connection: tells the handler, closes the socket (``BaseServer/closeRequest(_:)``: no other process
+    /// holds a copy that a shutdown would have to reach past, and closing it takes it out of the epoll set), counts
+    /// its bytes in the server's ``BaseServer/metrics``, then tells the server
+    /// (``BaseServer/endRequest(_:clientAddress:)``) and the model.
     private func finish(_ connection: EventConnection, _ reason: EventCloseReason) {
         guard connections.removeValue(forKey: connection.token) != nil else { return }
         load.subtract(1, ordering: .relaxed)
         let server = connection.server
-        if connection.socket.fileDescriptor >= 0 { try? poll.remove(connection.socket.fileDescriptor) }
+        let descriptor = connection.socket.fileDescriptor
         connection.closeRequested = true
         let handler = connection.handler
         connection.handler = nil
         handler?.connectionClosed(connection, reason: reason)
-        if case .closed = reason {
-            server.shutdownRequest(connection.request)
-        } else {
-            server.closeRequest(connection.request)
-        }
+        server.closeRequest(connection.request)
+        // A server whose closeRequest keeps the socket open must not leave it in the set, where a hang-up would wake
+        // the reactor on every wait.
+        if connection.socket.fileDescriptor >= 0 && descriptor >= 0 { try? poll.remove(descriptor) }
         let metrics = server.metrics
         metrics.receivedBytes.increment(by: connection.bytesReceived)
         metrics.sentBytes.increment(by: connection.bytesSent)

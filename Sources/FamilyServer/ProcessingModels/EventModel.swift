@@ -1,11 +1,12 @@
 import Glibc
 
-/// Serves each connection on a reactor of an ``EventReactors`` pool: non-blocking sockets on epoll, many connections
-/// per thread, each with a ``StreamEventHandler`` that the model's factory creates for it.
+/// Serves each connection on a reactor of an ``EventReactors`` pool: non-blocking reads and writes on epoll, many
+/// connections per thread, each with a ``StreamEventHandler`` that the model's factory creates for it.
 ///
 /// The server's serve loop accepts, verifies and counts connections as under any model; ``process(_:clientAddress:server:)``
 /// hands each one to the least loaded reactor, which serves it until it ends and then calls
-/// ``BaseServer/endRequest(_:clientAddress:)`` on its thread (the server's metrics get the connection's bytes). An idle connection costs its socket and a few hundred
+/// ``BaseServer/closeRequest(_:)`` and ``BaseServer/endRequest(_:clientAddress:)`` on its thread (the server's metrics
+/// get the connection's bytes). An idle connection costs its socket and a few hundred
 /// bytes, not a thread. The server's ``BaseServer/handlerType`` is not used: the factory makes the handlers.
 ///
 /// Stream requests only; a datagram handed to it is refused (serve datagrams with another model).
