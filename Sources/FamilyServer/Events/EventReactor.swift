@@ -8,11 +8,12 @@ import Synchronization
 /// It may also run servers' serve loops (``ReactorServeLoop``): a connection accepted there is opened on the spot.
 ///
 /// Other threads talk to it only through its inbox (``adopt(_:clientAddress:server:model:)``, ``run(_:)``,
-/// ``cutShort(server:)``, ``stop()``) and its wake-up eventfd. Everything else — the connections, the serve loops, the
-/// deadlines, the read buffer — belongs to the reactor's thread alone.
+/// ``cutShort(server:)``, ``stop()``) and its wake-up eventfd (``wake()``), and read its ``heartbeat`` and ``load``.
+/// Everything else — the connections, the serve loops, the deadlines, the read buffer — belongs to the reactor's thread
+/// alone.
 final class EventReactor: @unchecked Sendable {
     // @unchecked: `connections`, `serveLoops`, `deadlines`, `nextToken` and `readBuffer` are used on the reactor's
-    // thread only; the inbox is behind a lock, `load` and `thread` are atomic.
+    // thread only; the inbox is behind a lock, `load`, `heartbeat` and `thread` are atomic.
 
     private enum Message: Sendable {
         case adopt(Request, SocketAddress, BaseServer, EventModel)
@@ -39,6 +40,9 @@ final class EventReactor: @unchecked Sendable {
     let load = Atomic<Int>(0)
     /// The reactor's thread (`pthread_self()` there), 0 until it runs.
     private let thread = Atomic<UInt>(0)
+    /// The monotonic time (µs) at which the thread last completed a pass of its loop: every wake-up (readiness, a
+    /// message, a deadline) ends with a pass, so a reactor stuck in a handler stops it. Set at creation.
+    let heartbeat = Atomic<UInt64>(MonotonicClock.microseconds())
 
     private var connections: [UInt64: EventConnection] = [:]
     /// The serve loops run here (a few: one per server at most).
@@ -93,6 +97,12 @@ final class EventReactor: @unchecked Sendable {
     /// Closes every connection of `server` now (``EventCloseReason/cutShort``).
     func cutShort(server: BaseServer) {
         send(.cutShort(server))
+    }
+
+    /// Makes the thread complete a pass of its loop (and so stamp its ``heartbeat``) now, even when it is idle; a
+    /// reactor stuck in a handler passes only once the handler returns.
+    func wake() {
+        wakeup.signal()
     }
 
     /// Closes every connection and ends the thread; returns once it has ended.
@@ -167,6 +177,7 @@ final class EventReactor: @unchecked Sendable {
                 for loop in readyLoops { pass(loop) }
                 readyLoops.removeAll(keepingCapacity: true)
             }
+            heartbeat.store(UInt64(now * 1e6), ordering: .relaxed)
         }
         for loop in serveLoops { release(loop) }
         for connection in Array(connections.values) { finish(connection, .cutShort) }

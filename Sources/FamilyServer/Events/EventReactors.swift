@@ -7,6 +7,16 @@ import Synchronization
 ///
 /// The threads start with the pool and run until ``stop()``; an idle reactor sleeps in `epoll_wait` and costs
 /// nothing.
+///
+/// Each reactor stamps a heartbeat whenever it completes a pass of its loop, for a service watchdog (systemd's
+/// `WatchdogSec=`, see ``Watchdog``): before it pings, the watchdog's loop asks ``heartbeatsAreFresh(since:)``,
+/// which wakes the reactors that have been quiet since then. An idle reactor answers the wake-up at once and counts
+/// at the next check; a reactor stuck in a handler (an endless loop, a blocking call) does not, and holds the pings
+/// back until systemd restarts the service:
+///
+///     if reactors.heartbeatsAreFresh(since: MonotonicClock.microseconds() - 250_000) {
+///         try watchdog.pingIfDue()
+///     }  // else: look again soon (the woken reactors pass within moments)
 public final class EventReactors: Sendable {
     private let reactors: [EventReactor]
     private let stopped = Atomic<Bool>(false)
@@ -45,6 +55,35 @@ public final class EventReactors: Sendable {
 
     /// Connections held now, over every reactor.
     public var connectionCount: Int { reactors.reduce(0) { $0 + $1.load.load(ordering: .relaxed) } }
+
+    /// The heartbeat of the reactor that has been quiet longest: the monotonic time (µs, as
+    /// ``MonotonicClock/microseconds()``) at which it last completed a pass of its loop.
+    ///
+    /// An idle reactor does not pass (it sleeps in `epoll_wait`), so a stale value alone does not mean a stuck one:
+    /// ``heartbeatsAreFresh(since:)`` tells them apart.
+    public var oldestHeartbeat: UInt64 {
+        reactors.reduce(UInt64.max) { min($0, $1.heartbeat.load(ordering: .relaxed)) }
+    }
+
+    /// Whether every reactor has completed a pass of its loop at or after `time` (monotonic µs): the liveness a
+    /// service watchdog should see before it pings.
+    ///
+    /// Every reactor that has not is woken (its eventfd; busy reactors pass all the time and are left alone), so that
+    /// an idle one passes within moments and counts when the caller asks again; a reactor stuck in a handler does not
+    /// pass, however often it is woken, and keeps the answer false. Ask again after a short while (tens of
+    /// milliseconds), not in a tight loop.
+    /// - Parameter time: how recent a pass must be, as ``MonotonicClock/microseconds()``.
+    /// - Returns: true when every reactor passed since `time`; also true once the pool is stopped (no reactor left
+    ///   to be stuck).
+    public func heartbeatsAreFresh(since time: UInt64) -> Bool {
+        guard !isStopped else { return true }
+        var fresh = true
+        for reactor in reactors where reactor.heartbeat.load(ordering: .relaxed) < time {
+            reactor.wake()
+            fresh = false
+        }
+        return fresh
+    }
 
     /// Whether ``stop()`` was called.
     public var isStopped: Bool { stopped.load(ordering: .acquiring) }
