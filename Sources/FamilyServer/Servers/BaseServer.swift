@@ -202,7 +202,9 @@ open class BaseServer: @unchecked Sendable {
     /// at once; `pollInterval` only sets how often ``serviceActions()`` runs while idle. While the
     /// processing model is at its capacity, no new request is taken: clients wait in the backlog.
     /// Neither is one taken before ``requestsResumeAt``; the loop wakes by then, and by
-    /// ``serviceActionsDueAt``.
+    /// ``serviceActionsDueAt``. A processing model may run the loop itself
+    /// (``ProcessingModel/runServeLoop(of:pollInterval:)``: the event model runs it on a reactor); this
+    /// thread then waits until it stops.
     open func serveForever(pollInterval: Double = 0.5) {
         loop.withLock(notify: .all) {
             $0.serving = true
@@ -215,6 +217,7 @@ open class BaseServer: @unchecked Sendable {
                 $0.thread = nil
             }
         }
+        if processingModel.runServeLoop(of: self, pollInterval: pollInterval) { return }
         while !shutdownRequested.load(ordering: .acquiring) {
             let accepting = isAccepting
             var descriptors = [wakeup.fileDescriptor]
@@ -240,6 +243,15 @@ open class BaseServer: @unchecked Sendable {
     }
 
     // MARK: - Serving from a loop of the caller's
+
+    /// Whether ``shutdown(wait:)`` asked the loop to stop (for a model that runs the loop itself).
+    var isShutdownRequested: Bool { shutdownRequested.load(ordering: .acquiring) }
+
+    /// Records that the loop now runs on `thread` (a reactor), so that a handler there calling
+    /// ``shutdown(wait:)`` does not wait for its own loop.
+    func loopMoved(to thread: pthread_t) {
+        loop.withLock { $0.thread = thread }
+    }
 
     /// What a caller's own poll loop (one thread serving several servers) should wait on for
     /// this server: the wake-up descriptor, and the socket unless the processing model is at
