@@ -33,7 +33,9 @@ let package = Package(
                 "CSystemd",
                 "CShims",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
+                // CoreMetrics alone: the Metrics target adds Timer conveniences that import FoundationEssentials,
+                // a 10 MB library every start of the `serverd` binary would load and relocate.
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
         .target(

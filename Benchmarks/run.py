@@ -51,6 +51,7 @@ import select
 import shutil
 import signal
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -197,6 +198,42 @@ def set_affinity(root, cpus):
             except OSError:
                 ok = ok and not os.path.exists(f"/proc/{pid}/task/{tid}")
     return ok
+
+
+def needed_libraries(path):
+    """The DT_NEEDED entries of an ELF64 little-endian executable ([] when it is not one or cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+            return []
+        shoff, = struct.unpack_from("<Q", data, 0x28)
+        shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
+        sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+        for sh in sections:
+            if sh[1] != 6:  # SHT_DYNAMIC
+                continue
+            strtab = sections[sh[6]]  # sh_link: its string table
+            names = []
+            for off in range(sh[4], sh[4] + sh[5], 16):
+                tag, val = struct.unpack_from("<qQ", data, off)
+                if tag == 0:
+                    break
+                if tag == 1:  # DT_NEEDED
+                    start = strtab[4] + val
+                    names.append(data[start:data.index(b"\0", start)].decode())
+            return names
+    except (OSError, ValueError, IndexError, struct.error):
+        return []
+    return []
+
+
+def swift_runtime_linking(path):
+    """How a Swift binary links the Swift runtime: start-up (g) pays for loading and relocating libswiftCore.so and
+    its companions when it is dynamic, so compare start-up only between binaries linked alike."""
+    if any(n.startswith("libswiftCore") for n in needed_libraries(path)):
+        return "Swift runtime linked dynamically (libswiftCore.so: build with --static-swift-stdlib to compare start-up)"
+    return "Swift runtime linked statically"
 
 
 def same_process(pid, starttime):
@@ -785,7 +822,9 @@ def render(bench, servers, meta):
         line = f"- `{s}`: {DESCRIPTION[s]}"
         if s in ANY_SERVERD:
             argv = bench.serverd_argv(s)
-            line += f"; `{argv[0]}` with `{' '.join(shlex.quote(x) for x in argv[1:])}`"
+            line += f"; `{argv[0]}` with `{' '.join(shlex.quote(x) for x in argv[1:])}`; {swift_runtime_linking(argv[0])}"
+        elif s == "swift-nio":
+            line += f"; {swift_runtime_linking(bench.args.nio)}"
         L.append(line)
     L.append("")
     if serverd_rows:
@@ -1109,7 +1148,7 @@ def main():
     servers = [s for s in known if s in servers and s not in skip]
     missing = []
     if any(s in SERVERD_MODELS for s in servers) and not os.access(args.serverd, os.X_OK):
-        missing.append(f"serverd binary {args.serverd} (build: swift build -c release --product serverd)")
+        missing.append(f"serverd binary {args.serverd} (build: swift build -c release --static-swift-stdlib --product serverd)")
     if any(s in BASELINE_MODELS for s in servers) and not os.access(args.serverd_baseline, os.X_OK):
         missing.append(f"baseline serverd binary {args.serverd_baseline}")
     if "swift-nio" in servers and not os.access(args.nio, os.X_OK):

@@ -13,13 +13,13 @@ import time
 from .clients import baseline_of, connect, echo_exchange, receive_all, receive_line, stamp_exchange
 from .harness import ALL_MODELS, FIGURES, check, fault, wait_until
 
-@fault("emfile", ["threading"],
+@fault("emfile", ["threading", "event"],
        "RLIMIT_NOFILE 64 and 3x more clients than descriptors on stamp, Unix echo and exec listeners: "
        "accept backs off (CPU stays low, no crash, listeners kept), an exec connection accepted without "
        "descriptors for its child waits for them (logged, at most 5 s) instead of being dropped, and every "
        "listener serves again at once when the clients leave: an exec client that connects right then, "
        "among the backlog's dead exec connections and their burst of children, is served. (Threading "
-       "only: in the forking and serial models the daemon itself holds at most one connection at a time.)")
+       "and event: in the forking and serial models the daemon itself holds at most one connection at a time.)")
 def fault_emfile(ctx):
     unix_path = ctx.path("echo.sock")
     daemon = ctx.serverd(["--listen", "stamp@tcp://127.0.0.1:0", "--listen", "echo@unix:" + unix_path,

@@ -301,6 +301,99 @@ final class EventModelTests: FamilyServerTestCase {
         XCTAssertEqual(server.ended.load(ordering: .relaxed), 1000)
     }
 
+    /// The serve loop runs on a reactor, and a connection it accepts is served by that very reactor while no other
+    /// holds fewer: one connection at a time, every handler runs on the thread of the server's service actions.
+    func testTheServeLoopRunsOnAReactorThatServesWhatItAccepts() throws {
+        let threads = ThreadLog()
+        final class Server: StreamServer, @unchecked Sendable {
+            var threads: ThreadLog!
+            override func serviceActions() {
+                super.serviceActions()
+                threads.record("loop")
+            }
+        }
+        final class Echo: StreamEventHandler {
+            let threads: ThreadLog
+            init(threads: ThreadLog) { self.threads = threads }
+            func opened(_ connection: EventConnection) { threads.record("handler") }
+            func received(_ bytes: UnsafeRawBufferPointer, on connection: EventConnection) { connection.write(bytes) }
+        }
+        let model = EventModel(reactors: reactors) { _ in Echo(threads: threads) }
+        let server = try Server(address: address(.ipv4, .stream), handler: BaseRequestHandler.self, model: model)
+        server.threads = threads
+        let serveThread = ConditionLock<pthread_t?>(nil)
+        let thread = try TestThread {
+            serveThread.withLock { $0 = pthread_self() }
+            server.serveForever(pollInterval: 0.01)
+        }
+        defer { server.serverClose() }
+        defer { thread.join() }
+        defer { server.shutdown() }
+        for round in 0..<5 {
+            let client = try Client.connect(server.serverAddress)
+            defer { client.close() }
+            try client.sendAll(Array("\(round)\n".utf8))
+            XCTAssertEqual(try Client.readLine(client), Array("\(round)\n".utf8))
+            client.close()
+            XCTAssertTrue(eventually { server.processingModel.activeRequests == 0 }, "round \(round) ended")
+        }
+        let loopThreads = threads.threads(of: "loop")
+        let handlerThreads = threads.threads(of: "handler")
+        XCTAssertEqual(loopThreads.count, 1, "the loop ran on one thread")
+        XCTAssertEqual(handlerThreads, loopThreads, "every connection was served where it was accepted")
+        let caller = try XCTUnwrap(serveThread.withLock { $0 })
+        XCTAssertFalse(loopThreads.contains { pthread_equal($0, caller) != 0 }, "the loop left serveForever's thread")
+    }
+
+    /// A handler may stop its own server with a waiting shutdown (its reactor runs the loop) and close it; the thread
+    /// in serveForever returns.
+    func testAHandlerShutsItsServerDownWithoutDeadlock() throws {
+        final class Stopper: StreamEventHandler {
+            func received(_ bytes: UnsafeRawBufferPointer, on connection: EventConnection) {
+                connection.server.shutdown()
+                connection.write(Array("bye\n".utf8))
+                connection.close()
+            }
+        }
+        let model = EventModel(reactors: reactors) { _ in Stopper() }
+        let server = try StreamServer(address: address(.unixPath, .stream), handler: BaseRequestHandler.self, model: model)
+        let returned = ConditionLock(false)
+        let thread = try TestThread {
+            server.serveForever(pollInterval: 0.01)
+            returned.withLock(notify: .all) { $0 = true }
+        }
+        let client = try Client.connect(server.serverAddress)
+        defer { client.close() }
+        try client.sendAll(Array("stop\n".utf8))
+        XCTAssertEqual(try Client.readToEnd(client), Array("bye\n".utf8))
+        XCTAssertTrue(eventually(timeout: 10) { returned.withLock { $0 } }, "serveForever returned")
+        thread.join()
+        server.serverClose()
+        XCTAssertEqual(server.processingModel.activeRequests, 0)
+    }
+
+    /// Stopping the reactors lets a serve loop they ran go: serveForever returns although nobody asked it to, and a
+    /// server started on a stopped pool serves with a loop of its own (its connections are refused).
+    func testStoppedReactorsReleaseTheServeLoop() throws {
+        let server = try echoServer(.ipv4)
+        let returned = ConditionLock(false)
+        let thread = try TestThread {
+            server.serveForever(pollInterval: 0.01)
+            returned.withLock(notify: .all) { $0 = true }
+        }
+        try streamEchoClient(server.serverAddress)
+        reactors.stop()
+        XCTAssertTrue(eventually(timeout: 10) { returned.withLock { $0 } }, "serveForever returned when the reactors stopped")
+        thread.join()
+        let late = try TestThread { server.serveForever(pollInterval: 0.01) }
+        let client = try Client.connect(server.serverAddress)
+        defer { client.close() }
+        XCTAssertEqual(try Client.readToEnd(client), [], "a connection to a stopped pool is closed unserved")
+        server.shutdown()
+        late.join()
+        server.serverClose()
+    }
+
     func testDatagramsAreRefused() throws {
         let model = EventModel(reactors: reactors) { _ in EventEcho() }
         let socket = try Socket(family: AF_INET, transport: .datagram)

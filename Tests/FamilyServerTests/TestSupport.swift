@@ -591,3 +591,20 @@ func writeFile(_ path: String, _ text: String) throws {
 func readFile(_ path: String) -> String? {
     try? String(contentsOfFile: path, encoding: .utf8)
 }
+
+/// The threads that recorded each label, for tests of which thread runs what.
+final class ThreadLog: Sendable {
+    private let entries = ConditionLock<[(label: String, thread: UInt)]>([])
+
+    /// Records that the calling thread did `label`.
+    func record(_ label: String) { entries.withLock { $0.append((label, UInt(pthread_self()))) } }
+
+    /// The distinct threads that recorded `label`, in the order first seen.
+    func threads(of label: String) -> [pthread_t] {
+        var seen: [pthread_t] = []
+        for entry in entries.withLock({ $0 }) where entry.label == label && !seen.contains(entry.thread) {
+            seen.append(entry.thread)
+        }
+        return seen
+    }
+}

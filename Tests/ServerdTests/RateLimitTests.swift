@@ -105,6 +105,29 @@ final class RateLimitTests: XCTestCase {
         try serverd.stop()
     }
 
+    /// A burst queued whole before serverd reads (it is stopped meanwhile) is taken in batches of at most the tokens
+    /// in the bucket: the rest waits in the receive buffer, none lost.
+    func testMaxRateTakesNoMoreOfAQueuedBurstThanTheBucketHolds() throws {
+        let serverd = try ServerdProcess(["--max-rate", "3", "--listen", "daytime@udp://127.0.0.1:0"])
+        try serverd.waitForListening(1)
+        let target = try SocketAddress(parsing: serverd.address(0))
+        let socket = try Socket(family: target.family, transport: .datagram)
+        defer { socket.close() }
+        try socket.setTimeouts(receive: 10, send: 10)
+        serverd.send(SIGSTOP)
+        do {
+            defer { serverd.send(SIGCONT) }
+            for index in 0..<12 { try socket.sendDatagram(Array("\(index)".utf8), to: target) }
+        }
+        var seconds: [Int] = []
+        for _ in 0..<12 {
+            let reply = try XCTUnwrap(try socket.receiveDatagram(maxSize: 65536)?.bytes, "every datagram is answered")
+            seconds.append(try XCTUnwrap(secondOfDay(String(decoding: reply, as: UTF8.self))))
+        }
+        assertPaced(seconds, rate: 3)
+        try serverd.stop()
+    }
+
     /// A reload that changes the rate applies to new connections at once.
     func testAReloadChangesTheRate() throws {
         let dir = try TemporaryDirectory()

@@ -22,6 +22,33 @@ final class TokenBucketTests: XCTestCase {
         XCTAssertEqual((0..<20).filter { _ in bucket.take(now: 200) }.count, 5, "never more than the burst saved up")
     }
 
+    /// What a batch of datagrams may take at once: the whole tokens there, never a promised one.
+    func testAvailableCountsTheWholeTokensThere() {
+        var bucket = TokenBucket(rate: 4, now: 10)
+        XCTAssertEqual(bucket.available(now: 10), 4)
+        XCTAssertTrue(bucket.take(now: 10))
+        XCTAssertEqual(bucket.available(now: 10), 3)
+        for _ in 0..<3 { XCTAssertTrue(bucket.take(now: 10)) }
+        XCTAssertEqual(bucket.available(now: 10), 0)
+        XCTAssertEqual(bucket.available(now: 10.2), 0, "four fifths of a token")
+        XCTAssertEqual(bucket.available(now: 10.25), 1, "a whole one, despite rounding")
+        XCTAssertEqual(bucket.available(now: 99), 4, "never more than the burst")
+        XCTAssertNotNil(bucket.reserve(now: 10, maxWait: .infinity))
+        XCTAssertEqual(bucket.available(now: 10.25), 0, "a token promised to a waiting request is not there")
+    }
+
+    func testListenerRateAllowsAsManyAsTheBucketHoldsAndNoLimitAtZero() {
+        let rate = ListenerRate()
+        XCTAssertNil(rate.allowance(rate: 0, now: 5), "unlimited")
+        XCTAssertEqual(rate.allowance(rate: 3, now: 5), 3)
+        rate.count(rate: 3, now: 5)
+        rate.count(rate: 3, now: 5)
+        XCTAssertEqual(rate.allowance(rate: 3, now: 5), 1)
+        rate.count(rate: 3, now: 5)
+        XCTAssertEqual(rate.allowance(rate: 3, now: 5), 0)
+        XCTAssertNotNil(rate.resumesAt(rate: 3, now: 5), "and the listener waits for the next token")
+    }
+
     func testNextTokenIsDueAtTheRate() {
         var bucket = TokenBucket(rate: 4, now: 10)
         XCTAssertEqual(bucket.nextTokenAt(now: 10), 10, "a token is there")

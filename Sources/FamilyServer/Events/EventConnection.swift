@@ -8,7 +8,8 @@ import Glibc
 /// is sent. A connection holds no buffer while idle — reads go through its reactor's one buffer — so thousands of
 /// idle connections cost little more than their sockets.
 public final class EventConnection {
-    /// The accepted socket (non-blocking).
+    /// The accepted socket, in the mode it was accepted in: the reactor reads and writes it with `MSG_DONTWAIT`, so
+    /// it never blocks. Send through the connection's `write` methods, not on the socket.
     public let socket: Socket
     /// The client's address.
     public let clientAddress: SocketAddress
@@ -111,7 +112,7 @@ public final class EventConnection {
         var offset = 0
         while offset < bytes.count {
             let sent = Glibc.send(
-                socket.fileDescriptor, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+                socket.fileDescriptor, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
             if sent > 0 {
                 offset += sent
                 continue

@@ -5,30 +5,48 @@ import Synchronization
 /// One thread and one epoll set that serve many connections: reads what is ready, calls the handlers, sends what they
 /// wrote as the clients take it, and closes connections whose time is up.
 ///
-/// Other threads talk to it only through its inbox (``adopt(_:clientAddress:server:model:)``, ``cutShort(server:)``,
-/// ``stop()``) and its wake-up eventfd. Everything else — the connections, the deadlines, the read buffer — belongs to
-/// the reactor's thread alone.
+/// It may also run servers' serve loops (``ReactorServeLoop``): a connection accepted there is opened on the spot.
+///
+/// Other threads talk to it only through its inbox (``adopt(_:clientAddress:server:model:)``, ``run(_:)``,
+/// ``cutShort(server:)``, ``stop()``) and its wake-up eventfd (``wake()``), and read its ``heartbeat`` and ``load``.
+/// Everything else — the connections, the serve loops, the deadlines, the read buffer — belongs to the reactor's thread
+/// alone.
 final class EventReactor: @unchecked Sendable {
-    // @unchecked: `connections`, `deadlines`, `nextToken` and `readBuffer` are used on the reactor's thread only; the
-    // inbox is behind a lock and `load` is atomic.
+    // @unchecked: `connections`, `serveLoops`, `deadlines`, `nextToken` and `readBuffer` are used on the reactor's
+    // thread only; the inbox is behind a lock, `load`, `heartbeat` and `thread` are atomic.
 
     private enum Message: Sendable {
         case adopt(Request, SocketAddress, BaseServer, EventModel)
+        case serve(ReactorServeLoop)
         case cutShort(BaseServer)
         case stop
+    }
+
+    /// Messages for the reactor's thread; `closed` once that thread has ended, after which a message is turned away
+    /// on the sender's thread (``turnAway(_:)``).
+    private struct Inbox: Sendable {
+        var messages: [Message] = []
+        var closed = false
     }
 
     /// Its index in the pool, for messages.
     let index: Int
     private let poll: EventPoll
     private let wakeup: WakeupEvent
-    private let inbox = ConditionLock<[Message]>([])
+    private let inbox = ConditionLock(Inbox())
     private let finished = ConditionLock(false)
     private let logger: Logger
     /// Connections held now (read by the pool to choose the least loaded reactor).
     let load = Atomic<Int>(0)
+    /// The reactor's thread (`pthread_self()` there), 0 until it runs.
+    private let thread = Atomic<UInt>(0)
+    /// The monotonic time (µs) at which the thread last completed a pass of its loop: every wake-up (readiness, a
+    /// message, a deadline) ends with a pass, so a reactor stuck in a handler stops it. Set at creation.
+    let heartbeat = Atomic<UInt64>(MonotonicClock.microseconds())
 
     private var connections: [UInt64: EventConnection] = [:]
+    /// The serve loops run here (a few: one per server at most).
+    private var serveLoops: [ReactorServeLoop] = []
     private var deadlines = EventDeadlines()
     private var nextToken: UInt64 = 1
     private let readBuffer: UnsafeMutableRawBufferPointer
@@ -55,16 +73,36 @@ final class EventReactor: @unchecked Sendable {
         try DetachedThread.start { [self] in run() }
     }
 
-    /// Takes over an accepted connection: the reactor makes it non-blocking, creates its handler with the model's
-    /// factory and serves it until it ends.
+    /// Takes over an accepted connection: the reactor watches it, creates its handler with the model's factory and
+    /// serves it until it ends.
     func adopt(_ request: Request, clientAddress: SocketAddress, server: BaseServer, model: EventModel) {
         load.add(1, ordering: .relaxed)
         send(.adopt(request, clientAddress, server, model))
     }
 
+    /// Whether the caller runs on this reactor's thread.
+    var isCurrentThread: Bool { thread.load(ordering: .relaxed) == UInt(pthread_self()) }
+
+    /// Runs a server's serve loop from now on, until a shutdown is requested (or the reactor stops).
+    func run(_ loop: ReactorServeLoop) {
+        send(.serve(loop))
+    }
+
+    /// Takes over a connection a serve loop of this reactor accepted: opens it at once. On this reactor's thread only.
+    func adoptHere(_ request: Request, clientAddress: SocketAddress, server: BaseServer, model: EventModel) {
+        load.add(1, ordering: .relaxed)
+        open(request, clientAddress: clientAddress, server: server, model: model)
+    }
+
     /// Closes every connection of `server` now (``EventCloseReason/cutShort``).
     func cutShort(server: BaseServer) {
         send(.cutShort(server))
+    }
+
+    /// Makes the thread complete a pass of its loop (and so stamp its ``heartbeat``) now, even when it is idle; a
+    /// reactor stuck in a handler passes only once the handler returns.
+    func wake() {
+        wakeup.signal()
     }
 
     /// Closes every connection and ends the thread; returns once it has ended.
@@ -74,20 +112,43 @@ final class EventReactor: @unchecked Sendable {
     }
 
     private func send(_ message: Message) {
-        let wasEmpty = inbox.withLock { messages in
-            messages.append(message)
-            return messages.count == 1
+        let delivery = inbox.withLock { inbox -> Bool? in
+            guard !inbox.closed else { return nil }
+            inbox.messages.append(message)
+            return inbox.messages.count == 1
         }
-        if wasEmpty { wakeup.signal() }
+        switch delivery {
+        case true?: wakeup.signal()
+        case false?: break
+        case nil: turnAway(message)
+        }
+    }
+
+    /// A message that came after the thread ended: a connection is closed unserved, a serve loop ends at once.
+    private func turnAway(_ message: Message) {
+        switch message {
+        case .adopt(let request, let client, let server, let model):
+            load.subtract(1, ordering: .relaxed)
+            server.closeRequest(request)
+            server.endRequest(request, clientAddress: client)
+            model.requestEnded(server: server)
+        case .serve(let loop):
+            loop.end()
+        case .cutShort, .stop:
+            break
+        }
     }
 
     // MARK: - The reactor's thread
 
     private func run() {
+        thread.store(UInt(pthread_self()), ordering: .relaxed)
         var events = EventPoll.Events()
         var running = true
+        var readyLoops: [ReactorServeLoop] = []
         while running {
-            let timeout = deadlines.earliest.map { max(0, $0 - MonotonicClock.seconds()) }
+            let due = [deadlines.earliest, serveLoops.lazy.map(\.due).min()].compactMap { $0 }.min()
+            let timeout = due.map { max(0, $0 - MonotonicClock.seconds()) }
             do {
                 try poll.wait(into: &events, timeout: timeout)
             } catch {
@@ -101,21 +162,41 @@ final class EventReactor: @unchecked Sendable {
                     running = takeMessages()
                 } else if let connection = connections[token] {
                     serve(connection, mask)
+                } else if let loop = serveLoops.first(where: { $0.wakeupToken == token || $0.socketToken == token }),
+                    !readyLoops.contains(where: { $0 === loop })
+                {
+                    readyLoops.append(loop)
                 }
             }
-            fireDeadlines(now: MonotonicClock.seconds())
+            let now = MonotonicClock.seconds()
+            fireDeadlines(now: now)
+            if !serveLoops.isEmpty {
+                for loop in serveLoops where loop.due <= now && !readyLoops.contains(where: { $0 === loop }) {
+                    readyLoops.append(loop)
+                }
+                for loop in readyLoops { pass(loop) }
+                readyLoops.removeAll(keepingCapacity: true)
+            }
+            heartbeat.store(UInt64(now * 1e6), ordering: .relaxed)
         }
+        for loop in serveLoops { release(loop) }
         for connection in Array(connections.values) { finish(connection, .cutShort) }
         deadlines.removeAll()
+        let left = inbox.withLock { inbox in
+            inbox.closed = true
+            defer { inbox.messages.removeAll() }
+            return inbox.messages
+        }
+        for message in left { turnAway(message) }
         finished.withLock(notify: .all) { $0 = true }
     }
 
     /// Handles the inbox; returns false once told to stop.
     private func takeMessages() -> Bool {
         wakeup.drain()
-        let messages = inbox.withLock { messages in
-            defer { messages.removeAll(keepingCapacity: true) }
-            return messages
+        let messages = inbox.withLock { inbox in
+            defer { inbox.messages.removeAll(keepingCapacity: true) }
+            return inbox.messages
         }
         var running = true
         for message in messages {
@@ -129,6 +210,8 @@ final class EventReactor: @unchecked Sendable {
                     server.endRequest(request, clientAddress: client)
                     model.requestEnded(server: server)
                 }
+            case .serve(let loop):
+                if running { attach(loop) } else { loop.end() }
             case .cutShort(let server):
                 for connection in Array(connections.values) where connection.server === server {
                     finish(connection, .cutShort)
@@ -149,7 +232,6 @@ final class EventReactor: @unchecked Sendable {
             model: model, reactor: self, now: MonotonicClock.seconds())
         connections[token] = connection
         do {
-            try socket.setNonBlocking(true)
             try poll.add(socket.fileDescriptor, interest: .readable, token: token)
         } catch {
             server.handleError(request, clientAddress: clientAddress, error: error)
@@ -161,6 +243,76 @@ final class EventReactor: @unchecked Sendable {
         handler.opened(connection)
         settle(connection)
     }
+
+    // MARK: - Serve loops
+
+    /// Starts running a server's serve loop: watches its wake-up descriptor, and its socket while it takes requests.
+    private func attach(_ loop: ReactorServeLoop) {
+        let server = loop.server
+        server.loopMoved(to: pthread_self())
+        loop.wakeupToken = nextToken
+        loop.socketToken = nextToken + 1
+        nextToken += 2
+        do {
+            try poll.add(server.readinessDescriptors[0], interest: .readable, token: loop.wakeupToken)
+        } catch {
+            logger.error("event reactor \(index): cannot run the serve loop of \(server.serverAddress): \(error)")
+            loop.end()
+            return
+        }
+        serveLoops.append(loop)
+        loop.lastServiceActions = MonotonicClock.seconds()
+        pass(loop)
+    }
+
+    /// One pass of a serve loop, as ``BaseServer/serveForever(pollInterval:)`` makes it: takes what is queued and runs
+    /// the service actions (at least every poll interval), then watches the socket or not as the server now takes
+    /// requests or not, and sets when the loop must pass again. Lets the server go once a shutdown is requested.
+    private func pass(_ loop: ReactorServeLoop) {
+        let server = loop.server
+        guard !server.isShutdownRequested else {
+            release(loop)
+            return
+        }
+        server.serveReadyRequests()
+        server.serviceActions()
+        guard !server.isShutdownRequested else {
+            release(loop)
+            return
+        }
+        let now = MonotonicClock.seconds()
+        loop.lastServiceActions = now
+        let descriptors = server.readinessDescriptors
+        let accepting = descriptors.count > 1
+        if accepting != loop.watchesSocket {
+            do {
+                if accepting {
+                    try poll.add(descriptors[1], interest: .readable, token: loop.socketToken)
+                } else {
+                    try poll.remove(server.fileno)
+                }
+                loop.watchesSocket = accepting
+            } catch {
+                server.handleError(nil, clientAddress: nil, error: error)
+            }
+        }
+        // A worker that crashed wakes nobody, as in serveForever: look again soon while the server needs it.
+        var due = now + (server.needsPolling ? min(loop.pollInterval, 0.05) : loop.pollInterval)
+        if let wakeup = server.nextWakeup { due = min(due, max(now, wakeup)) }
+        loop.due = due
+    }
+
+    /// Stops running a serve loop: unwatches the server's descriptors and lets its `serveForever` return.
+    private func release(_ loop: ReactorServeLoop) {
+        let descriptors = loop.server.readinessDescriptors
+        try? poll.remove(descriptors[0])
+        if loop.watchesSocket { try? poll.remove(loop.server.fileno) }
+        loop.watchesSocket = false
+        serveLoops.removeAll { $0 === loop }
+        loop.end()
+    }
+
+    // MARK: - Connections
 
     /// Reads (once, at most ``readSize`` bytes) and writes what the readiness allows.
     private func serve(_ connection: EventConnection, _ mask: EventMask) {
@@ -188,7 +340,8 @@ final class EventReactor: @unchecked Sendable {
     private func read(_ connection: EventConnection) {
         let fd = connection.socket.fileDescriptor
         while true {
-            let count = recv(fd, readBuffer.baseAddress, readBuffer.count, 0)
+            // MSG_DONTWAIT: the socket stays in the mode it was accepted in (an fcntl pair per connection saved).
+            let count = recv(fd, readBuffer.baseAddress, readBuffer.count, Int32(MSG_DONTWAIT))
             if count > 0 {
                 connection.bytesReceived += count
                 connection.lastActivity = MonotonicClock.seconds()
@@ -262,23 +415,23 @@ final class EventReactor: @unchecked Sendable {
         }
     }
 
-    /// Ends a connection: stops watching it, tells the handler, shuts the socket down and closes it
-    /// (``BaseServer/shutdownRequest(_:)``), counts its bytes in the server's ``BaseServer/metrics``, then tells the
-    /// server (``BaseServer/endRequest(_:clientAddress:)``) and the model.
+    /// Ends a connection: tells the handler, closes the socket (``BaseServer/closeRequest(_:)``: no other process
+    /// holds a copy that a shutdown would have to reach past, and closing it takes it out of the epoll set), counts
+    /// its bytes in the server's ``BaseServer/metrics``, then tells the server
+    /// (``BaseServer/endRequest(_:clientAddress:)``) and the model.
     private func finish(_ connection: EventConnection, _ reason: EventCloseReason) {
         guard connections.removeValue(forKey: connection.token) != nil else { return }
         load.subtract(1, ordering: .relaxed)
         let server = connection.server
-        if connection.socket.fileDescriptor >= 0 { try? poll.remove(connection.socket.fileDescriptor) }
+        let descriptor = connection.socket.fileDescriptor
         connection.closeRequested = true
         let handler = connection.handler
         connection.handler = nil
         handler?.connectionClosed(connection, reason: reason)
-        if case .closed = reason {
-            server.shutdownRequest(connection.request)
-        } else {
-            server.closeRequest(connection.request)
-        }
+        server.closeRequest(connection.request)
+        // A server whose closeRequest keeps the socket open must not leave it in the set, where a hang-up would wake
+        // the reactor on every wait.
+        if connection.socket.fileDescriptor >= 0 && descriptor >= 0 { try? poll.remove(descriptor) }
         let metrics = server.metrics
         metrics.receivedBytes.increment(by: connection.bytesReceived)
         metrics.sentBytes.increment(by: connection.bytesSent)

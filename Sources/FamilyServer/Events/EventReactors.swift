@@ -7,10 +7,21 @@ import Synchronization
 ///
 /// The threads start with the pool and run until ``stop()``; an idle reactor sleeps in `epoll_wait` and costs
 /// nothing.
+///
+/// Each reactor stamps a heartbeat whenever it completes a pass of its loop, for a service watchdog (systemd's
+/// `WatchdogSec=`, see ``Watchdog``): before it pings, the watchdog's loop asks ``heartbeatsAreFresh(since:)``,
+/// which wakes the reactors that have been quiet since then. An idle reactor answers the wake-up at once and counts
+/// at the next check; a reactor stuck in a handler (an endless loop, a blocking call) does not, and holds the pings
+/// back until systemd restarts the service:
+///
+///     if reactors.heartbeatsAreFresh(since: MonotonicClock.microseconds() - 250_000) {
+///         try watchdog.pingIfDue()
+///     }  // else: look again soon (the woken reactors pass within moments)
 public final class EventReactors: Sendable {
     private let reactors: [EventReactor]
     private let stopped = Atomic<Bool>(false)
     private let rotation = Atomic<Int>(0)
+    private let loopRotation = Atomic<Int>(0)
 
     /// The processors online (`sysconf(_SC_NPROCESSORS_ONLN)`), at least 1: the default number of reactors.
     public static var processorCount: Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
@@ -45,6 +56,35 @@ public final class EventReactors: Sendable {
     /// Connections held now, over every reactor.
     public var connectionCount: Int { reactors.reduce(0) { $0 + $1.load.load(ordering: .relaxed) } }
 
+    /// The heartbeat of the reactor that has been quiet longest: the monotonic time (µs, as
+    /// ``MonotonicClock/microseconds()``) at which it last completed a pass of its loop.
+    ///
+    /// An idle reactor does not pass (it sleeps in `epoll_wait`), so a stale value alone does not mean a stuck one:
+    /// ``heartbeatsAreFresh(since:)`` tells them apart.
+    public var oldestHeartbeat: UInt64 {
+        reactors.reduce(UInt64.max) { min($0, $1.heartbeat.load(ordering: .relaxed)) }
+    }
+
+    /// Whether every reactor has completed a pass of its loop at or after `time` (monotonic µs): the liveness a
+    /// service watchdog should see before it pings.
+    ///
+    /// Every reactor that has not is woken (its eventfd; busy reactors pass all the time and are left alone), so that
+    /// an idle one passes within moments and counts when the caller asks again; a reactor stuck in a handler does not
+    /// pass, however often it is woken, and keeps the answer false. Ask again after a short while (tens of
+    /// milliseconds), not in a tight loop.
+    /// - Parameter time: how recent a pass must be, as ``MonotonicClock/microseconds()``.
+    /// - Returns: true when every reactor passed since `time`; also true once the pool is stopped (no reactor left
+    ///   to be stuck).
+    public func heartbeatsAreFresh(since time: UInt64) -> Bool {
+        guard !isStopped else { return true }
+        var fresh = true
+        for reactor in reactors where reactor.heartbeat.load(ordering: .relaxed) < time {
+            reactor.wake()
+            fresh = false
+        }
+        return fresh
+    }
+
     /// Whether ``stop()`` was called.
     public var isStopped: Bool { stopped.load(ordering: .acquiring) }
 
@@ -55,12 +95,24 @@ public final class EventReactors: Sendable {
         for reactor in reactors { reactor.stop() }
     }
 
-    /// Hands an accepted connection to the least loaded reactor (ties go round in turn).
+    /// Runs the serve loop of `server` on the next reactor in turn until a shutdown is requested; the caller waits
+    /// meanwhile. Returns `false` at once once the pool is stopped.
+    func runServeLoop(of server: BaseServer, pollInterval: Double) -> Bool {
+        guard !isStopped else { return false }
+        let loop = ReactorServeLoop(server: server, pollInterval: pollInterval)
+        reactors[loopRotation.add(1, ordering: .relaxed).newValue % reactors.count].run(loop)
+        loop.waitUntilEnded()
+        return true
+    }
+
+    /// Hands an accepted connection to a reactor: on a reactor's own thread (a serve loop it runs accepted it), that
+    /// reactor unless another holds fewer connections; else the least loaded one (ties go round in turn).
     func adopt(_ request: Request, clientAddress: SocketAddress, server: BaseServer, model: EventModel) {
+        let current = reactors.first { $0.isCurrentThread }
         let start = rotation.add(1, ordering: .relaxed).newValue
-        var chosen = reactors[start % reactors.count]
+        var chosen = current ?? reactors[start % reactors.count]
         var least = chosen.load.load(ordering: .relaxed)
-        for offset in 1..<max(1, reactors.count) where least > 0 {
+        for offset in 0..<reactors.count where least > 0 {
             let reactor = reactors[(start + offset) % reactors.count]
             let load = reactor.load.load(ordering: .relaxed)
             if load < least {
@@ -68,7 +120,11 @@ public final class EventReactors: Sendable {
                 least = load
             }
         }
-        chosen.adopt(request, clientAddress: clientAddress, server: server, model: model)
+        if chosen === current {
+            chosen.adoptHere(request, clientAddress: clientAddress, server: server, model: model)
+        } else {
+            chosen.adopt(request, clientAddress: clientAddress, server: server, model: model)
+        }
     }
 
     /// Closes every connection of `server` on every reactor.

@@ -1,11 +1,13 @@
 import Glibc
 
-/// Serves each connection on a reactor of an ``EventReactors`` pool: non-blocking sockets on epoll, many connections
-/// per thread, each with a ``StreamEventHandler`` that the model's factory creates for it.
+/// Serves each connection on a reactor of an ``EventReactors`` pool: non-blocking reads and writes on epoll, many
+/// connections per thread, each with a ``StreamEventHandler`` that the model's factory creates for it.
 ///
-/// The server's serve loop accepts, verifies and counts connections as under any model; ``process(_:clientAddress:server:)``
-/// hands each one to the least loaded reactor, which serves it until it ends and then calls
-/// ``BaseServer/endRequest(_:clientAddress:)`` on its thread (the server's metrics get the connection's bytes). An idle connection costs its socket and a few hundred
+/// The server's serve loop accepts, verifies and counts connections as under any model, but runs on a reactor
+/// (``runServeLoop(of:pollInterval:)``); ``process(_:clientAddress:server:)`` keeps each connection on that reactor
+/// unless another holds fewer, and the reactor serves it until it ends and then calls
+/// ``BaseServer/closeRequest(_:)`` and ``BaseServer/endRequest(_:clientAddress:)`` on its thread (the server's metrics
+/// get the connection's bytes). An idle connection costs its socket and a few hundred
 /// bytes, not a thread. The server's ``BaseServer/handlerType`` is not used: the factory makes the handlers.
 ///
 /// Stream requests only; a datagram handed to it is refused (serve datagrams with another model).
@@ -63,6 +65,13 @@ public final class EventModel: ProcessingModel {
 
     public var forksWorkers: Bool { false }
     public var runsRequestsOnServingThread: Bool { false }
+
+    /// Runs the server's serve loop on one of the reactors (they take the servers in turn), so that a connection
+    /// accepted there is served by that reactor unless another holds fewer: no hand-over to another thread for most
+    /// connections. Blocks until the loop stopped; `false` once the reactors are stopped.
+    public func runServeLoop(of server: BaseServer, pollInterval: Double) -> Bool {
+        reactors.runServeLoop(of: server, pollInterval: pollInterval)
+    }
 
     public func collect(server: BaseServer) {}
 

@@ -29,6 +29,11 @@ public protocol ProcessingModel: AnyObject, Sendable {
     /// takes effect only once that request is over.
     var runsRequestsOnServingThread: Bool { get }
 
+    /// Runs `server`'s serve loop in a way of the model's own, on threads of its own, until a shutdown is requested,
+    /// blocking the caller meanwhile, and returns `true` once the loop has stopped; or returns `false` at once, leaving
+    /// the loop to ``BaseServer/serveForever(pollInterval:)`` (the default). Called by `serveForever` on its thread.
+    func runServeLoop(of server: BaseServer, pollInterval: Double) -> Bool
+
     /// Reaps finished workers without waiting; called on every pass of the serve loop.
     func collect(server: BaseServer)
 
@@ -50,4 +55,9 @@ public protocol ProcessingModel: AnyObject, Sendable {
 extension ProcessingModel {
     /// Does nothing: the model has no workers that outlive a request.
     public func retireWorkers(server: BaseServer) {}
+}
+
+extension ProcessingModel {
+    /// `false`: ``BaseServer/serveForever(pollInterval:)`` runs the loop.
+    public func runServeLoop(of server: BaseServer, pollInterval: Double) -> Bool { false }
 }

@@ -202,7 +202,9 @@ open class BaseServer: @unchecked Sendable {
     /// at once; `pollInterval` only sets how often ``serviceActions()`` runs while idle. While the
     /// processing model is at its capacity, no new request is taken: clients wait in the backlog.
     /// Neither is one taken before ``requestsResumeAt``; the loop wakes by then, and by
-    /// ``serviceActionsDueAt``.
+    /// ``serviceActionsDueAt``. A processing model may run the loop itself
+    /// (``ProcessingModel/runServeLoop(of:pollInterval:)``: the event model runs it on a reactor); this
+    /// thread then waits until it stops.
     open func serveForever(pollInterval: Double = 0.5) {
         loop.withLock(notify: .all) {
             $0.serving = true
@@ -215,6 +217,7 @@ open class BaseServer: @unchecked Sendable {
                 $0.thread = nil
             }
         }
+        if processingModel.runServeLoop(of: self, pollInterval: pollInterval) { return }
         while !shutdownRequested.load(ordering: .acquiring) {
             let accepting = isAccepting
             var descriptors = [wakeup.fileDescriptor]
@@ -222,6 +225,9 @@ open class BaseServer: @unchecked Sendable {
             // A worker that ends wakes the loop, but a forked one that crashed cannot: look again soon.
             var interval = needsPolling ? min(pollInterval, 0.05) : pollInterval
             if let due = nextWakeup { interval = min(interval, max(0, due - MonotonicClock.seconds())) }
+            // Requests taken off the socket already are served without waiting for it.
+            let holding = accepting && hasReceivedRequests
+            if holding { interval = 0 }
             let ready: [Bool]
             do {
                 ready = try Poll.readable(descriptors, timeout: interval)
@@ -231,12 +237,21 @@ open class BaseServer: @unchecked Sendable {
             }
             if ready[0] { wakeup.drain() }
             if shutdownRequested.load(ordering: .acquiring) { break }
-            if accepting && ready[1] { takeQueuedRequests() }
+            if accepting && (ready[1] || holding) { takeQueuedRequests() }
             serviceActions()
         }
     }
 
     // MARK: - Serving from a loop of the caller's
+
+    /// Whether ``shutdown(wait:)`` asked the loop to stop (for a model that runs the loop itself).
+    var isShutdownRequested: Bool { shutdownRequested.load(ordering: .acquiring) }
+
+    /// Records that the loop now runs on `thread` (a reactor), so that a handler there calling
+    /// ``shutdown(wait:)`` does not wait for its own loop.
+    func loopMoved(to thread: pthread_t) {
+        loop.withLock { $0.thread = thread }
+    }
 
     /// What a caller's own poll loop (one thread serving several servers) should wait on for
     /// this server: the wake-up descriptor, and the socket unless the processing model is at
@@ -251,7 +266,7 @@ open class BaseServer: @unchecked Sendable {
     /// wake it: while the processing model is at capacity (a forked worker that crashed wakes
     /// nobody) or accepting is paused after a failure.
     public var needsPolling: Bool {
-        isAtCapacity || acceptPausedUntil.withLock { $0 } > MonotonicClock.seconds()
+        isAtCapacity || hasReceivedRequests || acceptPausedUntil.withLock { $0 } > MonotonicClock.seconds()
     }
 
     /// The monotonic time (``MonotonicClock/seconds()``) by which the serve loop must pass again,
@@ -269,12 +284,16 @@ open class BaseServer: @unchecked Sendable {
         if isAccepting { takeQueuedRequests() }
     }
 
-    /// Takes what is queued on the socket, a bounded batch per wake-up.
+    /// Takes what is queued on the socket, a bounded batch per wake-up (and whatever the server
+    /// received already, ``hasReceivedRequests``), then calls ``requestsTaken()``.
     private func takeQueuedRequests() {
         var taken = 0
-        while taken < 64, isAccepting, !shutdownRequested.load(ordering: .relaxed), handleRequestNoBlock() {
+        while taken < 64 || hasReceivedRequests, isAccepting, !shutdownRequested.load(ordering: .relaxed),
+            handleRequestNoBlock()
+        {
             taken += 1
         }
+        requestsTaken()
     }
 
     /// Handles one request, waiting up to ``timeout`` for it; calls ``handleTimeout()`` if none came.
@@ -282,7 +301,7 @@ open class BaseServer: @unchecked Sendable {
     open func handleRequest() {
         let deadline = timeout.map { MonotonicClock.seconds() + $0 }
         while true {
-            let left = deadline.map { max(0, $0 - MonotonicClock.seconds()) }
+            let left = hasReceivedRequests ? 0 : deadline.map { max(0, $0 - MonotonicClock.seconds()) }
             let ready: [Bool]
             do {
                 ready = try Poll.readable([wakeup.fileDescriptor, socket.fileDescriptor], timeout: left)
@@ -294,8 +313,10 @@ open class BaseServer: @unchecked Sendable {
                 wakeup.drain()
                 if shutdownRequested.load(ordering: .acquiring) { return }
             }
-            if ready[1] {
-                if handleRequestNoBlock() { return }
+            if ready[1] || hasReceivedRequests {
+                let handled = handleRequestNoBlock()
+                requestsTaken()
+                if handled { return }
                 continue
             }
             if let deadline, MonotonicClock.seconds() >= deadline {
@@ -402,6 +423,22 @@ open class BaseServer: @unchecked Sendable {
 
     /// Called when ``handleRequest()`` waited ``timeout`` seconds for nothing. Does nothing by default.
     open func handleTimeout() {}
+
+    /// Called once the serve loop took what one wake-up brought (``handleRequest()``: its one
+    /// request), after the last of those requests was processed: a server that leaves part of each
+    /// request's work to do for all of them together does it here (a ``DatagramServer`` sends the
+    /// replies of its batch). Does nothing by default; overriders should call `super`.
+    open func requestsTaken() {}
+
+    /// Whether the server holds requests it took off its socket already and hands out from
+    /// ``getRequest()`` before it reads the socket again (a ``DatagramServer``'s received batch):
+    /// the serve loop then serves them without waiting for the socket. `false` by default.
+    open var hasReceivedRequests: Bool { false }
+
+    /// How many requests the server may take now before its own pacing (``requestsResumeAt``)
+    /// stops it; `nil` (the default) for no limit. A server that takes several requests off its
+    /// socket at once (a ``DatagramServer``'s batch) takes no more than this.
+    open var requestAllowance: Int? { nil }
 
     /// Called once per pass of the serve loop. Reaps finished workers of the processing model;
     /// overriders should call `super`.

@@ -7,22 +7,40 @@ extension Datagram {
     /// that sent the request (``UnixReplyTarget``): a reply that could reach another socket is
     /// dropped with a ``ReplyRefusal``. An unnamed sender (an unbound Unix client) cannot be
     /// answered, and nothing is sent.
-    /// - Throws: ``ReplyRefusal`` for a dropped reply; ``SocketError`` for `sendto`.
-    public func sendReply(_ bytes: [UInt8], to sender: SocketAddress) throws {
+    ///
+    /// A datagram that a ``DatagramServer`` handles on its serving thread (the serial model) is
+    /// answered with the others of its batch: the reply, checked now, waits in the batch and is
+    /// sent with its replies by one `sendmmsg` once the batch was handled (the server then
+    /// reports it, ``DatagramServer/replySent(size:to:)``, or its error). Elsewhere it is sent at
+    /// once.
+    /// - Returns: `true` when the reply was sent now; `false` when it waits in its batch, or
+    ///   nothing was sent to an unnamed sender.
+    /// - Throws: ``ReplyRefusal`` for a dropped reply; ``SocketError`` for `sendto`, or for a
+    ///   Unix name a socket address cannot hold.
+    @discardableResult
+    public func sendReply(_ bytes: [UInt8], to sender: SocketAddress) throws -> Bool {
+        let target: UnixReplyTarget?
         switch sender.endpoint {
         case .unnamed:
-            return
+            return false
         case .inet:
-            try socket.sendDatagram(bytes, to: sender)
+            target = nil
         case .unixPath, .unixAbstract:
-            let target = try UnixReplyTarget.resolve(sender: sender, credentials: credentials, from: socket)
-            do {
-                try withExtendedLifetime(target) { () throws(SocketError) in
-                    try socket.sendDatagram(bytes, to: target.address)
-                }
-            } catch {
-                throw SocketError("sendto", errno: error.errno, subject: sender.description)
-            }
+            target = try UnixReplyTarget.resolve(sender: sender, credentials: credentials, from: socket, batch: replyBatch)
         }
+        let destination = target?.address ?? sender
+        if let replyBatch {
+            if replyBatch.isFull { socket.sendDatagrams(replyBatch) }
+            try replyBatch.add(bytes, to: destination, sender: sender, target: target)
+            return false
+        }
+        do {
+            try withExtendedLifetime(target) { () throws(SocketError) in
+                try socket.sendDatagram(bytes, to: destination)
+            }
+        } catch {
+            throw target == nil ? error : SocketError("sendto", errno: error.errno, subject: sender.description)
+        }
+        return true
     }
 }

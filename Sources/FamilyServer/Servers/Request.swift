@@ -27,6 +27,10 @@ public struct Datagram: Sendable {
     /// The sender's credentials (SCM_CREDENTIALS), which a ``DatagramServer`` on a Unix socket
     /// always asks the kernel for; `nil` on inet sockets.
     public var credentials: PeerCredentials?
+    /// Where replies wait to be sent together with the others of the datagram's batch: set by a
+    /// ``DatagramServer`` whose processing model runs the handler on the serving thread; `nil`
+    /// sends each reply at once.
+    var replyBatch: DatagramReplyBatch?
 
     /// Creates a datagram request.
     public init(payload: [UInt8], socket: Socket, credentials: PeerCredentials? = nil) {

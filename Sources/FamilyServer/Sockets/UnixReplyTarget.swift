@@ -54,20 +54,40 @@ public final class UnixReplyTarget {
     public static func resolve(
         sender: SocketAddress, credentials: PeerCredentials?, from socket: Socket
     ) throws(ReplyRefusal) -> UnixReplyTarget {
+        try resolve(sender: sender, credentials: credentials, from: socket, batch: nil)
+    }
+
+    /// ``resolve(sender:credentials:from:)`` for a reply that waits in `batch`: a sender checked
+    /// for an earlier reply of the same batch, with the same uid, is not checked again — an
+    /// abstract name the kernel showed held by that uid, a socket file found still at its path
+    /// (the batch is sent within microseconds, the window the check and the `sendto` of a single
+    /// reply leave open as well; see SECURITY.md).
+    static func resolve(
+        sender: SocketAddress, credentials: PeerCredentials?, from socket: Socket, batch: DatagramReplyBatch?
+    ) throws(ReplyRefusal) -> UnixReplyTarget {
         switch sender.endpoint {
         case .unixPath(let path):
             let file: SenderSocketFile
             let absolute = path.hasPrefix("/")
-            if absolute, let credentials, let known = SenderSocketFiles.lookup(path, uid: credentials.uid) {
+            let verified = absolute ? credentials.map { DatagramReplyBatch.PathSender(path: path, uid: $0.uid) } : nil
+            if let verified, let checked = batch?.verifiedPathSenders[verified] {
+                file = checked
+            } else if let verified, let known = SenderSocketFiles.lookup(path, uid: verified.uid) {
                 file = known
             } else {
                 file = SenderSocketFile(descriptor: try openSenderSocket(path, credentials: credentials))
-                if absolute && credentials != nil { SenderSocketFiles.remember(file, for: path) }
+                if verified != nil { SenderSocketFiles.remember(file, for: path) }
             }
+            if let verified, let batch { batch.verifiedPathSenders[verified] = file }
             let target = SocketAddress(sender.transport, .unixPath("/proc/self/fd/\(file.descriptor)"))
             return UnixReplyTarget(address: target, pinned: file)
         case .unixAbstract(let name):
+            let verified = credentials.map { DatagramReplyBatch.AbstractSender(name: name, uid: $0.uid) }
+            if let verified, let batch, batch.verifiedAbstractSenders.contains(verified) {
+                return UnixReplyTarget(address: sender, pinned: nil)
+            }
             try checkAbstractOwner(name, transport: sender.transport, credentials: credentials, via: socket)
+            if let verified, let batch { batch.verifiedAbstractSenders.insert(verified) }
             return UnixReplyTarget(address: sender, pinned: nil)
         case .inet, .unnamed:
             throw ReplyRefusal("\(sender) is not a Unix socket name")

@@ -387,7 +387,7 @@ final class Daemon {
     private func tick() {
         guard state == .ready else { return }
         files.takePidfileIfPending()
-        if servingLoopsAreAlive() { systemd.pingWatchdogIfDue() }
+        if systemd.isWatchdogDue && servingLoopsAreAlive() && reactorsAreAlive() { systemd.pingWatchdogIfDue() }
         let now = MonotonicClock.seconds()
         if now - lastStatusTime >= 1 {
             let status = statusText()
@@ -408,6 +408,17 @@ final class Daemon {
             guard let beat = listener.heartbeat, beat > 0 else { return true }
             return now &- beat < allowance
         }
+    }
+
+    /// The event model's reactors have all completed a pass of their loop within the last quarter of the watchdog
+    /// interval. Asked only when a ping is due, so that idle reactors are woken once per interval at most: the quiet
+    /// ones are woken (``EventReactors/heartbeatsAreFresh(since:)``) and an idle one counts at the next pass of the
+    /// control loop, 20 ms later (``controlTimeout``); a reactor stuck in a handler holds the pings back.
+    private func reactorsAreAlive() -> Bool {
+        guard let reactors = opener.reactors, let interval = systemd.watchdogInterval else { return true }
+        let now = MonotonicClock.microseconds()
+        let window = UInt64(interval / 4 * 1e6)
+        return reactors.heartbeatsAreFresh(since: now > window ? now - window : 0)
     }
 
     /// The `STATUS=` line (``StatusReport/summary``).

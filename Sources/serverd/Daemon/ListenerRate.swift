@@ -20,6 +20,15 @@ final class ListenerRate: Sendable {
         }
     }
 
+    /// How many requests the listener may take at once under `rate` (0: unlimited, `nil`): the whole tokens in the
+    /// bucket, so that a batch of datagrams takes no more than the bucket allows.
+    func allowance(rate: Int, now: Double) -> Int? {
+        bucket.withLock { bucket in
+            Self.follow(&bucket, rate: rate, now: now)
+            return bucket?.available(now: now)
+        }
+    }
+
     /// Counts a request the listener took under `rate`.
     func count(rate: Int, now: Double) {
         bucket.withLock { bucket in

@@ -211,19 +211,26 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
     }
 }
 
-/// The daemon's datagram server: one listener's service, one datagram at a time (no thread or
-/// process per datagram), behind its admission rules and, on UDP, the ``ReflectionGuard``.
+/// The daemon's datagram server: one listener's service on its serving thread (no thread or process per datagram),
+/// behind its admission rules and, on UDP, the ``ReflectionGuard``, under every processing model alike.
 ///
-/// `max-rate` paces reading (``ListenerRate``): while its bucket is empty the socket is not read and datagrams wait in
-/// the receive buffer. A datagram past its source's `max-rate-per-source` is dropped.
+/// Datagrams come in batches (``DatagramServer``: one `recvmmsg` for what is queued, up to its batch size) and go
+/// through the checks one by one, in the order they arrived: counters, ``ReflectionGuard``, ``Admission``. The
+/// built-in services answer each from ``ServiceDatagramReply``, without a handler object; the replies of a batch
+/// go out together by one `sendmmsg` once its last datagram was handled, and a reply refused or failed ends only its
+/// own datagram.
+///
+/// `max-rate` paces reading (``ListenerRate``): a batch takes no more datagrams than the bucket holds tokens, and
+/// while it is empty the socket is not read and datagrams wait in the receive buffer. A datagram past its source's
+/// `max-rate-per-source` is dropped.
 final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Sendable {
     let context: ListenerContext
     private let admission: Admission
     private let rate = ListenerRate()
     /// The guard of the current reply rate, rebuilt when a reload changed the rate; only the serving thread uses it.
     private var reflectionGuard: ReflectionGuard
-    /// The service of the datagram being handled, for ``ServiceDatagramHandler``; set by the serving thread.
-    private(set) var service: ServiceName
+    /// The service of the datagram being handled, read from the policy when it was verified; set by the serving thread.
+    private var service: ServiceName
     let heartbeat = Atomic<UInt64>(0)
     /// The UDP port registered in ``OwnDatagramPorts`` while this listener serves.
     private var ownPort: UInt16?
@@ -236,7 +243,8 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
         self.reflectionGuard = ReflectionGuard(replyRatePerSource: context.policy.replyRatePerSource)
         self.service = context.policy.service
         self.waitMode = WaitModeRunner(context: context)
-        try super.init(adopting: socket, handler: ServiceDatagramHandler.self, model: SerialModel(), logger: context.logger)
+        // No handler runs: finishRequest answers for the built-in services (DatagramRequestHandler would do nothing).
+        try super.init(adopting: socket, handler: DatagramRequestHandler.self, model: SerialModel(), logger: context.logger)
         registerOwnPort()
     }
 
@@ -248,7 +256,7 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
         self.service = context.policy.service
         self.waitMode = WaitModeRunner(context: context)
         try super.init(
-            address: address, handler: ServiceDatagramHandler.self, model: SerialModel(), logger: context.logger,
+            address: address, handler: DatagramRequestHandler.self, model: SerialModel(), logger: context.logger,
             bindAndActivate: false)
         socketMode = context.policy.socketMode.map { mode_t($0) }
         try bindAndActivate()
@@ -284,6 +292,26 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
 
     override var requestsResumeAt: Double? {
         rate.resumesAt(rate: context.policy.maxRate, now: MonotonicClock.seconds())
+    }
+
+    /// A batch takes no more datagrams than `max-rate`'s bucket holds tokens.
+    override var requestAllowance: Int? {
+        rate.allowance(rate: context.policy.maxRate, now: MonotonicClock.seconds())
+    }
+
+    /// Answers a datagram for the service it was verified under, without a handler object.
+    override func finishRequest(_ request: Request, clientAddress: SocketAddress) throws {
+        guard let datagram = request.datagram else { return }
+        metrics.receivedBytes.increment(by: datagram.payload.count)
+        guard let reply = ServiceDatagramReply.reply(of: service, to: datagram.payload), !reply.isEmpty else { return }
+        if try datagram.sendReply(reply, to: clientAddress) { replySent(size: reply.count, to: clientAddress) }
+    }
+
+    /// Counts a reply sent for the listener's status block (no connection line: a datagram flood must not flood the
+    /// log).
+    override func replySent(size: Int, to sender: SocketAddress) {
+        super.replySent(size: size, to: sender)
+        context.counters.replySent(size: size)
     }
 
     /// While a wait-mode program runs (or its starts are paused) the socket is not watched.

@@ -2,7 +2,7 @@ import FamilyServer
 import Glibc
 
 /// serverd's conversation with systemd: readiness, status, stopping, reloading, the watchdog
-/// (pinged from the control loop, which checks that the serve loops are alive), and `MAINPID=`
+/// (pinged from the control loop, which checks that the serve loops and event reactors are alive), and `MAINPID=`
 /// when `--daemon` detached. Every message is a no-op without NOTIFY_SOCKET; a notify socket
 /// that fails is logged once per message kind at most, never fatal.
 final class SystemdSession {
@@ -31,6 +31,9 @@ final class SystemdSession {
         let now = MonotonicClock.microseconds()
         return due > now ? Double(due - now) / 1e6 : 0
     }
+
+    /// Whether a watchdog ping is due now (``pingWatchdogIfDue()`` would send it).
+    var isWatchdogDue: Bool { secondsUntilWatchdogDue == 0 }
 
     /// `READY=1` with a status line (and `MAINPID=` after `--daemon` detached).
     func ready(status: String) {

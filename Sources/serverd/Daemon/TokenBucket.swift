@@ -50,6 +50,13 @@ struct TokenBucket: Sendable, Equatable {
         return wait
     }
 
+    /// How many whole tokens are there at `now`: requests that may pass at once.
+    func available(now: Double) -> Int {
+        var bucket = self
+        bucket.refill(now)
+        return bucket.tokens >= Self.whole ? Int((bucket.tokens + (1 - Self.whole)).rounded(.down)) : 0
+    }
+
     /// The clock value from which a token is there, `now` itself when one is.
     func nextTokenAt(now: Double) -> Double {
         var bucket = self

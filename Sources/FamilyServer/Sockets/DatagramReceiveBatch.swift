@@ -1,0 +1,96 @@
+import CShims
+import Glibc
+
+/// Datagrams received together by one `recvmmsg` (``Socket/receiveDatagrams(into:limit:)``), into
+/// buffers that the batch keeps and reuses from one call to the next: no allocation per datagram
+/// but the copy of its payload (``payload(at:)``).
+///
+/// One thread at a time: the serve loop of a ``DatagramServer`` owns its batch.
+public final class DatagramReceiveBatch {
+    /// The most datagrams one call receives.
+    public let capacity: Int
+    /// The largest datagram received whole; a longer one is cut to this size (MSG_TRUNC), as
+    /// ``Socket/receiveDatagram(maxSize:)`` does.
+    public let maxPacketSize: Int
+    /// How many datagrams the last call received.
+    public internal(set) var count = 0
+    let slots: UnsafeMutablePointer<cshims_dgram_slot>
+    private let buffers: UnsafeMutableRawPointer
+
+    /// The most datagrams a batch can hold, the limit of one `recvmmsg` call here.
+    public static let maximumCapacity = Int(CSHIMS_DGRAM_BATCH_MAX)
+
+    /// Creates an empty batch of `capacity` datagrams (1 up to ``maximumCapacity``) of up to
+    /// `maxPacketSize` bytes each. The buffers are allocated once; the memory of a page no
+    /// datagram reached is never touched.
+    public init(capacity: Int, maxPacketSize: Int) {
+        precondition((1...Self.maximumCapacity).contains(capacity), "a batch of \(capacity) datagrams")
+        precondition(maxPacketSize > 0, "datagrams of at most \(maxPacketSize) bytes")
+        self.capacity = capacity
+        self.maxPacketSize = maxPacketSize
+        buffers = UnsafeMutableRawPointer.allocate(byteCount: capacity * maxPacketSize, alignment: 16)
+        slots = UnsafeMutablePointer<cshims_dgram_slot>.allocate(capacity: capacity)
+        slots.initialize(repeating: cshims_dgram_slot(), count: capacity)
+        for index in 0..<capacity {
+            slots[index].buffer = buffers + index * maxPacketSize
+            slots[index].capacity = maxPacketSize
+        }
+    }
+
+    deinit {
+        slots.deallocate()
+        buffers.deallocate()
+    }
+
+    /// The payload of datagram `index` (below ``count``), cut to ``maxPacketSize``.
+    public func payload(at index: Int) -> [UInt8] {
+        let slot = slots[checked(index)]
+        let length = min(slot.length, maxPacketSize)
+        return [UInt8](UnsafeRawBufferPointer(start: slot.buffer, count: length))
+    }
+
+    /// Whether datagram `index` was longer than ``maxPacketSize`` and its payload cut.
+    public func wasTruncated(at index: Int) -> Bool {
+        slots[checked(index)].length > maxPacketSize
+    }
+
+    /// The sender of datagram `index`, `.unnamed` for an unbound Unix sender.
+    public func sender(at index: Int, transport: SocketAddress.Transport) -> SocketAddress {
+        let slot = slots[checked(index)]
+        return SocketAddress(storage: slot.address, length: slot.address_length, transport: transport)
+            ?? SocketAddress(transport, .unnamed)
+    }
+
+    /// The SCM_CREDENTIALS of datagram `index`: on a Unix socket with SO_PASSCRED
+    /// (``Socket/enablePassCredentials()``), else `nil`; `nil` too for a datagram queued before
+    /// SO_PASSCRED was set.
+    public func credentials(at index: Int) -> PeerCredentials? {
+        let slot = slots[checked(index)]
+        guard slot.has_cred != 0 else { return nil }
+        return PeerCredentials(pid: slot.cred.pid, uid: slot.cred.uid, gid: slot.cred.gid)
+    }
+
+    private func checked(_ index: Int) -> Int {
+        precondition(index >= 0 && index < count, "datagram \(index) of a batch of \(count)")
+        return index
+    }
+}
+
+extension Socket {
+    /// Receives the datagrams queued on this socket now, up to `limit` (at most the batch's
+    /// ``DatagramReceiveBatch/capacity``), into `batch`, with one `recvmmsg` that does not wait
+    /// for more; their senders' credentials come along on a Unix socket with SO_PASSCRED.
+    /// - Returns: how many arrived (also in ``DatagramReceiveBatch/count``), 0 when none is queued.
+    /// - Throws: ``SocketError`` for `recvmmsg`.
+    public func receiveDatagrams(into batch: DatagramReceiveBatch, limit: Int) throws(SocketError) -> Int {
+        batch.count = 0
+        let wanted = UInt32(max(0, min(limit, batch.capacity)))
+        guard wanted > 0 else { return 0 }
+        let fd = fileDescriptor
+        let received = try nonBlockingSyscall("recvmmsg", subject: description) {
+            cshims_recv_batch(fd, batch.slots, wanted)
+        }
+        batch.count = Int(received ?? 0)
+        return batch.count
+    }
+}

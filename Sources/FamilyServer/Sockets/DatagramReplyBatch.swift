@@ -1,0 +1,138 @@
+import CShims
+import Glibc
+
+/// Replies collected while a batch of datagrams is handled, sent together by one `sendmmsg`
+/// (``Socket/sendDatagrams(_:)``), in the order they were added.
+///
+/// The bytes of every reply go into one buffer that the batch keeps and reuses. A reply to a Unix
+/// sender keeps its ``UnixReplyTarget`` (the sender's socket file held open) until it was sent.
+///
+/// One thread at a time: the serve loop of a ``DatagramServer`` owns its batch.
+public final class DatagramReplyBatch: @unchecked Sendable {
+    // @unchecked: only the serving thread that owns the batch touches it (DatagramServer).
+
+    /// The most replies the batch holds; a full batch is sent before another reply is added.
+    public let capacity: Int
+    /// What hears of each reply once the batch was sent (``Socket/sendDatagrams(_:)``): its
+    /// sender, its size, and `nil` or the error that refused it.
+    public let report: (_ sender: SocketAddress, _ size: Int, _ error: SocketError?) -> Void
+    private var bytes: [UInt8] = []
+    private var replies: [Reply] = []
+    /// Abstract Unix senders whose name the kernel showed held by their uid during this batch
+    /// (``UnixReplyTarget``): their other datagrams of the batch need no second look.
+    var verifiedAbstractSenders = Set<AbstractSender>()
+    /// The socket files of filesystem senders checked during this batch, by absolute path and
+    /// uid: their other datagrams of the batch are answered at the same file without a second look.
+    var verifiedPathSenders = [PathSender: SenderSocketFile]()
+
+    /// One reply waiting to be sent.
+    private struct Reply {
+        var offset: Int
+        var length: Int
+        var destination: sockaddr_storage
+        var destinationLength: socklen_t
+        /// The request's source, for the report (not the `/proc/self/fd/N` the reply goes through).
+        var sender: SocketAddress
+        /// Keeps a Unix sender's socket file open until the reply was sent.
+        var target: UnixReplyTarget?
+    }
+
+    /// An abstract Unix socket name and the uid its request came with.
+    struct AbstractSender: Hashable {
+        var name: [UInt8]
+        var uid: uid_t
+    }
+
+    /// An absolute Unix socket path and the uid its request came with.
+    struct PathSender: Hashable {
+        var path: String
+        var uid: uid_t
+    }
+
+    /// Creates an empty batch of at most `capacity` replies (1 up to
+    /// ``DatagramReceiveBatch/maximumCapacity``) that tells `report` how each one went once sent.
+    public init(
+        capacity: Int, report: @escaping (_ sender: SocketAddress, _ size: Int, _ error: SocketError?) -> Void
+    ) {
+        precondition((1...DatagramReceiveBatch.maximumCapacity).contains(capacity), "a batch of \(capacity) replies")
+        self.capacity = capacity
+        self.report = report
+        replies.reserveCapacity(capacity)
+    }
+
+    /// How many replies wait.
+    public var count: Int { replies.count }
+
+    /// Whether the batch holds ``capacity`` replies.
+    public var isFull: Bool { replies.count >= capacity }
+
+    /// Adds a datagram of `payload` to `destination`, sent as it is: no ``UnixReplyTarget`` check
+    /// (as with ``Socket/sendDatagram(_:to:)``), so that a reply to a Unix sender goes through
+    /// ``Datagram/sendReply(_:to:)`` instead. A full batch must be sent first.
+    /// - Throws: ``SocketError`` (`sendmmsg`, EINVAL or ENAMETOOLONG) for a Unix destination a
+    ///   socket address cannot hold.
+    public func add(_ payload: [UInt8], to destination: SocketAddress) throws(SocketError) {
+        try add(payload, to: destination, sender: destination, target: nil)
+    }
+
+    /// Adds a reply of `payload` to `destination`, answering the request from `sender`.
+    /// - Parameter target: The checked Unix reply target `destination` comes from, kept until sent.
+    /// - Throws: ``SocketError`` (`sendmmsg`, EINVAL or ENAMETOOLONG) for a Unix destination a
+    ///   socket address cannot hold; `precondition` that the batch is not full.
+    func add(_ payload: [UInt8], to destination: SocketAddress, sender: SocketAddress, target: UnixReplyTarget?)
+        throws(SocketError)
+    {
+        precondition(!isFull, "a full batch of \(capacity) replies")
+        try Socket.checkUnixName(destination, call: "sendmmsg")
+        var reply = Reply(
+            offset: bytes.count, length: payload.count, destination: sockaddr_storage(), destinationLength: 0,
+            sender: sender, target: target)
+        destination.withSockAddr { sa, length in
+            withUnsafeMutableBytes(of: &reply.destination) { storage in
+                storage.copyMemory(from: UnsafeRawBufferPointer(start: sa, count: Int(length)))
+            }
+            reply.destinationLength = length
+        }
+        bytes.append(contentsOf: payload)
+        replies.append(reply)
+    }
+
+    /// Sends every reply from `fd` and empties the batch; reports each reply's sender, size and,
+    /// for one the kernel refused, its errno.
+    fileprivate func send(from fd: Int32, reporting report: (SocketAddress, Int, Int32?) -> Void) {
+        defer {
+            bytes.removeAll(keepingCapacity: true)
+            replies.removeAll(keepingCapacity: true)
+            verifiedAbstractSenders.removeAll(keepingCapacity: true)
+            verifiedPathSenders.removeAll(keepingCapacity: true)
+        }
+        guard !replies.isEmpty else { return }
+        var outgoing = [cshims_dgram_reply](repeating: cshims_dgram_reply(), count: replies.count)
+        bytes.withUnsafeBytes { raw in
+            for (index, reply) in replies.enumerated() {
+                outgoing[index].bytes = UnsafeRawPointer(raw.baseAddress).map { $0 + reply.offset }
+                outgoing[index].length = reply.length
+                outgoing[index].address = reply.destination
+                outgoing[index].address_length = reply.destinationLength
+            }
+            _ = cshims_send_batch(fd, &outgoing, UInt32(outgoing.count))
+        }
+        for (index, reply) in replies.enumerated() {
+            let error = outgoing[index].error
+            report(reply.sender, reply.length, error == 0 ? nil : error)
+        }
+    }
+}
+
+extension Socket {
+    /// Sends the replies of `batch` with `sendmmsg` (MSG_NOSIGNAL), in order, and empties it;
+    /// then tells the batch's ``DatagramReplyBatch/report`` of each, in order: `nil` once sent, or
+    /// the ``SocketError`` (`sendmmsg`, naming the sender) that refused it. A reply the kernel
+    /// refuses (EAGAIN on a full send buffer, ECONNREFUSED, …) fails alone: the others are still
+    /// sent.
+    public func sendDatagrams(_ batch: DatagramReplyBatch) {
+        batch.send(from: fileDescriptor) { sender, size, errno in
+            batch.report(sender, size, errno.map { SocketError("sendmmsg", errno: $0, subject: sender.description) })
+        }
+    }
+}
