@@ -51,38 +51,40 @@ final class PreforkedWorkerTests: FamilyServerTestCase {
         }
     }
 
+    /// A server whose pool is filled: one pass of the serve loop forks the workers.
     private func makeServer(_ model: ForkingModel) throws -> CountingServer {
-        try CountingServer(address: address(.ipv4, .stream), handler: ProcessIDHandler.self, model: model)
+        let server = try CountingServer(address: address(.ipv4, .stream), handler: ProcessIDHandler.self, model: model)
+        server.serviceActions()
+        XCTAssertEqual(model.preforkedWorkerProcesses.count, model.preforkedWorkers, "the pool is filled")
+        return server
     }
 
     func testOneWorkerServesConnectionAfterConnection() throws {
-        let model = ForkingModel(preforkedWorkers: 2)
+        let model = ForkingModel(preforkedWorkers: 1)
         let server = try makeServer(model)
-        var servers: [pid_t] = []
+        let worker = try XCTUnwrap(model.preforkedWorkerProcesses.first)
         for index in 1...5 {
-            servers.append(try servingProcess(try takeConnection(server)))
+            XCTAssertEqual(try servingProcess(try takeConnection(server)), worker, "connection \(index)")
             XCTAssertTrue(collecting(server) { model.activeRequests == 0 }, "connection \(index) ends")
             XCTAssertEqual(server.ended.load(ordering: .relaxed), index, "requestEnded once per connection")
         }
-        XCTAssertEqual(Set(servers).count, 1, "one idle worker serves every connection in turn: \(servers)")
-        XCTAssertNotEqual(servers[0], getpid())
-        XCTAssertEqual(model.preforkedWorkerProcesses, [servers[0]])
+        XCTAssertNotEqual(worker, getpid())
+        XCTAssertEqual(model.preforkedWorkerProcesses, [worker], "the same worker all along")
         server.serverClose()
-        XCTAssertFalse(childProcesses().contains(servers[0]), "the worker exits and is reaped at close")
+        XCTAssertFalse(childProcesses().contains(worker), "the worker exits and is reaped at close")
     }
 
     /// Beyond the pool's size a connection gets a child of its own; ``ForkingModel/maxChildren`` counts both.
     func testConnectionsBeyondThePoolGetChildrenOfTheirOwn() throws {
         let model = ForkingModel(maxChildren: 3, preforkedWorkers: 2)
         let server = try makeServer(model)
+        let workers = model.preforkedWorkerProcesses
         let clients = try (0..<3).map { _ in try takeConnection(server) }
         XCTAssertEqual(model.activeRequests, 3)
         XCTAssertTrue(server.isAtCapacity, "two workers and one child make maxChildren 3")
-        let workers = model.preforkedWorkerProcesses
-        XCTAssertEqual(workers.count, 2)
         let servers = try clients.map(servingProcess)
         XCTAssertEqual(Set(servers).count, 3, "three processes served: \(servers)")
-        XCTAssertEqual(Set(servers).intersection(workers).count, 2, "two of them pool workers: \(servers), \(workers)")
+        XCTAssertEqual(Set(servers).intersection(workers), workers, "two of them the pool's workers: \(servers)")
         XCTAssertTrue(collecting(server) { model.activeRequests == 0 })
         XCTAssertEqual(server.ended.load(ordering: .relaxed), 3)
         let oneShot = try XCTUnwrap(Set(servers).subtracting(workers).first)
@@ -91,55 +93,48 @@ final class PreforkedWorkerTests: FamilyServerTestCase {
         server.serverClose()
     }
 
-    /// A worker killed in the middle of a connection: the connection counts as ended, the worker is reaped, and the
-    /// next connection gets a fresh one.
+    /// A worker killed in the middle of a connection: the connection counts as ended, the worker is reaped and
+    /// replaced, and the fresh one serves the next connection.
     func testAKilledWorkerIsReplacedAndItsRequestEnds() throws {
         let model = ForkingModel(preforkedWorkers: 1)
         let server = try makeServer(model)
+        let worker = try XCTUnwrap(model.preforkedWorkerProcesses.first)
         let client = try Client.connect(server.serverAddress)
         server.handleRequest()
-        let worker = try XCTUnwrap(model.preforkedWorkerProcesses.first)
         XCTAssertEqual(model.activeChildren, [worker], "the worker serves, waiting for the line")
         XCTAssertEqual(kill(worker, SIGKILL), 0)
         XCTAssertEqual(try Client.readToEnd(client), [], "the connection closes with the worker")
         client.close()
-        XCTAssertTrue(collecting(server) { model.activeRequests == 0 && model.preforkedWorkerProcesses.isEmpty })
+        XCTAssertTrue(collecting(server) { model.activeRequests == 0 && !childProcesses().contains(worker) })
         XCTAssertEqual(server.ended.load(ordering: .relaxed), 1, "the killed worker's request is over")
-        XCTAssertFalse(childProcesses().contains(worker), "reaped")
-        let next = try servingProcess(try takeConnection(server))
-        XCTAssertNotEqual(next, worker)
-        XCTAssertEqual(model.preforkedWorkerProcesses, [next], "a fresh worker")
+        let fresh = try XCTUnwrap(model.preforkedWorkerProcesses.first)
+        XCTAssertNotEqual(fresh, worker)
+        XCTAssertEqual(try servingProcess(try takeConnection(server)), fresh, "the fresh worker serves")
         server.serverClose()
     }
 
     /// ``ForkingModel/retireWorkers(server:)``: an idle worker leaves at once, a busy one after its connection;
-    /// the next connection goes to a worker forked anew.
+    /// workers forked anew take their places.
     func testRetiredWorkersLeaveAndFreshOnesServe() throws {
         let model = ForkingModel(preforkedWorkers: 2)
         let server = try makeServer(model)
-        let idle = try servingProcess(try takeConnection(server))
-        XCTAssertTrue(collecting(server) { model.activeRequests == 0 })
+        let old = model.preforkedWorkerProcesses
         let busyClient = try Client.connect(server.serverAddress)
         server.handleRequest()
         let busy = try XCTUnwrap(model.activeChildren.first)
-        XCTAssertEqual(busy, idle, "the idle worker took the connection")
-        let secondClient = try Client.connect(server.serverAddress)
-        server.handleRequest()
-        let second = try XCTUnwrap(model.activeChildren.subtracting([busy]).first)
-        try secondClient.sendAll(Array("line\n".utf8))
-        XCTAssertEqual(try servingProcess(secondClient), second)
-        XCTAssertTrue(collecting(server) { model.activeRequests == 1 }, "the second worker is idle again")
+        let idle = try XCTUnwrap(old.subtracting([busy]).first)
 
         model.retireWorkers(server: server)
-        XCTAssertTrue(collecting(server) { !childProcesses().contains(second) }, "the idle worker leaves at once")
+        XCTAssertTrue(collecting(server) { !childProcesses().contains(idle) }, "the idle worker leaves at once")
         XCTAssertTrue(model.preforkedWorkerProcesses.contains(busy), "the busy one serves on")
+        let fresh = model.preforkedWorkerProcesses.subtracting(old)
+        XCTAssertEqual(fresh.count, 2, "two workers forked anew beside the retiring one")
         try busyClient.sendAll(Array("line\n".utf8))
         XCTAssertEqual(try servingProcess(busyClient), busy, "and finishes its connection")
-        XCTAssertTrue(collecting(server) { model.preforkedWorkerProcesses.isEmpty && !childProcesses().contains(busy) })
-        let fresh = try servingProcess(try takeConnection(server))
-        XCTAssertFalse([idle, second].contains(fresh), "a worker forked anew serves")
+        XCTAssertTrue(collecting(server) { model.preforkedWorkerProcesses == fresh && !childProcesses().contains(busy) })
+        XCTAssertTrue(fresh.contains(try servingProcess(try takeConnection(server))), "a worker forked anew serves")
         XCTAssertTrue(collecting(server) { model.activeRequests == 0 })
-        XCTAssertEqual(server.ended.load(ordering: .relaxed), 4)
+        XCTAssertEqual(server.ended.load(ordering: .relaxed), 2)
         server.serverClose()
     }
 
@@ -149,14 +144,15 @@ final class PreforkedWorkerTests: FamilyServerTestCase {
         let childrenBefore = childProcesses()
         let model = ForkingModel(preforkedWorkers: 3)
         let server = try makeServer(model)
-        let clients = try (0..<3).map { _ in try takeConnection(server) }
         let workers = model.preforkedWorkerProcesses
-        XCTAssertEqual(workers.count, 3)
-        for client in clients { _ = try servingProcess(client) }
+        let clients = try (0..<3).map { _ in try takeConnection(server) }
+        XCTAssertEqual(Set(try clients.map(servingProcess)), workers)
         server.serverClose()
         XCTAssertEqual(model.activeRequests, 0)
         XCTAssertEqual(server.ended.load(ordering: .relaxed), 3)
         XCTAssertTrue(childProcesses().isSubset(of: childrenBefore), "every worker reaped: \(childProcesses())")
+        server.serviceActions()
+        XCTAssertTrue(childProcesses().isSubset(of: childrenBefore), "none forked after the close")
         XCTAssertTrue(eventually { Descriptors().isWithin(before) }, "\(Descriptors()) after, \(before) before")
     }
 }

@@ -13,12 +13,12 @@ import Synchronization
 /// With ``preforkedWorkers`` above 0, a stream connection goes first to an idle worker of a pool
 /// of that many (``PreforkedWorkerPool``): a child forked once, on the serving thread, that serves
 /// connection after connection passed to it over a socketpair (SCM_RIGHTS), and reports each one's
-/// end, whereupon the serving process calls ``BaseServer/endRequest(_:clientAddress:)``. Workers
-/// are forked as requests need them. With no worker idle and the pool full, the connection gets a
-/// child of its own as without a pool, so ``maxChildren`` counts busy workers and children
-/// together and a slow client never holds the pool up. A worker that dies is noticed on the next
-/// pass of the serve loop (its channel hangs up), its request counted as ended, and a fresh one is
-/// forked when needed. A worker keeps the state of the process it was forked from, and what one
+/// end, whereupon the serving process calls ``BaseServer/endRequest(_:clientAddress:)``. The pool
+/// is filled on every pass of the serve loop (``collect(server:)``), between requests. With no
+/// worker idle, the connection gets a child of its own as without a pool, so ``maxChildren``
+/// counts busy workers and children together and a slow client never holds the pool up. A worker
+/// that dies is noticed on the next pass of the serve loop (its channel hangs up), its request
+/// counted as ended, and a fresh one is forked in its place. A worker keeps the state of the process it was forked from, and what one
 /// connection left in its memory the next one finds: ``retireWorkers(server:)`` replaces them
 /// after a change of configuration; a program that wants a fresh process per connection leaves
 /// the pool off.
@@ -46,6 +46,8 @@ public final class ForkingModel: ProcessingModel {
     private let children = ConditionLock<[pid_t: Child]>([:])
     private let limit: Atomic<Int>
     private let pool: PreforkedWorkerPool?
+    /// Failures to fork a pre-forked worker, logged at most every 10 s.
+    private let workerStartFailures = ThrottledWarning()
 
     /// Creates a forking model.
     /// - Parameters:
@@ -84,11 +86,11 @@ public final class ForkingModel: ProcessingModel {
     public var preforkedWorkerProcesses: Set<pid_t> { pool?.allWorkers ?? [] }
 
     public func process(_ request: Request, clientAddress: SocketAddress, server: BaseServer) throws {
-        if let pool, try passToWorker(request, clientAddress: clientAddress, server: server, pool: pool) {
+        if let pool, passToWorker(request, clientAddress: clientAddress, server: server, pool: pool) {
             server.closeRequest(request)
             return
         }
-        let poolChannels = pool?.channelDescriptors ?? []
+        let poolChannels = PreforkedWorkerPool.channelsToCloseInChildren
         let pid = cshims_fork()
         if pid < 0 {
             throw SocketError("fork", errno: errno, subject: clientAddress.description)
@@ -107,15 +109,23 @@ public final class ForkingModel: ProcessingModel {
         server.closeRequest(request)
     }
 
+    /// Reaps finished children, reads the pre-forked workers' reports and forks workers the pool
+    /// lacks.
     public func collect(server: BaseServer) {
         reap(server: server, blocking: false)
-        if let pool { account(pool.collect(), server: server) }
+        guard let pool else { return }
+        account(pool.collect(), server: server)
+        do {
+            try pool.fill(server: server, setup: workerSetup)
+        } catch {
+            workerStartFailures.record(server.logger, "\(server.serverAddress): cannot start a pre-forked worker: \(error)")
+        }
     }
 
     /// Retires the pre-forked workers (idle ones exit, busy ones after their request) and, if
     /// configured, waits for every child and busy worker.
     public func close(server: BaseServer) {
-        pool?.retire()
+        pool?.close()
         reap(server: server, blocking: blockOnClose)
         guard let pool else { return }
         if blockOnClose {
@@ -133,8 +143,8 @@ public final class ForkingModel: ProcessingModel {
     }
 
     /// Makes the pre-forked workers, which hold the process's state from when they were forked,
-    /// leave (idle ones now, busy ones after their request); the next requests get workers forked
-    /// anew.
+    /// leave (idle ones now, busy ones after their request); the next pass of the serve loop forks
+    /// new ones.
     public func retireWorkers(server: BaseServer) {
         guard let pool else { return }
         pool.retire()
@@ -145,12 +155,12 @@ public final class ForkingModel: ProcessingModel {
     /// have finished since the last pass of the serve loop) rather than fork a child at once.
     private func passToWorker(
         _ request: Request, clientAddress: SocketAddress, server: BaseServer, pool: PreforkedWorkerPool
-    ) throws -> Bool {
-        if try pool.serve(request, clientAddress: clientAddress, server: server, setup: workerSetup) { return true }
+    ) -> Bool {
+        if pool.serve(request, clientAddress: clientAddress) { return true }
         let collected = pool.collect()
         guard !collected.ended.isEmpty || !collected.exited.isEmpty else { return false }
         account(collected, server: server)
-        return try pool.serve(request, clientAddress: clientAddress, server: server, setup: workerSetup)
+        return pool.serve(request, clientAddress: clientAddress)
     }
 
     /// Ends the requests a collect of the pool found over, and reports the workers it reaped.

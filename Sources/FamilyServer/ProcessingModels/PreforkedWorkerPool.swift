@@ -5,10 +5,11 @@ import Glibc
 /// serving connection after connection that the serving process passes it over a ``WorkerChannel``.
 ///
 /// Seen from the serving process a worker is idle, busy with one request, or retiring (it exits after its request).
-/// Workers are forked on demand, on the serving thread, when a request finds none idle and the pool is short of its
-/// size; a worker that hangs up (exited, killed) is dropped, its request counted as ended, and the next request that
-/// needs one forks a fresh one. ``retire()`` makes every worker leave (idle ones at once, busy ones after their
-/// request), so that the next requests go to workers forked from the process as it is now.
+/// ``fill(server:setup:)`` forks workers until the pool has its size, on the serving thread between requests (so that
+/// no worker inherits a connection it was not given); a worker that hangs up (exited, killed) is dropped, its request
+/// counted as ended, and the next fill replaces it. ``retire()`` makes every worker leave (idle ones at once, busy
+/// ones after their request), so that the next requests go to workers forked from the process as it is now;
+/// ``close()`` does so for good.
 final class PreforkedWorkerPool: Sendable {
     /// A worker process, as the serving process sees it.
     private struct Worker: Sendable {
@@ -23,11 +24,21 @@ final class PreforkedWorkerPool: Sendable {
         var workers: [pid_t: Worker] = [:]
         /// Workers whose channel is closed, not yet reaped.
         var leaving: Set<pid_t> = []
+        /// Set by ``close()``: no worker is forked any more.
+        var closed = false
     }
 
     /// The most workers at once (retiring ones aside).
     let size: Int
     private let state = ConditionLock(State())
+
+    /// The serving process's ends of the channels of every pool in this process, which every child a forking model
+    /// forks closes first: a worker whose channel another process still held open (a worker of another listener's
+    /// pool, say) would never see its retirement.
+    private static let openChannels = ConditionLock<Set<Int32>>([])
+
+    /// ``openChannels`` now, to close in a child about to be forked.
+    static var channelsToCloseInChildren: [Int32] { openChannels.withLock { Array($0) } }
 
     /// A pool of at most `size` workers.
     init(size: Int) {
@@ -43,16 +54,9 @@ final class PreforkedWorkerPool: Sendable {
     /// The process ids of every worker not reaped yet, idle, busy or leaving.
     var allWorkers: Set<pid_t> { state.withLock { Set($0.workers.keys).union($0.leaving) } }
 
-    /// The serving process's ends of the workers' channels, which every child it forks closes first: a worker whose
-    /// channel another process still held open would not see its retirement.
-    var channelDescriptors: [Int32] { state.withLock { $0.workers.values.map(\.channel.fileDescriptor) } }
-
-    /// Passes `request` to an idle worker, forking one if the pool is short of its size. Call on the serving thread.
-    /// - Returns: `false` when every worker is busy and the pool is full (or the request is no connection).
-    /// - Throws: ``SocketError`` when a worker was needed and could not be forked (`socketpair`, `fork`).
-    func serve(
-        _ request: Request, clientAddress: SocketAddress, server: BaseServer, setup: (@Sendable () -> Void)?
-    ) throws(SocketError) -> Bool {
+    /// Passes `request` to an idle worker. Call on the serving thread.
+    /// - Returns: `false` when no worker is idle (or the request is no connection).
+    func serve(_ request: Request, clientAddress: SocketAddress) -> Bool {
         guard let connection = request.connection else { return false }
         while let (pid, channel) = idleWorker() {
             do {
@@ -64,11 +68,16 @@ final class PreforkedWorkerPool: Sendable {
                 dropWorker(pid)
             }
         }
-        guard state.withLock({ $0.workers.values.count { !$0.retiring } }) < size else { return false }
-        let (pid, channel) = try fork(server: server, setup: setup)
-        try channel.pass(connection, clientAddress: clientAddress)
-        state.withLock { $0.workers[pid]?.request = (request, clientAddress) }
-        return true
+        return false
+    }
+
+    /// Forks workers until the pool has its size, retiring ones aside; none once closed. Call on the serving thread
+    /// while it holds no request: a worker keeps every descriptor the process had open when it was forked.
+    /// - Throws: ``SocketError`` for `socketpair` or `fork`.
+    func fill(server: BaseServer, setup: (@Sendable () -> Void)?) throws(SocketError) {
+        while state.withLock({ !$0.closed && $0.workers.values.count { !$0.retiring } < size }) {
+            _ = try fork(server: server, setup: setup)
+        }
     }
 
     /// What ``collect()`` found: the requests whose worker finished or hung up, and the workers reaped with their
@@ -99,6 +108,12 @@ final class PreforkedWorkerPool: Sendable {
         }
         collected.exited = reap(blocking: false)
         return collected
+    }
+
+    /// Makes every worker leave, as ``retire()`` does, and forks none any more.
+    func close() {
+        state.withLock { $0.closed = true }
+        retire()
     }
 
     /// Makes every worker leave: idle ones now, busy ones once their request is over.
@@ -156,14 +171,15 @@ final class PreforkedWorkerPool: Sendable {
     /// Closes a worker's channel (it exits once it reads the end of file) and leaves it to be reaped.
     private static func drop(_ pid: pid_t, in state: inout State) {
         guard var worker = state.workers.removeValue(forKey: pid) else { return }
+        _ = openChannels.withLock { $0.remove(worker.channel.fileDescriptor) }
         worker.channel.close()
         state.leaving.insert(pid)
     }
 
     /// Forks a worker, which serves connections from its channel until the channel closes.
-    private func fork(server: BaseServer, setup: (@Sendable () -> Void)?) throws(SocketError) -> (pid_t, WorkerChannel) {
+    private func fork(server: BaseServer, setup: (@Sendable () -> Void)?) throws(SocketError) -> pid_t {
         var (parentEnd, workerEnd) = try WorkerChannel.pair()
-        let inherited = channelDescriptors
+        let inherited = Self.channelsToCloseInChildren
         let pid = cshims_fork()
         if pid < 0 {
             let code = errno
@@ -180,8 +196,9 @@ final class PreforkedWorkerPool: Sendable {
             Self.serveConnections(from: workerEnd, server: server)
         }
         workerEnd.close()
+        _ = Self.openChannels.withLock { $0.insert(parentEnd.fileDescriptor) }
         state.withLock { $0.workers[pid] = Worker(channel: parentEnd) }
-        return (pid, parentEnd)
+        return pid
     }
 
     /// The worker's life: every connection passed to it, one after another, then exit 0.
