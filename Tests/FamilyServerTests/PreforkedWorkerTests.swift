@@ -36,6 +36,13 @@ final class PreforkedWorkerTests: FamilyServerTestCase {
         return client
     }
 
+    /// A connection the server took, without its line: it keeps its worker busy until the caller sends one.
+    private func takeWaitingConnection(_ server: BaseServer) throws -> Socket {
+        let client = try Client.connect(server.serverAddress)
+        server.handleRequest()
+        return client
+    }
+
     /// The process id in the answer of a connection taken by ``takeConnection(_:)``.
     private func servingProcess(_ client: Socket) throws -> pid_t {
         defer { client.close() }
@@ -79,9 +86,10 @@ final class PreforkedWorkerTests: FamilyServerTestCase {
         let model = ForkingModel(maxChildren: 3, preforkedWorkers: 2)
         let server = try makeServer(model)
         let workers = model.preforkedWorkerProcesses
-        let clients = try (0..<3).map { _ in try takeConnection(server) }
+        let clients = try (0..<3).map { _ in try takeWaitingConnection(server) }
         XCTAssertEqual(model.activeRequests, 3)
         XCTAssertTrue(server.isAtCapacity, "two workers and one child make maxChildren 3")
+        for client in clients { try client.sendAll(Array("line\n".utf8)) }
         let servers = try clients.map(servingProcess)
         XCTAssertEqual(Set(servers).count, 3, "three processes served: \(servers)")
         XCTAssertEqual(Set(servers).intersection(workers), workers, "two of them the pool's workers: \(servers)")
@@ -99,8 +107,7 @@ final class PreforkedWorkerTests: FamilyServerTestCase {
         let model = ForkingModel(preforkedWorkers: 1)
         let server = try makeServer(model)
         let worker = try XCTUnwrap(model.preforkedWorkerProcesses.first)
-        let client = try Client.connect(server.serverAddress)
-        server.handleRequest()
+        let client = try takeWaitingConnection(server)
         XCTAssertEqual(model.activeChildren, [worker], "the worker serves, waiting for the line")
         XCTAssertEqual(kill(worker, SIGKILL), 0)
         XCTAssertEqual(try Client.readToEnd(client), [], "the connection closes with the worker")
@@ -119,8 +126,7 @@ final class PreforkedWorkerTests: FamilyServerTestCase {
         let model = ForkingModel(preforkedWorkers: 2)
         let server = try makeServer(model)
         let old = model.preforkedWorkerProcesses
-        let busyClient = try Client.connect(server.serverAddress)
-        server.handleRequest()
+        let busyClient = try takeWaitingConnection(server)
         let busy = try XCTUnwrap(model.activeChildren.first)
         let idle = try XCTUnwrap(old.subtracting([busy]).first)
 
@@ -145,7 +151,8 @@ final class PreforkedWorkerTests: FamilyServerTestCase {
         let model = ForkingModel(preforkedWorkers: 3)
         let server = try makeServer(model)
         let workers = model.preforkedWorkerProcesses
-        let clients = try (0..<3).map { _ in try takeConnection(server) }
+        let clients = try (0..<3).map { _ in try takeWaitingConnection(server) }
+        for client in clients { try client.sendAll(Array("line\n".utf8)) }
         XCTAssertEqual(Set(try clients.map(servingProcess)), workers)
         server.serverClose()
         XCTAssertEqual(model.activeRequests, 0)
