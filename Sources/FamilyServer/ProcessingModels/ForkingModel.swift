@@ -11,17 +11,17 @@ import Synchronization
 /// signal or exits non-zero is logged.
 ///
 /// With ``preforkedWorkers`` above 0, a stream connection goes first to an idle worker of a pool
-/// of that many (``PreforkedWorkerPool``): a child forked once, on the serving thread, that serves
-/// connection after connection passed to it over a socketpair (SCM_RIGHTS), and reports each one's
-/// end, whereupon the serving process calls ``BaseServer/endRequest(_:clientAddress:)``. The pool
-/// is filled on every pass of the serve loop (``collect(server:)``), between requests. With no
-/// worker idle, the connection gets a child of its own as without a pool, so ``maxChildren``
-/// counts busy workers and children together and a slow client never holds the pool up. A worker
-/// that dies is noticed on the next pass of the serve loop (its channel hangs up), its request
-/// counted as ended, and a fresh one is forked in its place. A worker keeps the state of the process it was forked from, and what one
-/// connection left in its memory the next one finds: ``retireWorkers(server:)`` replaces them
-/// after a change of configuration; a program that wants a fresh process per connection leaves
-/// the pool off.
+/// of that many: a child forked once, on the serving thread, that serves connection after
+/// connection passed to it over a socketpair (SCM_RIGHTS), and reports each one's end, whereupon
+/// the serving process calls ``BaseServer/endRequest(_:clientAddress:)``. The pool is filled on
+/// every pass of the serve loop (``collect(server:)``), between requests. With no worker idle, the
+/// connection gets a child of its own as without a pool, so ``maxChildren`` counts busy workers
+/// and children together and a slow client never holds the pool up. A worker that dies is noticed
+/// on the next pass of the serve loop (its channel hangs up), its request counted as ended, and a
+/// fresh one is forked in its place. A worker keeps the state of the process it was forked from,
+/// and what one connection left in its memory the next one finds: ``retireWorkers(server:)``
+/// replaces the workers after a change of configuration; a program that wants a fresh process per
+/// connection leaves the pool off.
 public final class ForkingModel: ProcessingModel {
     /// The most children at once; at that count the serve loop takes no new request. May be
     /// changed while serving.
@@ -35,7 +35,7 @@ public final class ForkingModel: ProcessingModel {
     public let terminateWorker: @Sendable (pid_t) -> Void
     /// Wait for every child on close (else they are reaped if already done and left to finish).
     public let blockOnClose: Bool
-    /// The most pre-forked workers at once; 0 forks a child for every request.
+    /// The size of the pool of pre-forked workers; 0 forks a child for every request.
     public var preforkedWorkers: Int { pool?.size ?? 0 }
 
     private struct Child: Sendable {
@@ -53,14 +53,16 @@ public final class ForkingModel: ProcessingModel {
     /// - Parameters:
     ///   - maxChildren: The most children at once, busy pre-forked workers included.
     ///   - preforkedWorkers: The size of the pool of pre-forked workers that serve stream
-    ///     connection after connection; 0 (the default) forks a child for every request.
+    ///     connection after connection, forked on the serving thread between requests; 0 (the
+    ///     default) forks a child for every request.
     ///   - blockOnClose: Whether closing the server waits for every child.
-    ///   - workerSetup: Runs first in every child and pre-forked worker: a program with several servers closes the other
-    ///     servers' sockets there, which the child must not keep open.
+    ///   - workerSetup: Runs first in every child and pre-forked worker: a program with several
+    ///     servers closes the other servers' sockets there, which the child must not keep open.
     ///   - terminateWorker: How ``cutShort(server:)`` ends one child; SIGTERM by default. A program
     ///     whose workers start programs of their own ends those too.
     public init(
-        maxChildren: Int = 40, preforkedWorkers: Int = 0, blockOnClose: Bool = true, workerSetup: (@Sendable () -> Void)? = nil,
+        maxChildren: Int = 40, preforkedWorkers: Int = 0, blockOnClose: Bool = true,
+        workerSetup: (@Sendable () -> Void)? = nil,
         terminateWorker: @escaping @Sendable (pid_t) -> Void = { kill($0, SIGTERM) }
     ) {
         self.workerSetup = workerSetup
