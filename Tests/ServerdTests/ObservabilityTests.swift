@@ -16,13 +16,17 @@ final class ObservabilityTests: XCTestCase {
 
     /// Sends SIGUSR1 until the newest status block's first line is `status: SUMMARY…` (a connection counts as active
     /// until just after its connection line is written); returns that block.
-    private func statusBlock(_ serverd: ServerdProcess, startingWith summary: String) throws -> String {
+    /// Asks for status blocks (SIGUSR1) until one starts with `summary` and holds every line of `lines`: a counter
+    /// is updated a moment after the client got its reply (a datagram's once its batch was sent).
+    private func statusBlock(_ serverd: ServerdProcess, startingWith summary: String, containing lines: [String] = [])
+        throws -> String
+    {
         var sent = occurrences(of: "status: ", in: serverd.stderr)
         return try serverd.waitFor { () -> String? in
             sent += 1
             serverd.send(SIGUSR1)
             let block = try serverd.waitForLog("status: ", count: sent).components(separatedBy: "status: ").last ?? ""
-            return block.hasPrefix(summary) ? block : nil
+            return block.hasPrefix(summary) && lines.allSatisfy(block.contains) ? block : nil
         }
     }
 
@@ -335,12 +339,13 @@ final class ObservabilityTests: XCTestCase {
         denied.close()
         XCTAssertEqual(try datagramRoundTrip(serverd.address(2), Array("dgram".utf8)), Array("dgram".utf8))
         _ = try serverd.waitForLog("ended: denied")
-        var log = try statusBlock(serverd, startingWith: "3 listeners, 1 active connection, 2 total, 1 denied, 0 limited")
+        let datagramLine = "echo@\(serverd.address(2)): model serial, datagrams 1, replies 1, dropped 0, denied 0, limited 0, bytes in 5 out 5"
+        var log = try statusBlock(
+            serverd, startingWith: "3 listeners, 1 active connection, 2 total, 1 denied, 0 limited", containing: [datagramLine])
         XCTAssertTrue(
             log.contains("echo@\(serverd.address(0)): model threading, active 1, total 2, denied 0, limited 0, bytes in 4 out 4"), log)
         XCTAssertTrue(log.contains("echo@\(serverd.address(1)): model threading, active 0, total 0, denied 1, limited 0"), log)
-        XCTAssertTrue(
-            log.contains("echo@\(serverd.address(2)): model serial, datagrams 1, replies 1, dropped 0, denied 0, limited 0, bytes in 5 out 5"), log)
+        XCTAssertTrue(log.contains(datagramLine), log)
 
         try open.finishSending()
         _ = try open.receiveAll()
