@@ -14,7 +14,7 @@ serverd to each peer, and writes it to Benchmarks/RESULTS.md with the commit it 
                                                      # a second serverd binary as rows of its own
 
 Servers (names for --only/--skip): serverd-threading, serverd-forking, serverd-prefork, serverd-serial,
-serverd-event, epoll-c, epoll-c-2t, swift-nio, py-threading, py-forking; with --serverd-baseline also
+serverd-event, serverd-event-1w, epoll-c, epoll-c-2t, swift-nio, py-threading, py-forking; with --serverd-baseline also
 serverd-baseline-threading, serverd-baseline-forking, serverd-baseline-serial, serverd-baseline-event,
 each run right after its serverd-<model>.
 Workloads (names for --workloads), 64-byte lines, all on loopback or Unix sockets:
@@ -73,7 +73,7 @@ METRICS = [
     ("c", "(c) connect + one line + close, 16 in flight", "conn/s", True),
     ("d", "(d) Unix stream echo, 64 persistent connections", "req/s", True),
     ("e", "(e) UDP echo, 32 datagrams outstanding", "dgram/s", True),
-    ("f", "(f) 1,000 idle connections: server PSS growth per connection", "KiB/conn", False),
+    ("f", "(f) IDLE idle connections: server PSS growth per connection", "KiB/conn", False),
     ("g", "(g) start-up to first reply", "ms", False),
     ("h", "(h) Unix datagram echo, 32 datagrams outstanding, client autobound (abstract name)", "dgram/s", True),
     ("hp", "(h) Unix datagram echo, 32 datagrams outstanding, client bound to a filesystem path", "dgram/s", True),
@@ -87,13 +87,15 @@ BUSY_PCT = 25.0
 
 SERVER_ORDER = ["serverd-threading", "serverd-baseline-threading", "serverd-forking",
                 "serverd-baseline-forking", "serverd-prefork", "serverd-serial", "serverd-baseline-serial",
-                "serverd-event", "serverd-baseline-event", "epoll-c", "epoll-c-2t", "swift-nio", "py-threading", "py-forking"]
+                "serverd-event", "serverd-baseline-event", "serverd-event-1w", "epoll-c", "epoll-c-2t", "swift-nio", "py-threading", "py-forking"]
 # The serverd under test (--serverd): the ratio columns and the targets are about these rows.
 SERVERD_MODELS = {"serverd-threading": "threading", "serverd-forking": "forking",
-                  "serverd-prefork": "forking", "serverd-serial": "serial", "serverd-event": "event"}
-# Options of a row beyond its model: serverd-prefork is the forking model with a pool of pre-forked workers.
+                  "serverd-prefork": "forking", "serverd-serial": "serial", "serverd-event": "event",
+                  "serverd-event-1w": "event"}
+# Options of a row beyond its model: serverd-prefork is the forking model with a pool of pre-forked workers,
+# serverd-event-1w the event model with one reactor.
 PREFORK_WORKERS = 16
-ROW_OPTIONS = {"serverd-prefork": ["--prefork", str(PREFORK_WORKERS)]}
+ROW_OPTIONS = {"serverd-prefork": ["--prefork", str(PREFORK_WORKERS)], "serverd-event-1w": ["--workers", "1"]}
 # The same models run from --serverd-baseline, a second serverd binary (say the previous main).
 BASELINE_MODELS = {"serverd-baseline-threading": "threading", "serverd-baseline-forking": "forking",
                    "serverd-baseline-serial": "serial", "serverd-baseline-event": "event"}
@@ -106,8 +108,10 @@ DESCRIPTION = {
     "serverd-prefork": f"serverd --model forking --prefork {PREFORK_WORKERS} (a pool of pre-forked workers, each "
                        "serving connection after connection), echo service",
     "serverd-serial": "serverd --model serial, echo service (one connection at a time: a, d, f not run)",
-    "serverd-event": "serverd --model event (a reactor per CPU, --workers), echo service; datagrams as in the "
-                     "other models",
+    "serverd-event": "serverd --model event (a reactor per CPU, the --workers default), echo service; datagram "
+                     "listeners as in every model (their own thread, batches)",
+    "serverd-event-1w": "serverd --model event --workers 1: one reactor, like the one-thread C server (on a 2-CPU "
+                        "host the load generator needs the other CPU)",
     "serverd-baseline-threading": "the --serverd-baseline binary, --model threading, echo service",
     "serverd-baseline-forking": "the --serverd-baseline binary, --model forking, echo service",
     "serverd-baseline-serial": "the --serverd-baseline binary, --model serial, echo service (a, d, f not run)",
@@ -143,6 +147,23 @@ TARGETS = [
     ("forking", "c", "py-forking", 5.0, ">="),
     ("prefork", "c", "py-forking", 5.0, ">="),
     ("forking", "f", None, 300.0, "<="),
+    # Issue 13, the event model: with its default reactors and with one.
+    ("event", "a", "epoll-c", 0.9, ">="),
+    ("event", "a", "swift-nio", 1.3, ">="),
+    ("event", "c", "epoll-c", 0.9, ">="),
+    ("event", "d", "epoll-c", 0.9, ">="),
+    ("event", "e", "epoll-c", 0.9, ">="),
+    ("event", "h", "epoll-c", 0.9, ">="),
+    ("event", "hp", "epoll-c", 0.9, ">="),
+    ("event", "f", None, 4.0, "<="),
+    ("event", "g", "swift-nio", 1.0, "<="),
+    ("event-1w", "a", "epoll-c", 0.9, ">="),
+    ("event-1w", "a", "swift-nio", 1.3, ">="),
+    ("event-1w", "c", "epoll-c", 0.9, ">="),
+    ("event-1w", "d", "epoll-c", 0.9, ">="),
+    ("event-1w", "e", "epoll-c", 0.9, ">="),
+    ("event-1w", "h", "epoll-c", 0.9, ">="),
+    ("event-1w", "hp", "epoll-c", 0.9, ">="),
 ]
 
 
@@ -836,6 +857,7 @@ def render(bench, servers, meta):
     for key, title, unit, higher in METRICS:
         if not any(bench.results.get(s, {}).get(key) for s in servers):
             continue
+        title = title.replace("IDLE", f"{bench.args.idle_conns:,}")
         L.append(f"### {title} - {unit}, {'higher' if higher else 'lower'} is better")
         L.append("")
         head = ["server", "median", "min-max"] + [f"{s.replace('serverd-', '')} / row" for s in serverd_rows]
@@ -875,7 +897,7 @@ def render(bench, servers, meta):
         target_rows.append(f"| {what} | {fmt(sv, unit)} | {fmt(pv, unit)} | {ratio_text(sv, pv)} | "
                            f"{verdict(sv if pv is not None else None, ok)} |")
     if target_rows:
-        L.append("### Targets (issue 6), on the medians")
+        L.append("### Targets (issues 6 and 13), on the medians")
         L.append("")
         L.append("| target | serverd | reference | ratio | |")
         L.append("|---|---:|---:|---:|---|")
