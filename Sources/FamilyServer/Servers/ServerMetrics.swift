@@ -20,7 +20,9 @@ import Synchronization
 /// Under ``ForkingModel`` the handler runs in a child process: the byte counters are reported there, in the
 /// child's copy of the backend, which a backend that exports from the parent's memory never sees. Requests and
 /// the active meter are counted in the serving process under every model.
-public struct ServerMetrics: Sendable {
+///
+/// A class, so that reading a server's ``BaseServer/metrics`` for each request retains one object, not five.
+public final class ServerMetrics: Sendable {
     /// The dimension every metric of a server carries: its address.
     public static let addressDimension = "address"
 

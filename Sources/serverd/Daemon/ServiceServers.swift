@@ -63,7 +63,8 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
 
     override func verifyRequest(_ request: Request, clientAddress: SocketAddress) -> Bool {
         guard let connection = request.connection else { return false }
-        guard admission.admits(connection: connection, from: clientAddress, on: serverAddress, policy: context.policy)
+        guard
+            admission.admits(connection: connection, from: clientAddress, on: serverAddress, policy: context.current.policy)
         else { return false }
         context.logger.debug("\(context.label): connection from \(clientAddress)")
         return true
@@ -72,12 +73,12 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
     override func getRequest() throws -> (Request, SocketAddress)? {
         if handedToWaitModeProgram() { return nil }
         guard let request = try super.getRequest() else { return nil }
-        rate.count(rate: context.policy.maxRate, now: MonotonicClock.seconds())
+        rate.count(rate: context.maxRate, now: MonotonicClock.seconds())
         return request
     }
 
     override var requestsResumeAt: Double? {
-        rate.resumesAt(rate: context.policy.maxRate, now: MonotonicClock.seconds())
+        rate.resumesAt(rate: context.maxRate, now: MonotonicClock.seconds())
     }
 
     override var serviceActionsDueAt: Double? { held.nextDue }
@@ -85,10 +86,11 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
     /// Serves an admitted connection now, holds it for its source's next token, or refuses it (`max-rate-per-source`).
     override func processRequest(_ request: Request, clientAddress: SocketAddress) throws {
         guard let connection = request.connection else { return }
-        let policy = context.policy
+        let current = context.current
         guard
             let wait = admission.pace(
-                connection: connection, from: clientAddress, on: serverAddress, policy: policy, canHold: held.hasRoom)
+                connection: connection, from: clientAddress, on: serverAddress, policy: current.policy,
+                canHold: held.hasRoom)
         else {
             shutdownRequest(request)
             endRequest(request, clientAddress: clientAddress)
@@ -118,7 +120,7 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
     /// listener's total.
     private func serve(_ request: Request, clientAddress: SocketAddress) throws {
         context.counters.admitted()
-        guard let connection = request.connection, context.policy.service == .exec else {
+        guard let connection = request.connection, context.current.policy.service == .exec else {
             return try super.processRequest(request, clientAddress: clientAddress)
         }
         let started = exec.launch(connection, client: clientAddress, listener: serverAddress) { [self] in
@@ -163,7 +165,7 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
     /// process that served it: a forked worker under the forking model).
     override func finishRequest(_ request: Request, clientAddress: SocketAddress) throws {
         guard let connection = request.connection else { return }
-        let handler = Self.handlerType(for: context.policy.service).init(
+        let handler = Self.handlerType(for: context.current.policy.service).init(
             request: request, clientAddress: clientAddress, server: self)
         let started = MonotonicClock.seconds()
         defer {
@@ -286,17 +288,17 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
     override func getRequest() throws -> (Request, SocketAddress)? {
         if handedToWaitModeProgram() { return nil }
         guard let request = try super.getRequest() else { return nil }
-        rate.count(rate: context.policy.maxRate, now: MonotonicClock.seconds())
+        rate.count(rate: context.maxRate, now: MonotonicClock.seconds())
         return request
     }
 
     override var requestsResumeAt: Double? {
-        rate.resumesAt(rate: context.policy.maxRate, now: MonotonicClock.seconds())
+        rate.resumesAt(rate: context.maxRate, now: MonotonicClock.seconds())
     }
 
     /// A batch takes no more datagrams than `max-rate`'s bucket holds tokens.
     override var requestAllowance: Int? {
-        rate.allowance(rate: context.policy.maxRate, now: MonotonicClock.seconds())
+        rate.allowance(rate: context.maxRate, now: MonotonicClock.seconds())
     }
 
     /// Answers a datagram for the service it was verified under, without a handler object.
@@ -322,22 +324,23 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
     override func verifyRequest(_ request: Request, clientAddress: SocketAddress) -> Bool {
         guard let datagram = request.datagram else { return false }
         context.counters.datagramReceived(size: datagram.payload.count)
+        // The snapshot's policy is read in place: a copy of it would retain each of its arrays, per datagram.
         let current = context.current
-        let policy = current.policy
-        service = policy.service
-        if (reflectionGuard.limiter?.rate ?? 0) != policy.replyRatePerSource {
-            reflectionGuard = ReflectionGuard(replyRatePerSource: policy.replyRatePerSource)
+        service = current.policy.service
+        if (reflectionGuard.limiter?.rate ?? 0) != current.policy.replyRatePerSource {
+            reflectionGuard = ReflectionGuard(replyRatePerSource: current.policy.replyRatePerSource)
         }
-        if policy.service != .discard,
-            let refusal = reflectionGuard.refusal(for: clientAddress, source: { SourceKey(peer: clientAddress, settings: policy) })
+        if service != .discard,
+            let refusal = reflectionGuard.refusal(
+                for: clientAddress, source: { SourceKey(peer: clientAddress, settings: current.policy) })
         {
-            let listener = "\(policy.service.rawValue)@\(serverAddress)"
+            let listener = "\(service.rawValue)@\(serverAddress)"
             reflectionGuard.record(refusal.rule, logger: logger, "\(listener): dropped a datagram from \(clientAddress): \(refusal.reason)")
             context.counters.datagramDropped()
             return false
         }
-        guard admission.admits(datagram: datagram, from: clientAddress, policy: policy),
-            admission.admitsRate(datagram: datagram, from: clientAddress, policy: policy)
+        guard admission.admits(datagram: datagram, from: clientAddress, policy: current.policy),
+            admission.admitsRate(datagram: datagram, from: clientAddress, policy: current.policy)
         else {
             context.counters.datagramDropped()
             return false

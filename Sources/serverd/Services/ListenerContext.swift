@@ -41,8 +41,12 @@ final class ListenerContext: Sendable {
     /// The current policy and label.
     var current: Snapshot { snapshot.withLock { $0 } }
 
-    /// The policy new connections get.
+    /// The policy new connections get: a copy, which retains each of its arrays. A hot path reads the fields it needs
+    /// in place (``current``'s `policy.FIELD`, ``maxRate``).
     var policy: ListenerPolicy { current.policy }
+
+    /// `max-rate` of the current policy, read in place (asked for each request and each pass of the serve loop).
+    var maxRate: Int { current.policy.maxRate }
 
     /// `SERVICE@ADDRESS` as declared, for messages.
     var label: String { current.label }
