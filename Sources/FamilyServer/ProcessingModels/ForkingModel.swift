@@ -173,14 +173,10 @@ public final class ForkingModel: ProcessingModel {
 
     private func reap(server: BaseServer, blocking: Bool) {
         for pid in children.withLock({ Array($0.keys) }) {
-            var status: Int32 = 0
-            var result: pid_t
-            repeat {
-                result = waitpid(pid, &status, blocking ? 0 : WNOHANG)
-            } while result < 0 && errno == EINTR
-            guard result == pid || (result < 0 && errno == ECHILD) else { continue }
+            let exit = ChildExit.of(pid, blocking: blocking)
+            if case .running = exit { continue }
             let child = children.withLock { $0.removeValue(forKey: pid) }
-            if result == pid { report(pid: pid, status: status, server: server) }
+            if case .exited(let status) = exit { report(pid: pid, status: status, server: server) }
             if let child { server.endRequest(child.request, clientAddress: child.clientAddress) }
         }
     }

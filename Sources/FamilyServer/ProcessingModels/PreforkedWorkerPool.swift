@@ -144,14 +144,10 @@ final class PreforkedWorkerPool: Sendable {
     func reap(blocking: Bool) -> [(pid: pid_t, status: Int32)] {
         var exited: [(pid: pid_t, status: Int32)] = []
         for pid in state.withLock({ $0.leaving }) {
-            var status: Int32 = 0
-            var result: pid_t
-            repeat {
-                result = waitpid(pid, &status, blocking ? 0 : WNOHANG)
-            } while result < 0 && errno == EINTR
-            guard result == pid || (result < 0 && errno == ECHILD) else { continue }
+            let exit = ChildExit.of(pid, blocking: blocking)
+            if case .running = exit { continue }
             state.withLock { _ = $0.leaving.remove(pid) }
-            if result == pid { exited.append((pid, status)) }
+            if case .exited(let status) = exit { exited.append((pid, status)) }
         }
         return exited
     }
