@@ -130,11 +130,13 @@ final class PreforkTests: XCTestCase {
         serverd.send(SIGHUP)
         try serverd.waitForLog("reloaded: 1 kept")
         _ = try serverd.waitFor { processIsGone(old) ? true : nil }
+        // The serve loop's next pass forks the fresh worker (a connection before it gets a child of its own, which a
+        // slow host such as ThreadSanitizer's showed): wait for it.
+        let fresh = try serverd.waitFor { childProcesses(of: serverd.pid).first { $0 != old } }
         let after = try TestClient.connect(address)
         XCTAssertTrue(try after.roundTrip("new").hasSuffix("] new\n"), "stamped: the old worker would have echoed")
         after.close()
-        let fresh = try XCTUnwrap(workerLines(serverd).last)
-        XCTAssertNotEqual(fresh, old)
+        XCTAssertEqual(workerLines(serverd).last, fresh, "the fresh worker served")
         _ = try serverd.waitFor { occurrences(of: "ended:", in: serverd.stderr) == 2 ? true : nil }
         _ = try serverd.waitFor { childProcesses(of: serverd.pid) == [fresh] ? true : nil }
         XCTAssertEqual(
