@@ -147,7 +147,8 @@ final class EventReactor: @unchecked Sendable {
         var running = true
         var readyLoops: [ReactorServeLoop] = []
         while running {
-            let due = [deadlines.earliest, serveLoops.lazy.map(\.due).min()].compactMap { $0 }.min()
+            // Every pass: no array built here.
+            let due = serveLoops.reduce(deadlines.earliest) { earliest, loop in min(earliest ?? loop.due, loop.due) }
             let timeout = due.map { max(0, $0 - MonotonicClock.seconds()) }
             do {
                 try poll.wait(into: &events, timeout: timeout)
@@ -282,12 +283,11 @@ final class EventReactor: @unchecked Sendable {
         }
         let now = MonotonicClock.seconds()
         loop.lastServiceActions = now
-        let descriptors = server.readinessDescriptors
-        let accepting = descriptors.count > 1
+        let accepting = server.isAccepting
         if accepting != loop.watchesSocket {
             do {
                 if accepting {
-                    try poll.add(descriptors[1], interest: .readable, token: loop.socketToken)
+                    try poll.add(server.fileno, interest: .readable, token: loop.socketToken)
                 } else {
                     try poll.remove(server.fileno)
                 }

@@ -510,7 +510,8 @@ open class BaseServer: @unchecked Sendable {
 
     // MARK: - Internals
 
-    private var isAccepting: Bool {
+    /// Whether the loop takes requests now: not at capacity, not paced, not paused after a failure.
+    var isAccepting: Bool {
         if isAtCapacity { return false }
         let now = MonotonicClock.seconds()
         if let resume = requestsResumeAt, now < resume { return false }
