@@ -72,7 +72,9 @@ open class BaseServer: @unchecked Sendable {
     private let acceptPausedUntil = ConditionLock<Double>(0)
     /// Accept pauses, logged once, then at most every 10 s.
     private let acceptPauses = ThrottledWarning()
-    private let reportedMetrics = ConditionLock<ServerMetrics?>(nil)
+    /// ``metrics`` once created: a retained `ServerMetrics`, set once and released by `deinit`. (Not an
+    /// `AtomicLazyReference`: its generic `load` looks up type metadata on every call.)
+    private let reportedMetrics = Atomic<UnsafeRawPointer?>(nil)
 
     private struct LoopState: Sendable {
         var serving = false
@@ -126,6 +128,12 @@ open class BaseServer: @unchecked Sendable {
         serverAddress = try socket.localAddress()
         wakeup = try WakeupEvent()
         try socket.setNonBlocking(true)
+    }
+
+    deinit {
+        if let stored = reportedMetrics.load(ordering: .acquiring) {
+            Unmanaged<ServerMetrics>.fromOpaque(stored).release()
+        }
     }
 
     // MARK: - Setting up
@@ -286,10 +294,13 @@ open class BaseServer: @unchecked Sendable {
 
     /// Takes what is queued on the socket, a bounded batch per wake-up (and whatever the server
     /// received already, ``hasReceivedRequests``), then calls ``requestsTaken()``.
+    ///
+    /// Requests received already were taken within the server's allowance and the model's capacity
+    /// (``requestAllowance``): they are served without asking ``isAccepting`` again for each.
     private func takeQueuedRequests() {
         var taken = 0
-        while taken < 64 || hasReceivedRequests, isAccepting, !shutdownRequested.load(ordering: .relaxed),
-            handleRequestNoBlock()
+        while taken < 64 || hasReceivedRequests, hasReceivedRequests || isAccepting,
+            !shutdownRequested.load(ordering: .relaxed), handleRequestNoBlock()
         {
             taken += 1
         }
@@ -463,13 +474,18 @@ open class BaseServer: @unchecked Sendable {
 
     /// What this server reports through swift-metrics (``ServerMetrics``), with its address as
     /// the dimension; created on first use, from ``metricsFactory``, once the address is known.
+    /// Read without a lock (it is asked for several times per request); two threads that ask first at once may
+    /// both create one, and all use the first stored.
     public var metrics: ServerMetrics {
-        reportedMetrics.withLock { metrics in
-            if let metrics { return metrics }
-            let created = ServerMetrics(address: serverAddress, factory: metricsFactory)
-            metrics = created
-            return created
+        if let stored = reportedMetrics.load(ordering: .acquiring) {
+            return Unmanaged<ServerMetrics>.fromOpaque(stored).takeUnretainedValue()
         }
+        let created = Unmanaged.passRetained(ServerMetrics(address: serverAddress, factory: metricsFactory))
+        let (stored, first) = reportedMetrics.compareExchange(
+            expected: nil, desired: UnsafeRawPointer(created.toOpaque()), ordering: .acquiringAndReleasing)
+        if stored { return created.takeUnretainedValue() }
+        created.release()
+        return Unmanaged<ServerMetrics>.fromOpaque(first!).takeUnretainedValue()
     }
 
     /// Runs one request to its end in whatever worker the processing model chose: the handler,

@@ -108,18 +108,19 @@ public final class DatagramReplyBatch: @unchecked Sendable {
         }
         guard !replies.isEmpty else { return }
         var outgoing = [cshims_dgram_reply](repeating: cshims_dgram_reply(), count: replies.count)
+        // Each reply's fields are read in place: a copy of a Reply would retain its sender and target.
         bytes.withUnsafeBytes { raw in
-            for (index, reply) in replies.enumerated() {
-                outgoing[index].bytes = UnsafeRawPointer(raw.baseAddress).map { $0 + reply.offset }
-                outgoing[index].length = reply.length
-                outgoing[index].address = reply.destination
-                outgoing[index].address_length = reply.destinationLength
+            for index in replies.indices {
+                outgoing[index].bytes = UnsafeRawPointer(raw.baseAddress).map { $0 + replies[index].offset }
+                outgoing[index].length = replies[index].length
+                outgoing[index].address = replies[index].destination
+                outgoing[index].address_length = replies[index].destinationLength
             }
             _ = cshims_send_batch(fd, &outgoing, UInt32(outgoing.count))
         }
-        for (index, reply) in replies.enumerated() {
+        for index in replies.indices {
             let error = outgoing[index].error
-            report(reply.sender, reply.length, error == 0 ? nil : error)
+            report(replies[index].sender, replies[index].length, error == 0 ? nil : error)
         }
     }
 }
