@@ -43,7 +43,7 @@ final class ReplyRateLimiterTests: XCTestCase {
     }
 
     func testTheGuardLimitsRepliesToRemoteSourcesOnly() {
-        let guardian = ReflectionGuard(replyRatePerSource: 5)
+        var guardian = ReflectionGuard(replyRatePerSource: 5)
         let remote = (0..<50).filter { _ in guardian.refusal(for: elsewhere, source: { self.key("192.0.2.7") }) == nil }.count
         XCTAssertGreaterThanOrEqual(remote, 5)
         XCTAssertLessThan(remote, 50)
@@ -53,12 +53,25 @@ final class ReplyRateLimiterTests: XCTestCase {
     }
 
     func testPortRulesHoldForEverySource() {
-        let guardian = ReflectionGuard(replyRatePerSource: 0)
+        var guardian = ReflectionGuard(replyRatePerSource: 0)
         for (port, rule) in [(UInt16(0), ReflectionGuard.Rule.sourcePortZero), (7, .privilegedPort), (1023, .privilegedPort)] {
             let source = SocketAddress(.datagram, .inet(IPAddress(numeric: "::1")!, port: port))
             XCTAssertEqual(guardian.refusal(for: source, source: { self.key("::1") })?.rule, rule, "port \(port)")
         }
         XCTAssertNil(guardian.refusal(for: SocketAddress(.datagram, .inet(IPAddress(numeric: "::1")!, port: 1024)), source: { self.key("::1") }))
+    }
+
+    func testOwnPortsCopyFollowsListenersThatComeAndGo() {
+        var copy = OwnDatagramPorts.Copy()
+        let port: UInt16 = 64_999
+        XCTAssertFalse(copy.contains(port))
+        OwnDatagramPorts.add(port)
+        XCTAssertTrue(copy.contains(port), "a listener that came is seen by a copy taken before")
+        OwnDatagramPorts.add(port)
+        OwnDatagramPorts.remove(port)
+        XCTAssertTrue(copy.contains(port), "one of two listeners on the port is left")
+        OwnDatagramPorts.remove(port)
+        XCTAssertFalse(copy.contains(port), "and once both went, the copy forgets the port")
     }
 
     func testLoopbackAddresses() {

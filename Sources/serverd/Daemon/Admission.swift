@@ -19,6 +19,9 @@ final class Admission: Sendable {
     private let perSource = ConditionLock<[SourceKey: Int]>([:])
     /// `max-rate-per-source`: the buckets of the current rate, replaced when a reload changes it; `nil` while unlimited.
     private let sourceRates = ConditionLock<SourceBuckets?>(nil)
+    /// Whether ``sourceRates`` holds buckets: set under its lock, read without it so that an unlimited listener's
+    /// datagrams skip the lock.
+    private let hasSourceRates = Atomic<Bool>(false)
     /// Datagrams dropped by the per-source rate, logged at most every 10 s.
     private let datagramsOverRate = ThrottledWarning()
     /// Which source each admitted connection counts against, until it ends.
@@ -83,17 +86,19 @@ final class Admission: Sendable {
     }
 
     /// Decides whether a datagram is served (address rules, or the credentials it carries).
-    func admits(datagram: Datagram, from client: SocketAddress, policy settings: ListenerPolicy) -> Bool {
+    func admits(datagram: Datagram, from client: SocketAddress, current: ListenerContext.Snapshot) -> Bool {
+        // The policy is read in place: a copy of it would retain each of its arrays, per datagram.
         if let ip = client.ip {
-            guard settings.admits(address: (ip.mappedIPv4 ?? ip).bytes) else {
+            guard current.policy.admits(address: (ip.mappedIPv4 ?? ip).bytes) else {
                 context.counters.refused(.denied)
                 droppedDatagrams.record(context.logger, "\(label): dropped a datagram from \(client): source address not allowed")
                 return false
             }
             return true
         }
-        guard settings.allowUIDs != nil || settings.allowGIDs != nil else { return true }
-        guard let credentials = datagram.credentials, settings.admits(uid: credentials.uid, gid: credentials.gid) else {
+        guard current.policy.allowUIDs != nil || current.policy.allowGIDs != nil else { return true }
+        guard let credentials = datagram.credentials, current.policy.admits(uid: credentials.uid, gid: credentials.gid)
+        else {
             context.counters.refused(.denied)
             droppedDatagrams.record(
                 context.logger,
@@ -174,10 +179,10 @@ final class Admission: Sendable {
     /// Whether a datagram from `client` is within its source's `max-rate-per-source`; one past it is
     /// dropped and logged at most every 10 s (a datagram's source may be forged at no cost, so the
     /// check is O(1) and fails open when the table of buckets is full).
-    func admitsRate(datagram: Datagram, from client: SocketAddress, policy settings: ListenerPolicy) -> Bool {
-        let rate = settings.maxRatePerSource
+    func admitsRate(datagram: Datagram, from client: SocketAddress, current: ListenerContext.Snapshot) -> Bool {
+        let rate = current.policy.maxRatePerSource
         guard let buckets = buckets(rate: rate) else { return true }
-        guard let key = SourceKey(peer: client, settings: settings) ?? datagram.credentials.map({ .uid($0.uid) }) else {
+        guard let key = SourceKey(peer: client, settings: current.policy) ?? datagram.credentials.map({ .uid($0.uid) }) else {
             return true
         }
         guard buckets.reserve(key, now: MonotonicClock.seconds(), maxWait: 0) == nil else { return true }
@@ -189,7 +194,9 @@ final class Admission: Sendable {
 
     /// The buckets of `rate` per source, made anew when the rate changed; `nil` for 0 (unlimited).
     private func buckets(rate: Int) -> SourceBuckets? {
-        sourceRates.withLock { current in
+        guard rate > 0 || hasSourceRates.load(ordering: .relaxed) else { return nil }
+        return sourceRates.withLock { current in
+            defer { hasSourceRates.store(current != nil, ordering: .relaxed) }
             guard rate > 0 else {
                 current = nil
                 return nil

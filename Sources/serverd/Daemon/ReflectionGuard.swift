@@ -25,6 +25,8 @@ struct ReflectionGuard: Sendable {
     let limiter: ReplyRateLimiter?
     /// Datagrams dropped, per rule.
     let drops: [Rule: ThrottledWarning] = Dictionary(uniqueKeysWithValues: Rule.allCases.map { ($0, ThrottledWarning()) })
+    /// serverd's own UDP ports, as this listener last saw them.
+    private var ownPorts = OwnDatagramPorts.Copy()
 
     /// Creates the guard of a UDP listener that sends at most `rate` replies per second to one
     /// source (0: unlimited).
@@ -38,11 +40,11 @@ struct ReflectionGuard: Sendable {
     ///   - sender: The datagram's source address (UDP).
     ///   - source: The source's prefix (``SourceKey``), the key of its reply budget; asked for only
     ///     when the budget applies.
-    func refusal(for sender: SocketAddress, source: () -> SourceKey?) -> (rule: Rule, reason: String)? {
+    mutating func refusal(for sender: SocketAddress, source: () -> SourceKey?) -> (rule: Rule, reason: String)? {
         guard let ip = sender.ip, let port = sender.port else { return nil }
         if port == 0 { return (.sourcePortZero, "source port 0") }
         if port < 1024 { return (.privilegedPort, "privileged source port \(port) (another host's service)") }
-        if OwnDatagramPorts.contains(port) { return (.ownPort, "source port \(port) is one of serverd's own UDP ports") }
+        if ownPorts.contains(port) { return (.ownPort, "source port \(port) is one of serverd's own UDP ports") }
         if let limiter, !ip.isLoopback, let key = source(), !limiter.allows(key) {
             return (.replyRate, "more than \(limiter.rate) replies per second to this source")
         }

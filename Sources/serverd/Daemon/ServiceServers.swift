@@ -231,8 +231,9 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
     private let rate = ListenerRate()
     /// The guard of the current reply rate, rebuilt when a reload changed the rate; only the serving thread uses it.
     private var reflectionGuard: ReflectionGuard
-    /// The service of the datagram being handled, read from the policy when it was verified; set by the serving thread.
-    private var service: ServiceName
+    /// The listener's policy for the batch being handled, read when it was received: its datagrams arrived together
+    /// and are answered under one policy, without a lock for each. Only the serving thread uses it.
+    private var current: ListenerContext.Snapshot
     let heartbeat = Atomic<UInt64>(0)
     /// The UDP port registered in ``OwnDatagramPorts`` while this listener serves.
     private var ownPort: UInt16?
@@ -243,7 +244,7 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
         self.context = context
         self.admission = Admission(context: context)
         self.reflectionGuard = ReflectionGuard(replyRatePerSource: context.policy.replyRatePerSource)
-        self.service = context.policy.service
+        self.current = context.current
         self.waitMode = WaitModeRunner(context: context)
         // No handler runs: finishRequest answers for the built-in services (DatagramRequestHandler would do nothing).
         try super.init(adopting: socket, handler: DatagramRequestHandler.self, model: SerialModel(), logger: context.logger)
@@ -255,7 +256,7 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
         self.context = context
         self.admission = Admission(context: context)
         self.reflectionGuard = ReflectionGuard(replyRatePerSource: context.policy.replyRatePerSource)
-        self.service = context.policy.service
+        self.current = context.current
         self.waitMode = WaitModeRunner(context: context)
         try super.init(
             address: address, handler: DatagramRequestHandler.self, model: SerialModel(), logger: context.logger,
@@ -285,10 +286,12 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
         }
     }
 
+    /// Hands out the next datagram of the batch; before a batch is received, reads the listener's policy anew.
     override func getRequest() throws -> (Request, SocketAddress)? {
-        if handedToWaitModeProgram() { return nil }
+        if !hasReceivedRequests { current = context.current }
+        if handedToWaitModeProgram(current) { return nil }
         guard let request = try super.getRequest() else { return nil }
-        rate.count(rate: context.maxRate, now: MonotonicClock.seconds())
+        rate.count(rate: current.policy.maxRate, now: MonotonicClock.seconds())
         return request
     }
 
@@ -305,7 +308,8 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
     override func finishRequest(_ request: Request, clientAddress: SocketAddress) throws {
         guard let datagram = request.datagram else { return }
         metrics.receivedBytes.increment(by: datagram.payload.count)
-        guard let reply = ServiceDatagramReply.reply(of: service, to: datagram.payload), !reply.isEmpty else { return }
+        guard let reply = ServiceDatagramReply.reply(of: current.policy.service, to: datagram.payload), !reply.isEmpty
+        else { return }
         if try datagram.sendReply(reply, to: clientAddress) { replySent(size: reply.count, to: clientAddress) }
     }
 
@@ -325,8 +329,8 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
         guard let datagram = request.datagram else { return false }
         context.counters.datagramReceived(size: datagram.payload.count)
         // The snapshot's policy is read in place: a copy of it would retain each of its arrays, per datagram.
-        let current = context.current
-        service = current.policy.service
+        let current = current
+        let service = current.policy.service
         if (reflectionGuard.limiter?.rate ?? 0) != current.policy.replyRatePerSource {
             reflectionGuard = ReflectionGuard(replyRatePerSource: current.policy.replyRatePerSource)
         }
@@ -339,8 +343,8 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
             context.counters.datagramDropped()
             return false
         }
-        guard admission.admits(datagram: datagram, from: clientAddress, policy: current.policy),
-            admission.admitsRate(datagram: datagram, from: clientAddress, policy: current.policy)
+        guard admission.admits(datagram: datagram, from: clientAddress, current: current),
+            admission.admitsRate(datagram: datagram, from: clientAddress, current: current)
         else {
             context.counters.datagramDropped()
             return false

@@ -4,7 +4,10 @@ extension ListenerPolicy {
     /// - Parameter addressBytes: The peer's address in network byte order, 4 or 16 bytes. An IPv4 peer, or an
     ///   IPv4-mapped one (`::ffff:a.b.c.d`, as a dual-stack socket reports IPv4 peers), is in an IPv4 block that holds
     ///   its address and in an IPv6 block that holds its mapped form (`::/0`, `::ffff:0:0/96`).
-    func admits(address addressBytes: [UInt8]) -> Bool {
+    ///   Asked for only when a block is listed.
+    func admits(address addressBytes: @autoclosure () -> [UInt8]) -> Bool {
+        guard !deny.isEmpty || allow != nil else { return true }
+        let addressBytes = addressBytes()
         if deny.contains(where: { $0.contains(addressBytes) }) {
             return false
         }

@@ -83,9 +83,10 @@ extension ServesListener {
     /// In wait mode, and the socket is readable now: hands it to the program (unless one runs or starts are
     /// paused) and returns true. The serve loop asks before it takes a request, since serverd never accepts or reads
     /// in wait mode.
-    func handedToWaitModeProgram() -> Bool {
-        let policy = context.policy
-        guard policy.service == .exec && policy.waitMode else { return false }
+    /// - Parameter current: The listener's policy as the caller read it already (``ListenerContext/current``).
+    func handedToWaitModeProgram(_ current: ListenerContext.Snapshot? = nil) -> Bool {
+        let current = current ?? context.current
+        guard current.policy.service == .exec && current.policy.waitMode else { return false }
         if (try? Poll.readable([socket.fileDescriptor], timeout: 0))?.first == true {
             waitMode.socketIsReadable(socket) { [self] in wake() }
         }
