@@ -121,6 +121,25 @@ final class SocketAddressTests: XCTestCase {
 
     // MARK: - Errors
 
+    func testIPAddressBytesEqualityAndHashing() throws {
+        let v4: [UInt8] = [192, 0, 2, 7]
+        let v6: [UInt8] = [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [9]
+        XCTAssertEqual(IPAddress(bytes: v4).bytes, v4)
+        XCTAssertEqual(IPAddress(bytes: v6).bytes, v6)
+        XCTAssertEqual(IPAddress(bytes: v4), IPAddress(numeric: "192.0.2.7"))
+        XCTAssertEqual(Set([IPAddress(bytes: v6), try XCTUnwrap(IPAddress(numeric: "2001:db8::9"))]).count, 1)
+        XCTAssertNotEqual(IPAddress.anyIPv4, IPAddress.anyIPv6, "4 zero bytes are not 16")
+        XCTAssertNotEqual(Set([IPAddress.anyIPv4, IPAddress.anyIPv6]).count, 1)
+        XCTAssertNotEqual(IPAddress(bytes: v6, scopeID: 2), IPAddress(bytes: v6), "the scope id counts")
+        let mapped = try XCTUnwrap(IPAddress(numeric: "::ffff:127.0.0.9"))
+        XCTAssertEqual(mapped.mappedIPv4, IPAddress(numeric: "127.0.0.9"))
+        XCTAssertTrue(mapped.isLoopback)
+        XCTAssertNil(IPAddress(bytes: v6).mappedIPv4)
+        XCTAssertTrue(IPAddress.anyIPv6.isWildcard && IPAddress.anyIPv4.isWildcard)
+        XCTAssertFalse(IPAddress(bytes: v4).isWildcard)
+        XCTAssertEqual(SocketAddress(.datagram, .inet(IPAddress(bytes: v6), port: 9)).description, "udp://[2001:db8::9]:9")
+    }
+
     func testUnknownScheme() {
         for text in ["", "127.0.0.1:80", "http://127.0.0.1:80", "tcp:/127.0.0.1:80", "tcp:127.0.0.1:80", "TCP://127.0.0.1:80",
                      "tcp6://[::1]:80", "unixstream:/x", "sctp://127.0.0.1:1", "systemdx", "fd3", "/run/x.sock", "@name"] {

@@ -7,12 +7,11 @@ extension SocketAddress {
         switch Int32(storage.ss_family) {
         case AF_INET:
             let sin = withUnsafeBytes(of: storage) { $0.load(as: sockaddr_in.self) }
-            let bytes = withUnsafeBytes(of: sin.sin_addr) { Array($0) }
-            self.init(transport, .inet(IPAddress(bytes: bytes), port: UInt16(bigEndian: sin.sin_port)))
+            let ip = withUnsafeBytes(of: sin.sin_addr) { IPAddress($0) }
+            self.init(transport, .inet(ip, port: UInt16(bigEndian: sin.sin_port)))
         case AF_INET6:
             let sin6 = withUnsafeBytes(of: storage) { $0.load(as: sockaddr_in6.self) }
-            let bytes = withUnsafeBytes(of: sin6.sin6_addr) { Array($0) }
-            let ip = IPAddress(bytes: bytes, scopeID: sin6.sin6_scope_id)
+            let ip = withUnsafeBytes(of: sin6.sin6_addr) { IPAddress($0, scopeID: sin6.sin6_scope_id) }
             self.init(transport, .inet(ip, port: UInt16(bigEndian: sin6.sin6_port)))
         case AF_UNIX:
             let pathOffset = MemoryLayout<sockaddr_un>.offset(of: \.sun_path)!
@@ -47,7 +46,7 @@ extension SocketAddress {
             var sin = sockaddr_in()
             sin.sin_family = sa_family_t(AF_INET)
             sin.sin_port = port.bigEndian
-            withUnsafeMutableBytes(of: &sin.sin_addr) { $0.copyBytes(from: ip.bytes) }
+            withUnsafeMutableBytes(of: &sin.sin_addr) { address in ip.withUnsafeBytes { address.copyMemory(from: $0) } }
             withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: sin, as: sockaddr_in.self) }
             length = socklen_t(MemoryLayout<sockaddr_in>.size)
         case .inet(let ip, let port):
@@ -55,7 +54,7 @@ extension SocketAddress {
             sin6.sin6_family = sa_family_t(AF_INET6)
             sin6.sin6_port = port.bigEndian
             sin6.sin6_scope_id = ip.scopeID
-            withUnsafeMutableBytes(of: &sin6.sin6_addr) { $0.copyBytes(from: ip.bytes) }
+            withUnsafeMutableBytes(of: &sin6.sin6_addr) { address in ip.withUnsafeBytes { address.copyMemory(from: $0) } }
             withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: sin6, as: sockaddr_in6.self) }
             length = socklen_t(MemoryLayout<sockaddr_in6>.size)
         case .unixPath(let path):

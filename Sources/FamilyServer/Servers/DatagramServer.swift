@@ -137,6 +137,15 @@ open class DatagramServer: BaseServer, @unchecked Sendable {
         if socket.family == AF_UNIX { UnixReplyTarget.releaseIdle() }
     }
 
+    /// A datagram has no connection to shut down: calls ``BaseServer/closeRequest(_:)`` (Python's
+    /// `UDPServer.shutdown_request`).
+    open override func shutdownRequest(_ request: Request) {
+        closeRequest(request)
+    }
+
+    /// A datagram needs no closing (Python's `UDPServer.close_request`). Does nothing.
+    open override func closeRequest(_ request: Request) {}
+
     /// Counts and logs (throttled) a dropped reply; anything else goes to `super`.
     open override func handleError(_ request: Request?, clientAddress: SocketAddress?, error: any Error) {
         guard let refusal = error as? ReplyRefusal else {
