@@ -33,8 +33,8 @@ final class EventWatchdogTests: XCTestCase {
         try sink.next("READY", "1")
         XCTAssertGreaterThanOrEqual(try awaitPings(sink, count: 3).count, 3, "pings while idle: \(sink.messages)")
 
-        // Echo exchanges on two connections (one per reactor, the least loaded taking each) for up to 6 s, until
-        // three pings came meanwhile (one a second is due).
+        // Echo exchanges on two connections for up to 6 s, until three pings came meanwhile (one a second is due); the
+        // reactor without connections is woken for its heartbeat.
         let clients = try (0..<2).map { _ in try TestClient.connect("unix:\(socketPath)") }
         var whileServing = 0
         var round = 0

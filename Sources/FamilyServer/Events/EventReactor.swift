@@ -38,6 +38,8 @@ final class EventReactor: @unchecked Sendable {
     private let logger: Logger
     /// Connections held now (read by the pool to choose the least loaded reactor).
     let load = Atomic<Int>(0)
+    /// The share of the last ``ReactorBusyWindow`` the thread spent serving (outside `epoll_wait`), in thousandths.
+    private let busyPermille = Atomic<Int>(0)
     /// The reactor's thread (`pthread_self()` there), 0 until it runs.
     private let thread = Atomic<UInt>(0)
     /// The monotonic time (µs) at which the thread last completed a pass of its loop: every wake-up (readiness, a
@@ -79,6 +81,10 @@ final class EventReactor: @unchecked Sendable {
         load.add(1, ordering: .relaxed)
         send(.adopt(request, clientAddress, server, model))
     }
+
+    /// The share of its last ``ReactorBusyWindow`` (0 to 1) that the thread spent serving rather than waiting for
+    /// readiness; a reactor that has waited since then still shows it until its next pass.
+    var busyFraction: Double { Double(busyPermille.load(ordering: .relaxed)) / 1000 }
 
     /// Whether the caller runs on this reactor's thread.
     var isCurrentThread: Bool { thread.load(ordering: .relaxed) == UInt(pthread_self()) }
@@ -146,10 +152,12 @@ final class EventReactor: @unchecked Sendable {
         var events = EventPoll.Events()
         var running = true
         var readyLoops: [ReactorServeLoop] = []
+        var busyWindow = ReactorBusyWindow(now: MonotonicClock.seconds())
         while running {
             // Every pass: no array built here.
             let due = serveLoops.reduce(deadlines.earliest) { earliest, loop in min(earliest ?? loop.due, loop.due) }
-            let timeout = due.map { max(0, $0 - MonotonicClock.seconds()) }
+            let waitBegan = MonotonicClock.seconds()
+            let timeout = due.map { max(0, $0 - waitBegan) }
             do {
                 try poll.wait(into: &events, timeout: timeout)
             } catch {
@@ -157,6 +165,7 @@ final class EventReactor: @unchecked Sendable {
                 usleep(10_000)
                 continue
             }
+            let waitEnded = MonotonicClock.seconds()
             for event in 0..<events.count {
                 let (token, mask) = events[event]
                 if token == Self.wakeupToken {
@@ -170,6 +179,10 @@ final class EventReactor: @unchecked Sendable {
                 }
             }
             let now = MonotonicClock.seconds()
+            // Before the serve loops pass: what they accept is placed by how busy the reactor was up to now.
+            if let busy = busyWindow.recordWait(from: waitBegan, to: waitEnded, workedUntil: now) {
+                busyPermille.store(Int(busy * 1000), ordering: .relaxed)
+            }
             fireDeadlines(now: now)
             if !serveLoops.isEmpty {
                 for loop in serveLoops where loop.due <= now && !readyLoops.contains(where: { $0 === loop }) {

@@ -5,7 +5,7 @@ import Glibc
 /// server takes requests, its socket, and on each readiness or due time takes what is queued
 /// (``BaseServer/serveReadyRequests()``) and runs ``BaseServer/serviceActions()``, as
 /// ``BaseServer/serveForever(pollInterval:)`` would. A connection accepted there is served by that very reactor
-/// unless another one holds fewer, so most connections never cross to another thread.
+/// while it has time to spare (``EventReactors``), so most connections never cross to another thread.
 ///
 /// The thread that called ``BaseServer/serveForever(pollInterval:)`` waits in ``waitUntilEnded()`` until the reactor
 /// lets the server go: once a shutdown is requested, or when the reactors stop.

@@ -5,7 +5,7 @@ import Glibc
 ///
 /// The server's serve loop accepts, verifies and counts connections as under any model, but runs on a reactor
 /// (``runServeLoop(of:pollInterval:)``); ``process(_:clientAddress:server:)`` keeps each connection on that reactor
-/// unless another holds fewer, and the reactor serves it until it ends and then calls
+/// while it has time to spare (see ``EventReactors`` for when it goes to another), and the reactor serves it until it ends and then calls
 /// ``BaseServer/closeRequest(_:)`` and ``BaseServer/endRequest(_:clientAddress:)`` on its thread (the server's metrics
 /// get the connection's bytes). An idle connection costs its socket and a few hundred
 /// bytes, not a thread. The server's ``BaseServer/handlerType`` is not used: the factory makes the handlers.
@@ -67,7 +67,7 @@ public final class EventModel: ProcessingModel {
     public var runsRequestsOnServingThread: Bool { false }
 
     /// Runs the server's serve loop on one of the reactors (they take the servers in turn), so that a connection
-    /// accepted there is served by that reactor unless another holds fewer: no hand-over to another thread for most
+    /// accepted there is served by that reactor while it has time to spare: no hand-over to another thread for most
     /// connections. Blocks until the loop stopped; `false` once the reactors are stopped.
     public func runServeLoop(of server: BaseServer, pollInterval: Double) -> Bool {
         reactors.runServeLoop(of: server, pollInterval: pollInterval)
