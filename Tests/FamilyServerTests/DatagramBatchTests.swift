@@ -169,6 +169,41 @@ final class DatagramBatchTests: FamilyServerTestCase {
         XCTAssertGreaterThan(server.handledWithMoreReceived.load(ordering: .relaxed), 0, "no batch was taken")
     }
 
+    /// A server that answers in place gets each received batch whole on the serial model (no request, no handler):
+    /// its replies go out together and each is reported to replySent; on the threading model it is not asked, and the
+    /// handlers answer.
+    func testABatchAnsweredInPlaceSkipsTheRequestsAndItsRepliesAreReported() throws {
+        let server = try InPlaceServer(address: address(.ipv4, .datagram), handler: DatagramEchoHandler.self)
+        defer { server.serverClose() }
+        let client = try Client.datagramSocket(for: server.serverAddress)
+        defer { client.close() }
+        for index in 0..<10 { try client.sendDatagram(Array("\(index)".utf8), to: server.serverAddress) }
+        let thread = try serving(server) {
+            for index in 0..<10 {
+                let reply = String(decoding: try Client.receiveDatagram(client), as: UTF8.self)
+                try expect(reply == "in place \(index)", "reply \(index) was \(reply)")
+            }
+        }
+        server.shutdown()
+        XCTAssertTrue(thread.join())
+        XCTAssertEqual(server.answered.load(ordering: .relaxed), 10)
+        XCTAssertLessThan(server.batches.load(ordering: .relaxed), 10, "the queued datagrams came in batches")
+        XCTAssertEqual(server.replies.load(ordering: .relaxed), 10, "every reply reported sent")
+        XCTAssertEqual(server.handled.load(ordering: .relaxed), 0, "no handler ran")
+
+        let threaded = try InPlaceServer(
+            address: address(.ipv4, .datagram), handler: DatagramEchoHandler.self, model: ThreadingModel())
+        defer { threaded.serverClose() }
+        try client.sendDatagram(Array("plain".utf8), to: threaded.serverAddress)
+        let second = try serving(threaded) {
+            let reply = String(decoding: try Client.receiveDatagram(client), as: UTF8.self)
+            try expect(reply == "plain", "the threading model's handler answered: \(reply)")
+        }
+        threaded.shutdown()
+        XCTAssertTrue(second.join())
+        XCTAssertEqual(threaded.batches.load(ordering: .relaxed), 0, "not asked under the threading model")
+    }
+
     /// Under the threading model each handler sends its own reply at once; the datagrams still come in batches.
     func testTheThreadingModelAnswersEachDatagramFromItsHandler() throws {
         let server = try RecordingDatagramServer(
@@ -196,6 +231,34 @@ final class BatchRecordingServer: DatagramServer, EventRecording, @unchecked Sen
 
     override func handleError(_ request: Request?, clientAddress: SocketAddress?, error: any Error) {
         events.append("error: \(error)")
+    }
+}
+
+/// Answers each batch in place with "in place PAYLOAD", counting batches, datagrams and replies reported sent.
+final class InPlaceServer: DatagramServer, @unchecked Sendable {
+    let batches = Atomic<Int>(0)
+    let answered = Atomic<Int>(0)
+    let replies = Atomic<Int>(0)
+    let handled = Atomic<Int>(0)
+
+    override func answerInPlace(_ batch: DatagramReceiveBatch, replies: DatagramReplyBatch) -> Bool {
+        batches.add(1, ordering: .relaxed)
+        for index in 0..<batch.count {
+            let reply = Array("in place ".utf8) + batch.withPayload(at: index) { [UInt8]($0) }
+            try? replies.add(reply, to: batch.sender(at: index, transport: .datagram))
+            answered.add(1, ordering: .relaxed)
+        }
+        return true
+    }
+
+    override func replySent(size: Int, to sender: SocketAddress) {
+        super.replySent(size: size, to: sender)
+        replies.add(1, ordering: .relaxed)
+    }
+
+    override func finishRequest(_ request: Request, clientAddress: SocketAddress) throws {
+        handled.add(1, ordering: .relaxed)
+        try super.finishRequest(request, clientAddress: clientAddress)
     }
 }
 

@@ -1,5 +1,4 @@
 @testable import FamilyServer
-import Foundation
 import Glibc
 import XCTest
 
@@ -38,7 +37,7 @@ final class ReactorPlacementTests: FamilyServerTestCase {
         try body(server, threads)
     }
 
-    private func exchange(_ client: Socket, _ line: String) throws {
+    private func echoLine(_ client: Socket, _ line: String) throws {
         try client.sendAll(Array("\(line)\n".utf8))
         XCTAssertEqual(try Client.readLine(client), Array("\(line)\n".utf8), line)
     }
@@ -52,7 +51,7 @@ final class ReactorPlacementTests: FamilyServerTestCase {
             for index in 0..<6 {
                 let client = try Client.connect(server.serverAddress)
                 clients.append(client)
-                try exchange(client, "held \(index)")
+                try echoLine(client, "held \(index)")
             }
             let used = Set((0..<6).flatMap { threads.threads(of: "held \($0)\n") }.map { UInt($0) })
             XCTAssertEqual(used.count, 1, "six connections on one reactor")
@@ -81,13 +80,13 @@ final class ReactorPlacementTests: FamilyServerTestCase {
     private func busySpellThenConnection(_ server: StreamServer, _ threads: ThreadLog) throws -> (pthread_t, pthread_t) {
         let first = try Client.connect(server.serverAddress)
         defer { first.close() }
-        try exchange(first, "warm")
+        try echoLine(first, "warm")
         try first.sendAll(Array("spin\n".utf8))
         usleep(50_000)
         let second = try Client.connect(server.serverAddress)
         defer { second.close() }
         XCTAssertEqual(try Client.readLine(first), Array("spin\n".utf8))
-        try exchange(second, "next")
+        try echoLine(second, "next")
         return (try XCTUnwrap(threads.threads(of: "spin\n").first), try XCTUnwrap(threads.threads(of: "next\n").first))
     }
 

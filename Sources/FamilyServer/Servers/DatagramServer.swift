@@ -87,6 +87,12 @@ open class DatagramServer: BaseServer, @unchecked Sendable {
             let count = try socket.receiveDatagrams(into: batch, limit: limit)
             guard count > 0 else { return nil }
             queueWasDrained = count < limit
+            if processingModel.runsRequestsOnServingThread && answerInPlace(batch, replies: replies) {
+                // Answered already: this wake-up ends here, and the loop sends the replies (requestsTaken).
+                nextReceived = count
+                queueWasDrained = false
+                return nil
+            }
         }
         guard let batch = received else { return nil }
         let index = nextReceived
@@ -95,6 +101,16 @@ open class DatagramServer: BaseServer, @unchecked Sendable {
         if processingModel.runsRequestsOnServingThread { datagram.replyBatch = replies }
         return (.datagram(datagram), batch.sender(at: index, transport: socket.transport))
     }
+
+    /// Answers a batch of datagrams where they lie, without a ``Request`` or handler for each: for a server whose
+    /// answers are computed on the serving thread and that can skip the per-request steps for a whole batch. Called by
+    /// ``getRequest()`` on the serving thread, under a model that runs requests there (serial), right after `batch`
+    /// was received; it may add replies to `replies` (sent by one `sendmmsg` once the wake-up is over, each reported to
+    /// ``replySent(size:to:)`` or ``handleError(_:clientAddress:error:)``), and counts what it took in ``metrics``
+    /// (requests, refused, received bytes) itself.
+    /// - Returns: `true` when it answered the whole batch; `false` (the default) to have its datagrams handed out one
+    ///   by one as requests, through every step of the template.
+    open func answerInPlace(_ batch: DatagramReceiveBatch, replies: DatagramReplyBatch) -> Bool { false }
 
     /// Datagrams received and not yet handed out by ``getRequest()``.
     open override var hasReceivedRequests: Bool { nextReceived < received?.count ?? 0 }

@@ -44,9 +44,14 @@ public final class DatagramReceiveBatch {
 
     /// The payload of datagram `index` (below ``count``), cut to ``maxPacketSize``.
     public func payload(at index: Int) -> [UInt8] {
+        withPayload(at: index) { [UInt8]($0) }
+    }
+
+    /// Calls `body` with the payload of datagram `index` (below ``count``), cut to ``maxPacketSize``, where it lies in
+    /// the batch's buffer: no copy. The bytes are valid during the call only.
+    public func withPayload<R, E: Error>(at index: Int, _ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
         let slot = slots[checked(index)]
-        let length = min(slot.length, maxPacketSize)
-        return [UInt8](UnsafeRawBufferPointer(start: slot.buffer, count: length))
+        return try body(UnsafeRawBufferPointer(start: slot.buffer, count: min(slot.length, maxPacketSize)))
     }
 
     /// Whether datagram `index` was longer than ``maxPacketSize`` and its payload cut.

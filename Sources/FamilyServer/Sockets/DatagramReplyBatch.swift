@@ -75,6 +75,12 @@ public final class DatagramReplyBatch: @unchecked Sendable {
         try add(payload, to: destination, sender: destination, target: nil)
     }
 
+    /// Adds a datagram of the bytes `payload` points at (copied now) to `destination`, sent as it is,
+    /// as the array form does.
+    public func add(_ payload: UnsafeRawBufferPointer, to destination: SocketAddress) throws(SocketError) {
+        try add(payload, to: destination, sender: destination, target: nil)
+    }
+
     /// Adds a reply of `payload` to `destination`, answering the request from `sender`.
     /// - Parameter target: The checked Unix reply target `destination` comes from, kept until sent.
     /// - Throws: ``SocketError`` (`sendmmsg`, EINVAL or ENAMETOOLONG) for a Unix destination a
@@ -82,6 +88,21 @@ public final class DatagramReplyBatch: @unchecked Sendable {
     func add(_ payload: [UInt8], to destination: SocketAddress, sender: SocketAddress, target: UnixReplyTarget?)
         throws(SocketError)
     {
+        let refused = payload.withUnsafeBytes { bytes -> SocketError? in
+            do throws(SocketError) {
+                try add(bytes, to: destination, sender: sender, target: target)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        if let refused { throw refused }
+    }
+
+    /// Adds a reply of the bytes `payload` points at (copied now).
+    func add(
+        _ payload: UnsafeRawBufferPointer, to destination: SocketAddress, sender: SocketAddress, target: UnixReplyTarget?
+    ) throws(SocketError) {
         precondition(!isFull, "a full batch of \(capacity) replies")
         try Socket.checkUnixName(destination, call: "sendmmsg")
         var reply = Reply(

@@ -86,7 +86,7 @@ final class Admission: Sendable {
     }
 
     /// Decides whether a datagram is served (address rules, or the credentials it carries).
-    func admits(datagram: Datagram, from client: SocketAddress, current: ListenerContext.Snapshot) -> Bool {
+    func admits(datagramFrom client: SocketAddress, credentials: PeerCredentials?, current: ListenerContext.Snapshot) -> Bool {
         // The policy is read in place: a copy of it would retain each of its arrays, per datagram.
         if let ip = client.ip {
             guard current.policy.admits(address: (ip.mappedIPv4 ?? ip).bytes) else {
@@ -97,12 +97,11 @@ final class Admission: Sendable {
             return true
         }
         guard current.policy.allowUIDs != nil || current.policy.allowGIDs != nil else { return true }
-        guard let credentials = datagram.credentials, current.policy.admits(uid: credentials.uid, gid: credentials.gid)
-        else {
+        guard let credentials, current.policy.admits(uid: credentials.uid, gid: credentials.gid) else {
             context.counters.refused(.denied)
             droppedDatagrams.record(
                 context.logger,
-                "\(label): dropped a datagram from \(datagram.credentials.map { "peer \($0)" } ?? "an unknown peer"): uid and gid not allowed")
+                "\(label): dropped a datagram from \(credentials.map { "peer \($0)" } ?? "an unknown peer"): uid and gid not allowed")
             return false
         }
         return true
@@ -179,10 +178,10 @@ final class Admission: Sendable {
     /// Whether a datagram from `client` is within its source's `max-rate-per-source`; one past it is
     /// dropped and logged at most every 10 s (a datagram's source may be forged at no cost, so the
     /// check is O(1) and fails open when the table of buckets is full).
-    func admitsRate(datagram: Datagram, from client: SocketAddress, current: ListenerContext.Snapshot) -> Bool {
+    func admitsRate(datagramFrom client: SocketAddress, credentials: PeerCredentials?, current: ListenerContext.Snapshot) -> Bool {
         let rate = current.policy.maxRatePerSource
         guard let buckets = buckets(rate: rate) else { return true }
-        guard let key = SourceKey(peer: client, settings: current.policy) ?? datagram.credentials.map({ .uid($0.uid) }) else {
+        guard let key = SourceKey(peer: client, settings: current.policy) ?? credentials.map({ .uid($0.uid) }) else {
             return true
         }
         guard buckets.reserve(key, now: MonotonicClock.seconds(), maxWait: 0) == nil else { return true }

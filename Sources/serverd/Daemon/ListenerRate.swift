@@ -39,13 +39,13 @@ final class ListenerRate: Sendable {
         }
     }
 
-    /// Counts a request the listener took under `rate`.
-    func count(rate: Int, now: @autoclosure () -> Double) {
+    /// Counts `requests` (one by default) the listener took under `rate`.
+    func count(_ requests: Int = 1, rate: Int, now: @autoclosure () -> Double) {
         guard isLimited(rate) else { return }
         let now = now()
         bucket.withLock { bucket in
             follow(&bucket, rate: rate, now: now)
-            _ = bucket?.reserve(now: now, maxWait: .infinity)
+            for _ in 0..<requests { _ = bucket?.reserve(now: now, maxWait: .infinity) }
         }
     }
 

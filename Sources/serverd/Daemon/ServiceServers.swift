@@ -304,13 +304,52 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
         rate.allowance(rate: context.maxRate, now: MonotonicClock.seconds())
     }
 
-    /// Answers a datagram for the service it was verified under, without a handler object.
+    /// Answers a datagram for the service it was verified under, without a handler object (a Unix datagram: its reply
+    /// goes through the checks of ``Datagram/sendReply(_:to:)``).
     override func finishRequest(_ request: Request, clientAddress: SocketAddress) throws {
         guard let datagram = request.datagram else { return }
         metrics.receivedBytes.increment(by: datagram.payload.count)
-        guard let reply = ServiceDatagramReply.reply(of: current.policy.service, to: datagram.payload), !reply.isEmpty
-        else { return }
-        if try datagram.sendReply(reply, to: clientAddress) { replySent(size: reply.count, to: clientAddress) }
+        let reply = datagram.payload.withUnsafeBytes { ServiceDatagramReply.of(current.policy.service, to: $0) }
+        let bytes: [UInt8]
+        switch reply {
+        case nil: return
+        case .payload?: bytes = datagram.payload
+        case .bytes(let own)?: bytes = own
+        }
+        if try datagram.sendReply(bytes, to: clientAddress) { replySent(size: bytes.count, to: clientAddress) }
+    }
+
+    /// Answers a batch of UDP datagrams where they lie: each passes the same checks as a request
+    /// (``admits(from:size:credentials:)``), and its reply (echo: its payload, copied once into the reply batch) joins
+    /// the batch's replies. Unix datagrams go through the template one by one, since their replies are checked against
+    /// the sender's socket (``UnixReplyTarget``).
+    override func answerInPlace(_ batch: DatagramReceiveBatch, replies: DatagramReplyBatch) -> Bool {
+        guard socket.family != AF_UNIX else { return false }
+        rate.count(batch.count, rate: current.policy.maxRate, now: MonotonicClock.seconds())
+        var admitted = 0
+        var receivedBytes = 0
+        for index in 0..<batch.count {
+            let sender = batch.sender(at: index, transport: .datagram)
+            batch.withPayload(at: index) { payload in
+                guard admits(from: sender, size: payload.count, credentials: nil) else { return }
+                admitted += 1
+                receivedBytes += payload.count
+                guard let reply = ServiceDatagramReply.of(current.policy.service, to: payload) else { return }
+                if replies.isFull { socket.sendDatagrams(replies) }
+                do throws(SocketError) {
+                    switch reply {
+                    case .payload: try replies.add(payload, to: sender)
+                    case .bytes(let own): try replies.add(own, to: sender)
+                    }
+                } catch {
+                    handleError(nil, clientAddress: sender, error: error)
+                }
+            }
+        }
+        metrics.requests.increment(by: admitted)
+        metrics.refused.increment(by: batch.count - admitted)
+        metrics.receivedBytes.increment(by: receivedBytes)
+        return true
     }
 
     /// Counts a reply sent for the listener's status block (no connection line: a datagram flood must not flood the
@@ -327,7 +366,14 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
 
     override func verifyRequest(_ request: Request, clientAddress: SocketAddress) -> Bool {
         guard let datagram = request.datagram else { return false }
-        context.counters.datagramReceived(size: datagram.payload.count)
+        return admits(from: clientAddress, size: datagram.payload.count, credentials: datagram.credentials)
+    }
+
+    /// The checks every datagram passes, in the order it arrived, whether it is served as a request or in place:
+    /// counted, then the ``ReflectionGuard`` (unless the service never answers), the address or credential rules and
+    /// `max-rate-per-source`. Returns whether it is answered.
+    private func admits(from sender: SocketAddress, size: Int, credentials: PeerCredentials?) -> Bool {
+        context.counters.datagramReceived(size: size)
         // The snapshot's policy is read in place: a copy of it would retain each of its arrays, per datagram.
         let current = current
         let service = current.policy.service
@@ -336,15 +382,15 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
         }
         if service != .discard,
             let refusal = reflectionGuard.refusal(
-                for: clientAddress, source: { SourceKey(peer: clientAddress, settings: current.policy) })
+                for: sender, source: { SourceKey(peer: sender, settings: current.policy) })
         {
             let listener = "\(service.rawValue)@\(serverAddress)"
-            reflectionGuard.record(refusal.rule, logger: logger, "\(listener): dropped a datagram from \(clientAddress): \(refusal.reason)")
+            reflectionGuard.record(refusal.rule, logger: logger, "\(listener): dropped a datagram from \(sender): \(refusal.reason)")
             context.counters.datagramDropped()
             return false
         }
-        guard admission.admits(datagram: datagram, from: clientAddress, current: current),
-            admission.admitsRate(datagram: datagram, from: clientAddress, current: current)
+        guard admission.admits(datagramFrom: sender, credentials: credentials, current: current),
+            admission.admitsRate(datagramFrom: sender, credentials: credentials, current: current)
         else {
             context.counters.datagramDropped()
             return false
