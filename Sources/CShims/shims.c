@@ -2,6 +2,7 @@
 #include "CShims.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -197,4 +198,13 @@ ssize_t cshims_recv_with_fd(int fd, void *buf, size_t len, int flags, int *recei
 
 int cshims_errno(void) {
     return errno;
+}
+
+int cshims_affinity_processor_count(void) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) != 0) {
+        return -1;
+    }
+    return CPU_COUNT(&set);
 }

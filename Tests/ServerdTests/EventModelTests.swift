@@ -48,6 +48,22 @@ final class EventModelTests: XCTestCase {
         XCTAssertEqual(counts[1] - counts[0], 2, "threads with 1 and 3 workers: \(counts)")
     }
 
+    /// Without `--workers`, one reactor per processor the process may run on: under `taskset -c 0` as many threads as
+    /// with `--workers 1` (it was one per processor online).
+    func testDefaultWorkersFollowTheProcessorsTheProcessMayUse() throws {
+        guard sysconf(Int32(_SC_NPROCESSORS_ONLN)) > 1 else { throw XCTSkip("one processor online: nothing to confine") }
+        var counts: [Int] = []
+        for (arguments, launcher) in [(["--workers", "1"], [String]()), ([], ["/usr/bin/taskset", "-c", "0"])] {
+            let serverd = try ServerdProcess(
+                ["--model", "event"] + arguments + ["--listen", "echo@tcp://127.0.0.1:0"], launcher: launcher)
+            try serverd.waitForListening(1)
+            XCTAssertTrue(try TestClient.connect(serverd.address(0)).echoes("w"))
+            counts.append(threads(serverd))
+            try serverd.stop()
+        }
+        XCTAssertEqual(counts[1], counts[0], "threads with --workers 1, and confined to processor 0: \(counts)")
+    }
+
     func testWorkersOutsideItsRangeIsAUsageError() throws {
         for value in ["0", "257", "many"] {
             let result = try ServerdProcess.run(["--model", "event", "--workers", value, "--listen", "echo@tcp://127.0.0.1:0"])

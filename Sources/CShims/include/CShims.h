@@ -70,6 +70,10 @@ ssize_t cshims_recv_with_fd(int fd, void *buf, size_t len, int flags, int *recei
 /// errno's current value, read in C so that no Swift runtime call can clobber it first.
 int cshims_errno(void);
 
+/// The processors in the calling thread's CPU affinity mask (sched_getaffinity, CPU_COUNT), or -1
+/// with errno.
+int cshims_affinity_processor_count(void);
+
 #include "cshims_epoll.h"
 #include "cshims_exec.h"
 

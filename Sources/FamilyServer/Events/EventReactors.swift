@@ -1,3 +1,4 @@
+import CShims
 import Glibc
 import Logging
 import Synchronization
@@ -39,8 +40,17 @@ public final class EventReactors: Sendable {
     /// The idle processors the machine must have for a connection to go to another reactor.
     static let idleToShare = 0.5
 
-    /// The processors online (`sysconf(_SC_NPROCESSORS_ONLN)`), at least 1: the default number of reactors.
-    public static var processorCount: Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+    /// The processors this process may run on, at least 1: the default number of reactors. Counted from its CPU
+    /// affinity (`sched_getaffinity`, as `nproc` does), so that a service confined to some processors (`taskset`,
+    /// systemd's `CPUAffinity=`, a cpuset) gets a reactor per processor it has; the processors online when the
+    /// affinity cannot be read.
+    public static var processorCount: Int {
+        let count = Int(cshims_affinity_processor_count())
+        return count > 0 ? count : onlineProcessorCount
+    }
+
+    /// The processors online (`sysconf(_SC_NPROCESSORS_ONLN)`), at least 1.
+    static var onlineProcessorCount: Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
 
     /// Creates `count` reactors and starts their threads.
     /// - Parameters:

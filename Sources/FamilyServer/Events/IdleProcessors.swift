@@ -19,7 +19,7 @@ final class IdleProcessors: Sendable {
     private let statPath: String
 
     /// Samples `statPath` (`/proc/stat`) on a machine of `processors` processors online.
-    init(processors: Int = EventReactors.processorCount, statPath: String = "/proc/stat") {
+    init(processors: Int = EventReactors.onlineProcessorCount, statPath: String = "/proc/stat") {
         self.processors = Double(processors)
         self.statPath = statPath
     }

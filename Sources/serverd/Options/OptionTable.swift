@@ -31,7 +31,7 @@ enum OptionTable {
             field: .daemon { $0.model = $1.modelName }),
         Option(
             name: "workers", kind: .integer(OptionRange.workers), scope: .daemon, reload: .atRestart,
-            defaultValue: nil, defaultText: "the number of CPUs",
+            defaultValue: nil, defaultText: "the number of CPUs it may run on (its CPU affinity)",
             help: "The event model's reactor threads, N from \(OptionRange.text(OptionRange.workers)), each with "
                 + "an epoll set of its own; the stream listeners share them. Other models ignore it.",
             field: .daemon { $0.workers = $1.integer }),
