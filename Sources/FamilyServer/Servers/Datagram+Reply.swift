@@ -19,6 +19,12 @@ extension Datagram {
     ///   Unix name a socket address cannot hold.
     @discardableResult
     public func sendReply(_ bytes: [UInt8], to sender: SocketAddress) throws -> Bool {
+        if let replyBatch {
+            _ = try bytes.withUnsafeBytes { payload in
+                try replyBatch.addReply(payload, toDatagramFrom: sender, credentials: credentials, on: socket)
+            }
+            return false
+        }
         let target: UnixReplyTarget?
         switch sender.endpoint {
         case .unnamed:
@@ -26,17 +32,11 @@ extension Datagram {
         case .inet:
             target = nil
         case .unixPath, .unixAbstract:
-            target = try UnixReplyTarget.resolve(sender: sender, credentials: credentials, from: socket, batch: replyBatch)
-        }
-        let destination = target?.address ?? sender
-        if let replyBatch {
-            if replyBatch.isFull { socket.sendDatagrams(replyBatch) }
-            try replyBatch.add(bytes, to: destination, sender: sender, target: target)
-            return false
+            target = try UnixReplyTarget.resolve(sender: sender, credentials: credentials, from: socket)
         }
         do {
             try withExtendedLifetime(target) { () throws(SocketError) in
-                try socket.sendDatagram(bytes, to: destination)
+                try socket.sendDatagram(bytes, to: target?.address ?? sender)
             }
         } catch {
             throw target == nil ? error : SocketError("sendto", errno: error.errno, subject: sender.description)

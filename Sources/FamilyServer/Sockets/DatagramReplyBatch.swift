@@ -81,6 +81,32 @@ public final class DatagramReplyBatch: @unchecked Sendable {
         try add(payload, to: destination, sender: destination, target: nil)
     }
 
+    /// Adds the reply `payload` (copied now) to a datagram from `sender` that arrived on `socket` with `credentials`,
+    /// checked as ``Datagram/sendReply(_:to:)`` checks it: an inet sender is answered at its address, a Unix sender
+    /// only at the socket that sent the datagram (``UnixReplyTarget``, kept until sent), an unnamed sender not at all.
+    /// A full batch is sent from `socket` first.
+    /// - Returns: whether the reply was added (`false` for an unnamed sender).
+    /// - Throws: ``ReplyRefusal`` for a reply that could reach another socket than the sender's; ``SocketError`` for a
+    ///   Unix name a socket address cannot hold.
+    @discardableResult
+    public func addReply(
+        _ payload: UnsafeRawBufferPointer, toDatagramFrom sender: SocketAddress, credentials: PeerCredentials?,
+        on socket: Socket
+    ) throws -> Bool {
+        let target: UnixReplyTarget?
+        switch sender.endpoint {
+        case .unnamed:
+            return false
+        case .inet:
+            target = nil
+        case .unixPath, .unixAbstract:
+            target = try UnixReplyTarget.resolve(sender: sender, credentials: credentials, from: socket, batch: self)
+        }
+        if isFull { socket.sendDatagrams(self) }
+        try add(payload, to: target?.address ?? sender, sender: sender, target: target)
+        return true
+    }
+
     /// Adds a reply of `payload` to `destination`, answering the request from `sender`.
     /// - Parameter target: The checked Unix reply target `destination` comes from, kept until sent.
     /// - Throws: ``SocketError`` (`sendmmsg`, EINVAL or ENAMETOOLONG) for a Unix destination a

@@ -216,9 +216,10 @@ final class ServiceStreamServer: StreamServer, ServesListener, @unchecked Sendab
 /// The daemon's datagram server: one listener's service on its serving thread (no thread or process per datagram),
 /// behind its admission rules and, on UDP, the ``ReflectionGuard``, under every processing model alike.
 ///
-/// Datagrams come in batches (``DatagramServer``: one `recvmmsg` for what is queued, up to its batch size) and go
-/// through the checks one by one, in the order they arrived: counters, ``ReflectionGuard``, ``Admission``. The
-/// built-in services answer each from ``ServiceDatagramReply``, without a handler object; the replies of a batch
+/// Datagrams come in batches (``DatagramServer``: one `recvmmsg` for what is queued, up to its batch size), answered
+/// where they lie (``answerInPlace(_:replies:)``), without a request or handler object per datagram: each goes
+/// through the checks on its own, in the order they arrived (counters, ``ReflectionGuard``, ``Admission``), and the
+/// built-in services answer from ``ServiceDatagramReply``; the replies of a batch
 /// go out together by one `sendmmsg` once its last datagram was handled, and a reply refused or failed ends only its
 /// own datagram.
 ///
@@ -246,7 +247,7 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
         self.reflectionGuard = ReflectionGuard(replyRatePerSource: context.policy.replyRatePerSource)
         self.current = context.current
         self.waitMode = WaitModeRunner(context: context)
-        // No handler runs: finishRequest answers for the built-in services (DatagramRequestHandler would do nothing).
+        // No handler runs: answerInPlace answers every batch (DatagramRequestHandler would do nothing).
         try super.init(adopting: socket, handler: DatagramRequestHandler.self, model: SerialModel(), logger: context.logger)
         registerOwnPort()
     }
@@ -266,7 +267,7 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
         registerOwnPort()
     }
 
-    /// Each datagram reads the current policy (``verifyRequest(_:clientAddress:)``); the loop is woken so that a
+    /// Each batch reads the current policy (``getRequest()``); the loop is woken so that a
     /// changed `max-rate` applies at once, not at the next token of the old one.
     func apply(_ policy: ListenerPolicy) {
         wake()
@@ -304,42 +305,30 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
         rate.allowance(rate: context.maxRate, now: MonotonicClock.seconds())
     }
 
-    /// Answers a datagram for the service it was verified under, without a handler object (a Unix datagram: its reply
-    /// goes through the checks of ``Datagram/sendReply(_:to:)``).
-    override func finishRequest(_ request: Request, clientAddress: SocketAddress) throws {
-        guard let datagram = request.datagram else { return }
-        metrics.receivedBytes.increment(by: datagram.payload.count)
-        let reply = datagram.payload.withUnsafeBytes { ServiceDatagramReply.of(current.policy.service, to: $0) }
-        let bytes: [UInt8]
-        switch reply {
-        case nil: return
-        case .payload?: bytes = datagram.payload
-        case .bytes(let own)?: bytes = own
-        }
-        if try datagram.sendReply(bytes, to: clientAddress) { replySent(size: bytes.count, to: clientAddress) }
-    }
-
-    /// Answers a batch of UDP datagrams where they lie: each passes the same checks as a request
+    /// Answers a batch of datagrams where they lie: each passes the same checks as a request
     /// (``admits(from:size:credentials:)``), and its reply (echo: its payload, copied once into the reply batch) joins
-    /// the batch's replies. Unix datagrams go through the template one by one, since their replies are checked against
-    /// the sender's socket (``UnixReplyTarget``).
+    /// the batch's replies, a Unix sender's checked against its socket as every reply is
+    /// (``DatagramReplyBatch/addReply(_:toDatagramFrom:credentials:on:)``).
     override func answerInPlace(_ batch: DatagramReceiveBatch, replies: DatagramReplyBatch) -> Bool {
-        guard socket.family != AF_UNIX else { return false }
         rate.count(batch.count, rate: current.policy.maxRate, now: MonotonicClock.seconds())
         var admitted = 0
         var receivedBytes = 0
         for index in 0..<batch.count {
             let sender = batch.sender(at: index, transport: .datagram)
+            let credentials = batch.credentials(at: index)
             batch.withPayload(at: index) { payload in
-                guard admits(from: sender, size: payload.count, credentials: nil) else { return }
+                guard admits(from: sender, size: payload.count, credentials: credentials) else { return }
                 admitted += 1
                 receivedBytes += payload.count
                 guard let reply = ServiceDatagramReply.of(current.policy.service, to: payload) else { return }
-                if replies.isFull { socket.sendDatagrams(replies) }
-                do throws(SocketError) {
+                do {
                     switch reply {
-                    case .payload: try replies.add(payload, to: sender)
-                    case .bytes(let own): try replies.add(own, to: sender)
+                    case .payload:
+                        try replies.addReply(payload, toDatagramFrom: sender, credentials: credentials, on: socket)
+                    case .bytes(let own):
+                        _ = try own.withUnsafeBytes {
+                            try replies.addReply($0, toDatagramFrom: sender, credentials: credentials, on: socket)
+                        }
                     }
                 } catch {
                     handleError(nil, clientAddress: sender, error: error)
@@ -364,13 +353,7 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
 
     var connectionsInFlight: Int { processingModel.activeRequests + (waitMode.runningPID == nil ? 0 : 1) }
 
-    override func verifyRequest(_ request: Request, clientAddress: SocketAddress) -> Bool {
-        guard let datagram = request.datagram else { return false }
-        return admits(from: clientAddress, size: datagram.payload.count, credentials: datagram.credentials)
-    }
-
-    /// The checks every datagram passes, in the order it arrived, whether it is served as a request or in place:
-    /// counted, then the ``ReflectionGuard`` (unless the service never answers), the address or credential rules and
+    /// The checks every datagram passes, in the order it arrived: counted, then the ``ReflectionGuard`` (unless the service never answers), the address or credential rules and
     /// `max-rate-per-source`. Returns whether it is answered.
     private func admits(from sender: SocketAddress, size: Int, credentials: PeerCredentials?) -> Bool {
         context.counters.datagramReceived(size: size)
