@@ -25,18 +25,13 @@ extension Datagram {
             }
             return false
         }
-        let target: UnixReplyTarget?
-        switch sender.endpoint {
-        case .unnamed:
-            return false
-        case .inet:
-            target = nil
-        case .unixPath, .unixAbstract:
-            target = try UnixReplyTarget.resolve(sender: sender, credentials: credentials, from: socket)
-        }
+        guard
+            let (destination, target) = try UnixReplyTarget.destination(
+                ofReplyTo: sender, credentials: credentials, from: socket, batch: nil)
+        else { return false }
         do {
             try withExtendedLifetime(target) { () throws(SocketError) in
-                try socket.sendDatagram(bytes, to: target?.address ?? sender)
+                try socket.sendDatagram(bytes, to: destination)
             }
         } catch {
             throw target == nil ? error : SocketError("sendto", errno: error.errno, subject: sender.description)

@@ -93,17 +93,12 @@ public final class DatagramReplyBatch: @unchecked Sendable {
         _ payload: UnsafeRawBufferPointer, toDatagramFrom sender: SocketAddress, credentials: PeerCredentials?,
         on socket: Socket
     ) throws -> Bool {
-        let target: UnixReplyTarget?
-        switch sender.endpoint {
-        case .unnamed:
-            return false
-        case .inet:
-            target = nil
-        case .unixPath, .unixAbstract:
-            target = try UnixReplyTarget.resolve(sender: sender, credentials: credentials, from: socket, batch: self)
-        }
+        guard
+            let (destination, target) = try UnixReplyTarget.destination(
+                ofReplyTo: sender, credentials: credentials, from: socket, batch: self)
+        else { return false }
         if isFull { socket.sendDatagrams(self) }
-        try add(payload, to: target?.address ?? sender, sender: sender, target: target)
+        try add(payload, to: destination, sender: sender, target: target)
         return true
     }
 

@@ -57,6 +57,24 @@ public final class UnixReplyTarget {
         try resolve(sender: sender, credentials: credentials, from: socket, batch: nil)
     }
 
+    /// Where a reply to a datagram from `sender` goes: an inet sender's address; for a Unix sender, the checked socket
+    /// it sent from (the returned target, to keep until the reply was sent, see
+    /// ``resolve(sender:credentials:from:batch:)``); `nil` for an unnamed sender, which cannot be answered.
+    /// - Throws: ``ReplyRefusal`` saying why a reply to a Unix sender must be dropped.
+    static func destination(
+        ofReplyTo sender: SocketAddress, credentials: PeerCredentials?, from socket: Socket, batch: DatagramReplyBatch?
+    ) throws(ReplyRefusal) -> (address: SocketAddress, target: UnixReplyTarget?)? {
+        switch sender.endpoint {
+        case .unnamed:
+            return nil
+        case .inet:
+            return (sender, nil)
+        case .unixPath, .unixAbstract:
+            let target = try resolve(sender: sender, credentials: credentials, from: socket, batch: batch)
+            return (target.address, target)
+        }
+    }
+
     /// ``resolve(sender:credentials:from:)`` for a reply that waits in `batch`: a sender checked
     /// for an earlier reply of the same batch, with the same uid, is not checked again — an
     /// abstract name the kernel showed held by that uid, a socket file found still at its path
