@@ -108,8 +108,9 @@ DESCRIPTION = {
     "serverd-prefork": f"serverd --model forking --prefork {PREFORK_WORKERS} (a pool of pre-forked workers, each "
                        "serving connection after connection), echo service",
     "serverd-serial": "serverd --model serial, echo service (one connection at a time: a, d, f not run)",
-    "serverd-event": "serverd --model event (a reactor per CPU, the --workers default), echo service; datagram "
-                     "listeners as in every model (their own thread, batches)",
+    "serverd-event": "serverd --model event (a reactor per CPU, the --workers default; a connection stays on the "
+                     "reactor that accepted it until that one is busy and a processor idle), echo service; datagram "
+                     "listeners as in every model (their own thread, batches answered in place)",
     "serverd-event-1w": "serverd --model event --workers 1: one reactor, like the one-thread C server (on a 2-CPU "
                         "host the load generator needs the other CPU)",
     "serverd-baseline-threading": "the --serverd-baseline binary, --model threading, echo service",
