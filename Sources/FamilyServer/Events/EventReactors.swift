@@ -7,9 +7,9 @@ import Synchronization
 /// any number of servers share.
 ///
 /// A connection stays on the reactor whose serve loop accepted it, with no hand-over to another thread, while that
-/// reactor has time to spare. Only once it is busy (``busyToShare`` of its time serving) and the machine has a
-/// processor idle (``IdleProcessors``, at least ``idleToShare``) does a connection go to the reactor that holds the
-/// fewest: a thread whose processor another process is using would only wait there, and two threads trading
+/// reactor has time to spare. Only once it is busy (three quarters of its last 100 ms or more spent serving) and the
+/// machine has a processor idle (at least half of one, from `/proc/stat`) does a connection go to the reactor that
+/// holds the fewest: a thread whose processor another process is using would only wait there, and two threads trading
 /// connections cost more than they gain (measured with the bench's load generator sharing two processors: the
 /// two-thread C epoll server reaches 0.72x of the one-thread one). So the pool spreads over the processors a busy
 /// server can have, and stays on one thread where that is faster. A connection accepted on a thread that is not a

@@ -106,7 +106,7 @@ open class DatagramServer: BaseServer, @unchecked Sendable {
     /// answers are computed on the serving thread and that can skip the per-request steps for a whole batch. Called by
     /// ``getRequest()`` on the serving thread, under a model that runs requests there (serial), right after `batch`
     /// was received; it may add replies to `replies` (sent by one `sendmmsg` once the wake-up is over, each reported to
-    /// ``replySent(size:to:)`` or ``handleError(_:clientAddress:error:)``), and counts what it took in ``metrics``
+    /// ``replySent(size:to:)`` or ``handleError(_:clientAddress:error:)``), and counts what it took in ``BaseServer/metrics``
     /// (requests, refused, received bytes) itself.
     /// - Returns: `true` when it answered the whole batch; `false` (the default) to have its datagrams handed out one
     ///   by one as requests, through every step of the template.
