@@ -287,13 +287,12 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
         }
     }
 
-    /// Hands out the next datagram of the batch; before a batch is received, reads the listener's policy anew.
+    /// Reads the listener's policy anew for the next batch, which ``answerInPlace(_:replies:)`` answers (in wait mode
+    /// nothing is read: the program gets the socket).
     override func getRequest() throws -> (Request, SocketAddress)? {
-        if !hasReceivedRequests { current = context.current }
+        current = context.current
         if handedToWaitModeProgram(current) { return nil }
-        guard let request = try super.getRequest() else { return nil }
-        rate.count(rate: current.policy.maxRate, now: MonotonicClock.seconds())
-        return request
+        return try super.getRequest()
     }
 
     override var requestsResumeAt: Double? {
@@ -353,8 +352,9 @@ final class ServiceDatagramServer: DatagramServer, ServesListener, @unchecked Se
 
     var connectionsInFlight: Int { processingModel.activeRequests + (waitMode.runningPID == nil ? 0 : 1) }
 
-    /// The checks every datagram passes, in the order it arrived: counted, then the ``ReflectionGuard`` (unless the service never answers), the address or credential rules and
-    /// `max-rate-per-source`. Returns whether it is answered.
+    /// The checks every datagram passes, in the order it arrived: counted, then the ``ReflectionGuard`` (unless the
+    /// service never answers), the address or credential rules and `max-rate-per-source`. Returns whether it is
+    /// answered.
     private func admits(from sender: SocketAddress, size: Int, credentials: PeerCredentials?) -> Bool {
         context.counters.datagramReceived(size: size)
         // The snapshot's policy is read in place: a copy of it would retain each of its arrays, per datagram.

@@ -1,7 +1,7 @@
 /// What each built-in service answers to a datagram: echo sends it back, discard nothing, daytime the `ctime` line
 /// whatever came, stamp `[ctime] PAYLOAD` (trailing CR/LF dropped). The ``ServiceDatagramServer`` answers from it
 /// directly, without a handler object per datagram; echo's answer is the payload itself, sent from where it lies.
-enum ServiceDatagramReply: Equatable {
+enum ServiceDatagramReply {
     /// The datagram's own payload (echo).
     case payload
     /// Bytes of the service's own.
