@@ -9,7 +9,8 @@ final class IdleProcessors: Sendable {
     static let interval = 0.1
 
     private struct Sample: Sendable {
-        var ticks: (idle: UInt64, total: UInt64)
+        /// `nil` when `/proc/stat` could not be read.
+        var ticks: (idle: UInt64, total: UInt64)?
         var time: Double
         var idleProcessors: Double
     }
@@ -26,13 +27,13 @@ final class IdleProcessors: Sendable {
 
     /// The processors left idle between the last two samples (0 up to the processors online), taking a new sample
     /// when the last is older than ``interval``. Before two samples exist: 0. When `/proc/stat` cannot be read:
-    /// every processor (nothing is known to be busy).
+    /// every processor (nothing is known to be busy), and the file is tried again after ``interval``.
     func current(now: Double) -> Double {
         last.withLock { last in
             if let sample = last, now - sample.time < Self.interval { return sample.idleProcessors }
-            guard let ticks = Self.readTicks(statPath) else { return processors }
-            var idleProcessors = 0.0
-            if let previous = last?.ticks, ticks.total > previous.total, ticks.idle >= previous.idle {
+            let ticks = Self.readTicks(statPath)
+            var idleProcessors = ticks == nil ? processors : 0
+            if let ticks, let previous = last?.ticks, ticks.total > previous.total, ticks.idle >= previous.idle {
                 idleProcessors = processors * Double(ticks.idle - previous.idle) / Double(ticks.total - previous.total)
             }
             last = Sample(ticks: ticks, time: now, idleProcessors: idleProcessors)
