@@ -6,8 +6,8 @@ import XCTest
 /// spare, on the least loaded one only when it is busy and a processor is idle; and the two measures behind that,
 /// a reactor's busy window and the machine's idle processors from `/proc/stat`.
 final class ReactorPlacementTests: FamilyServerTestCase {
-    /// Records the thread each connection opened on (its first line names it) and echoes; "spin" keeps the reactor
-    /// busy for 0.25 s first.
+    /// Records the thread each line was received on, then echoes it; "spin" keeps the reactor busy for 0.4 s first
+    /// (recorded before it starts).
     private final class Recorder: StreamEventHandler {
         let threads: ThreadLog
         init(threads: ThreadLog) { self.threads = threads }
@@ -16,7 +16,7 @@ final class ReactorPlacementTests: FamilyServerTestCase {
             let line = String(decoding: bytes, as: UTF8.self)
             threads.record(line)
             if line.hasPrefix("spin") {
-                let end = MonotonicClock.seconds() + 0.25
+                let end = MonotonicClock.seconds() + 0.4
                 while MonotonicClock.seconds() < end {}
             }
             connection.write(bytes)
@@ -75,14 +75,14 @@ final class ReactorPlacementTests: FamilyServerTestCase {
         }
     }
 
-    /// Connection A keeps its reactor busy for 0.25 s; B connects meanwhile and is accepted after. Returns the threads
+    /// Connection A keeps its reactor busy for 0.4 s; B connects meanwhile and is accepted after. Returns the threads
     /// that served A's spin and B.
     private func busySpellThenConnection(_ server: StreamServer, _ threads: ThreadLog) throws -> (pthread_t, pthread_t) {
         let first = try Client.connect(server.serverAddress)
         defer { first.close() }
         try echoLine(first, "warm")
         try first.sendAll(Array("spin\n".utf8))
-        usleep(50_000)
+        XCTAssertTrue(eventually { !threads.threads(of: "spin\n").isEmpty }, "the reactor began its busy spell")
         let second = try Client.connect(server.serverAddress)
         defer { second.close() }
         XCTAssertEqual(try Client.readLine(first), Array("spin\n".utf8))
@@ -124,11 +124,17 @@ final class ReactorPlacementTests: FamilyServerTestCase {
         write("cpu  400 0 200 1100 100 0 0 0 0 0\n")
         XCTAssertEqual(idle.current(now: 1.05), 0, "younger than the interval: the last value")
         XCTAssertEqual(idle.current(now: 1.2), 4 * 400 / 800, accuracy: 0.001, "400 of 800 ticks idle on 4 processors")
-        XCTAssertEqual(IdleProcessors(processors: 4, statPath: path("missing")).current(now: 1), 4)
+        let missing = IdleProcessors(processors: 4, statPath: path("missing"))
+        XCTAssertEqual(missing.current(now: 1), 4)
+        write("cpu  1 0 1 8 0 0 0 0 0 0\n")
+        let late = IdleProcessors(processors: 4, statPath: path("missing"))
+        XCTAssertEqual(late.current(now: 1), 4, "not readable yet")
+        XCTAssertNoThrow(try FileManager.default.copyItem(atPath: stat, toPath: path("missing")))
+        XCTAssertEqual(late.current(now: 1.05), 4, "tried again only after the interval")
+        XCTAssertEqual(late.current(now: 1.2), 0, "read now: one sample, nothing known yet")
         let real = IdleProcessors()
-        _ = real.current(now: MonotonicClock.seconds())
-        usleep(150_000)
-        let now = real.current(now: MonotonicClock.seconds())
+        _ = real.current(now: 0)
+        let now = real.current(now: 1)
         XCTAssertTrue((0...Double(EventReactors.onlineProcessorCount)).contains(now), "\(now) idle processors on this machine")
     }
 }
