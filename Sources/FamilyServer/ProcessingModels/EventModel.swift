@@ -5,9 +5,9 @@ import Glibc
 ///
 /// The server's serve loop accepts, verifies and counts connections as under any model, but runs on a reactor
 /// (``runServeLoop(of:pollInterval:)``); ``process(_:clientAddress:server:)`` keeps each connection on that reactor
-/// while it has time to spare (see ``EventReactors`` for when it goes to another), and the reactor serves it until it ends and then calls
-/// ``BaseServer/closeRequest(_:)`` and ``BaseServer/endRequest(_:clientAddress:)`` on its thread (the server's metrics
-/// get the connection's bytes). An idle connection costs its socket and a few hundred
+/// while it has time to spare (see ``EventReactors`` for when it goes to another), and the reactor serves it until
+/// it ends and then calls ``BaseServer/closeRequest(_:)`` and ``BaseServer/endRequest(_:clientAddress:)`` on its
+/// thread (the server's metrics get the connection's bytes). An idle connection costs its socket and a few hundred
 /// bytes, not a thread. The server's ``BaseServer/handlerType`` is not used: the factory makes the handlers.
 ///
 /// Stream requests only; a datagram handed to it is refused (serve datagrams with another model).
