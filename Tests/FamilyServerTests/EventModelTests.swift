@@ -57,6 +57,18 @@ private final class EventIdle: StreamEventHandler {
     func connectionClosed(_ connection: EventConnection, reason: EventCloseReason) { log.append("closed \(reason)") }
 }
 
+/// Echoes, with a 0.2 s idle timeout; after echoing a line that starts with "spin" it keeps its reactor busy for
+/// 0.4 s, twice that timeout.
+private final class EventSpinningEcho: StreamEventHandler {
+    func opened(_ connection: EventConnection) { connection.idleTimeout = 0.2 }
+    func received(_ bytes: UnsafeRawBufferPointer, on connection: EventConnection) {
+        connection.write(bytes)
+        guard bytes.starts(with: "spin".utf8) else { return }
+        let end = MonotonicClock.seconds() + 0.4
+        while MonotonicClock.seconds() < end {}
+    }
+}
+
 /// Keeps the connection open when the client's input ends, recording why it ended in the end.
 private final class EventKeepsOpen: StreamEventHandler {
     let log: EventLog
@@ -171,6 +183,30 @@ final class EventModelTests: FamilyServerTestCase {
         thread.join()
         server.serverClose()
         XCTAssertEqual(log.all, ["closed idle", "closed closed"])
+    }
+
+    /// A client whose line arrives while a handler holds the reactor past the client's idle timeout is served, not
+    /// closed as idle: it is read before the reactor looks at the time (failed when idleness was judged by the
+    /// time after the long handler).
+    func testALineThatArrivesWhileTheReactorIsBusyKeepsTheConnection() throws {
+        let reactors = try EventReactors(count: 1)
+        defer { reactors.stop() }
+        let model = EventModel(reactors: reactors) { _ in EventSpinningEcho() }
+        let server = try StreamServer(address: address(.unixPath, .stream), handler: BaseRequestHandler.self, model: model)
+        try runServer(server) { address in
+            let talker = try Client.connect(address)
+            defer { talker.close() }
+            let spinner = try Client.connect(address)
+            defer { spinner.close() }
+            try talker.sendAll(Array("hello\n".utf8))
+            try expect(try Client.readLine(talker) == Array("hello\n".utf8), "the first echo")
+            try spinner.sendAll(Array("spin\n".utf8))
+            try expect(try Client.readLine(spinner) == Array("spin\n".utf8), "the spinner's echo")
+            // The reactor spins for 0.4 s now; the talker's line waits for it.
+            usleep(100_000)
+            try talker.sendAll(Array("one\n".utf8))
+            try expect(try Client.readLine(talker) == Array("one\n".utf8), "the line sent while the reactor was busy")
+        }
     }
 
     func testClientThatDoesNotReadStallsOnlyItselfWithBoundedOutput() throws {

@@ -126,7 +126,7 @@ public final class EventConnection {
         }
         if offset > 0 {
             bytesSent += offset
-            lastActivity = MonotonicClock.seconds()
+            lastActivity = reactor.passStarted
         }
         return offset
     }

@@ -12,8 +12,8 @@ import Synchronization
 /// Everything else — the connections, the serve loops, the deadlines, the read buffer — belongs to the reactor's thread
 /// alone.
 final class EventReactor: @unchecked Sendable {
-    // @unchecked: `connections`, `serveLoops`, `deadlines`, `nextToken` and `readBuffer` are used on the reactor's
-    // thread only; the inbox is behind a lock, `load`, `heartbeat` and `thread` are atomic.
+    // @unchecked: `connections`, `serveLoops`, `deadlines`, `nextToken`, `passStarted` and `readBuffer` are used on
+    // the reactor's thread only; the inbox is behind a lock, `load`, `heartbeat` and `thread` are atomic.
 
     private enum Message: Sendable {
         case adopt(Request, SocketAddress, BaseServer, EventModel)
@@ -46,13 +46,16 @@ final class EventReactor: @unchecked Sendable {
     /// message, a deadline) ends with a pass, so a reactor stuck in a handler stops it. Set at creation.
     let heartbeat = Atomic<UInt64>(MonotonicClock.microseconds())
 
-    private var connections: [UInt64: EventConnection] = [:]
+    private var connections = EventConnectionTable<EventConnection>()
     /// The serve loops run here (a few: one per server at most).
     private var serveLoops: [ReactorServeLoop] = []
     private var deadlines = EventDeadlines()
     private var nextToken: UInt64 = 1
     private let readBuffer: UnsafeMutableRawBufferPointer
-    /// The wake-up eventfd's token; connections count from 1.
+    /// When the thread's last wait for readiness returned: connections stamp their reads and writes with it, one clock
+    /// read per pass instead of two per request.
+    private(set) var passStarted = MonotonicClock.seconds()
+    /// The wake-up eventfd's token; the serve loops' count from 1 (connections' are ``EventConnectionTable``'s).
     private static let wakeupToken: UInt64 = 0
     /// Bytes read from one connection per readiness, so that one fast client cannot starve the others.
     static let readSize = 64 * 1024
@@ -166,6 +169,7 @@ final class EventReactor: @unchecked Sendable {
                 continue
             }
             let waitEnded = MonotonicClock.seconds()
+            passStarted = waitEnded
             for event in 0..<events.count {
                 let (token, mask) = events[event]
                 if token == Self.wakeupToken {
@@ -183,7 +187,9 @@ final class EventReactor: @unchecked Sendable {
             if let busy = busyWindow.recordWait(from: waitBegan, to: waitEnded, workedUntil: now) {
                 busyPermille.store(Int(busy * 1000), ordering: .relaxed)
             }
-            fireDeadlines(now: now)
+            // By the time the wait returned: what was ready by then was read first, so a connection whose input waited
+            // through a long pass is not idle.
+            fireDeadlines(now: waitEnded)
             if !serveLoops.isEmpty {
                 for loop in serveLoops where loop.due <= now && !readyLoops.contains(where: { $0 === loop }) {
                     readyLoops.append(loop)
@@ -194,7 +200,7 @@ final class EventReactor: @unchecked Sendable {
             heartbeat.store(UInt64(now * 1e6), ordering: .relaxed)
         }
         for loop in serveLoops { release(loop) }
-        for connection in Array(connections.values) { finish(connection, .cutShort) }
+        for connection in connections.all { finish(connection, .cutShort) }
         deadlines.removeAll()
         let left = inbox.withLock { inbox in
             inbox.closed = true
@@ -227,7 +233,7 @@ final class EventReactor: @unchecked Sendable {
             case .serve(let loop):
                 if running { attach(loop) } else { loop.end() }
             case .cutShort(let server):
-                for connection in Array(connections.values) where connection.server === server {
+                for connection in connections.all where connection.server === server {
                     finish(connection, .cutShort)
                 }
             case .stop:
@@ -239,14 +245,14 @@ final class EventReactor: @unchecked Sendable {
 
     private func open(_ request: Request, clientAddress: SocketAddress, server: BaseServer, model: EventModel) {
         guard let socket = request.connection else { return }
-        let token = nextToken
-        nextToken += 1
-        let connection = EventConnection(
-            token: token, request: request, socket: socket, clientAddress: clientAddress, server: server,
-            model: model, reactor: self, now: MonotonicClock.seconds())
-        connections[token] = connection
+        let now = MonotonicClock.seconds()
+        let connection = connections.insert { token in
+            EventConnection(
+                token: token, request: request, socket: socket, clientAddress: clientAddress, server: server,
+                model: model, reactor: self, now: now)
+        }
         do {
-            try poll.add(socket.fileDescriptor, interest: .readable, token: token)
+            try poll.add(socket.fileDescriptor, interest: .readable, token: connection.token)
         } catch {
             server.handleError(request, clientAddress: clientAddress, error: error)
             finish(connection, .failed(error))
@@ -357,7 +363,7 @@ final class EventReactor: @unchecked Sendable {
             let count = recv(fd, readBuffer.baseAddress, readBuffer.count, Int32(MSG_DONTWAIT))
             if count > 0 {
                 connection.bytesReceived += count
-                connection.lastActivity = MonotonicClock.seconds()
+                connection.lastActivity = passStarted
                 connection.handler?.received(UnsafeRawBufferPointer(rebasing: readBuffer[..<count]), on: connection)
                 return
             }
@@ -412,6 +418,8 @@ final class EventReactor: @unchecked Sendable {
         deadlines.insert(due: next, token: connection.token)
     }
 
+    /// Ends the connections idle at `now` and calls the handlers whose deadline has come; `now` is when the pass's wait
+    /// returned, the time connections stamp their activity with, so one judged not idle is not due again this pass.
     private func fireDeadlines(now: Double) {
         while let (due, token) = deadlines.popDue(now: now) {
             guard let connection = connections[token], connection.scheduledDue == due else { continue }
@@ -433,7 +441,7 @@ final class EventReactor: @unchecked Sendable {
     /// its bytes in the server's ``BaseServer/metrics``, then tells the server
     /// (``BaseServer/endRequest(_:clientAddress:)``) and the model.
     private func finish(_ connection: EventConnection, _ reason: EventCloseReason) {
-        guard connections.removeValue(forKey: connection.token) != nil else { return }
+        guard connections.remove(connection.token) != nil else { return }
         load.subtract(1, ordering: .relaxed)
         let server = connection.server
         let descriptor = connection.socket.fileDescriptor
