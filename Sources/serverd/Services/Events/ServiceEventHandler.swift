@@ -130,7 +130,11 @@ class ServiceEventHandler: StreamEventHandler {
     private func updateDeadline(_ connection: EventConnection) {
         guard !connection.isClosing else { return }
         let rate = minimumRate?.deadline(afterReceiving: connection.bytesReceived)
-        let next = [requestDeadline, rate].compactMap { $0 }.min()
+        // No array: this runs for every chunk a connection receives.
+        let next: Double? = switch (requestDeadline, rate) {
+        case (let request?, let rate?): min(request, rate)
+        case (let request, let rate): request ?? rate
+        }
         if connection.deadline != next { connection.deadline = next }
     }
 }
