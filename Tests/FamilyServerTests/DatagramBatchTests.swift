@@ -43,6 +43,34 @@ final class DatagramBatchTests: FamilyServerTestCase {
         }
     }
 
+    /// A sender decoded for one datagram is reused for the next from the same address, never for one from another
+    /// address, and never across receives into the same slots.
+    func testSendersAreDecodedPerDatagramWithinAndAcrossReceives() throws {
+        for family in [TestFamily.ipv4, .unixPath, .unixAbstract] {
+            let server = try Socket(family: family == .ipv4 ? AF_INET : AF_UNIX, transport: .datagram)
+            defer { server.close() }
+            try server.bind(to: address(family, .datagram))
+            try server.setNonBlocking(true)
+            let serverAddress = try server.localAddress()
+            let clients = try (0..<2).map { _ in
+                try Client.datagramSocket(
+                    for: serverAddress,
+                    bindingTo: clientAddress(for: serverAddress)
+                        ?? SocketAddress(.datagram, .inet(IPAddress(numeric: "127.0.0.1")!, port: 0)))
+            }
+            defer { clients.forEach { $0.close() } }
+            let names = try clients.map { try $0.localAddress() }
+            // First receive: A A B, the last decoded from the third slot; second: A A A, the third slot refilled by A.
+            for index in [0, 0, 1, 0, 0, 0] { try clients[index].sendDatagram([UInt8(index)], to: serverAddress) }
+            let batch = DatagramReceiveBatch(capacity: 4, maxPacketSize: 16)
+            XCTAssertEqual(try server.receiveDatagrams(into: batch, limit: 3), 3)
+            XCTAssertEqual((0..<3).map { batch.sender(at: $0, transport: .datagram) }, [names[0], names[0], names[1]], "\(family)")
+            XCTAssertEqual(try server.receiveDatagrams(into: batch, limit: 3), 3)
+            XCTAssertEqual((0..<3).map { batch.sender(at: $0, transport: .datagram) }, [names[0], names[0], names[0]],
+                           "\(family): slots refilled by another sender")
+        }
+    }
+
     /// A reply the kernel refuses fails alone, reported with its errno and destination; the others are sent, in order.
     func testSendDatagramsReportsARefusedReplyAndSendsTheRest() throws {
         let server = try Socket(family: AF_UNIX, transport: .datagram)
@@ -101,6 +129,36 @@ final class DatagramBatchTests: FamilyServerTestCase {
                     try sender.sendDatagram(Array("last".utf8), to: server.serverAddress)
                     let last = String(decoding: try Client.receiveDatagram(sender), as: UTF8.self)
                     try expect(last == "last", "\(family): sender \(index) got \(last) after its burst")
+                }
+            }
+            server.shutdown()
+            XCTAssertTrue(thread.join())
+            XCTAssertTrue(server.events.all.isEmpty, "\(family): \(server.events.all)")
+            XCTAssertGreaterThan(server.handledWithMoreReceived.load(ordering: .relaxed), 0, "\(family): no batch was taken")
+        }
+    }
+
+    /// Runs of datagrams from one sender, the runs of two senders alternating, all in one batch: each reply reaches
+    /// the socket that sent its datagram, in order.
+    func testRunsOfDatagramsFromOneSenderAreAnsweredAtTheirOwnSocket() throws {
+        for family in [TestFamily.ipv4, .unixPath, .unixAbstract] {
+            let server = try BatchRecordingServer(address: address(family, .datagram), handler: BatchEchoHandler.self)
+            defer { server.serverClose() }
+            let senders = try (0..<2).map { _ in
+                try Client.datagramSocket(for: server.serverAddress, bindingTo: clientAddress(for: server.serverAddress))
+            }
+            defer { senders.forEach { $0.close() } }
+            // Nine datagrams: within a Unix datagram socket's queue (net.unix.max_dgram_qlen, 10 by default).
+            let order = [0, 0, 0, 1, 1, 0, 1, 1, 0]
+            for (position, index) in order.enumerated() {
+                try senders[index].sendDatagram(Array("\(index).\(position)".utf8), to: server.serverAddress)
+            }
+            let thread = try serving(server) {
+                for (index, sender) in senders.enumerated() {
+                    for position in order.indices where order[position] == index {
+                        let reply = String(decoding: try Client.receiveDatagram(sender), as: UTF8.self)
+                        try expect(reply == "\(index).\(position)", "\(family): sender \(index) got \(reply), not \(index).\(position)")
+                    }
                 }
             }
             server.shutdown()

@@ -16,6 +16,9 @@ public final class DatagramReceiveBatch {
     public internal(set) var count = 0
     let slots: UnsafeMutablePointer<cshims_dgram_slot>
     private let buffers: UnsafeMutableRawPointer
+    /// The sender ``sender(at:transport:)`` decoded last and the slot it came from: a datagram from the same address
+    /// (a client with several datagrams in the batch) takes it without a second decoding. Forgotten by each receive.
+    fileprivate var decodedSender: (index: Int, address: SocketAddress)?
 
     /// The most datagrams a batch can hold, the limit of one `recvmmsg` call here.
     public static let maximumCapacity = Int(CSHIMS_DGRAM_BATCH_MAX)
@@ -62,8 +65,27 @@ public final class DatagramReceiveBatch {
     /// The sender of datagram `index`, `.unnamed` for an unbound Unix sender.
     public func sender(at index: Int, transport: SocketAddress.Transport) -> SocketAddress {
         let slot = slots[checked(index)]
-        return SocketAddress(storage: slot.address, length: slot.address_length, transport: transport)
+        if let decoded = decodedSender, decoded.address.transport == transport,
+            sameAddress(decoded.index, index)
+        {
+            return decoded.address
+        }
+        let address = SocketAddress(storage: slot.address, length: slot.address_length, transport: transport)
             ?? SocketAddress(transport, .unnamed)
+        decodedSender = (index, address)
+        return address
+    }
+
+    /// Whether slots `one` and `other` hold the same source address, byte for byte.
+    private func sameAddress(_ one: Int, _ other: Int) -> Bool {
+        guard slots[one].address_length == slots[other].address_length else { return false }
+        let length = min(Int(slots[one].address_length), MemoryLayout<sockaddr_storage>.size)
+        return withUnsafeBytes(of: &slots[one].address) { first in
+            withUnsafeBytes(of: &slots[other].address) { second in
+                guard let first = first.baseAddress, let second = second.baseAddress else { return false }
+                return memcmp(first, second, length) == 0
+            }
+        }
     }
 
     /// The SCM_CREDENTIALS of datagram `index`: on a Unix socket with SO_PASSCRED
@@ -89,6 +111,7 @@ extension Socket {
     /// - Throws: ``SocketError`` for `recvmmsg`.
     public func receiveDatagrams(into batch: DatagramReceiveBatch, limit: Int) throws(SocketError) -> Int {
         batch.count = 0
+        batch.decodedSender = nil
         let wanted = UInt32(max(0, min(limit, batch.capacity)))
         guard wanted > 0 else { return 0 }
         let fd = fileDescriptor

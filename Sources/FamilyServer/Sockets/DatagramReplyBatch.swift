@@ -24,6 +24,10 @@ public final class DatagramReplyBatch: @unchecked Sendable {
     /// The socket files of filesystem senders checked during this batch, by absolute path and
     /// uid: their other datagrams of the batch are answered at the same file without a second look.
     var verifiedPathSenders = [PathSender: SenderSocketFile]()
+    /// The Unix sender (an absolute path or an abstract name) answered last in this batch, the uid its datagram came
+    /// with and the target its reply goes to: its next datagrams of the batch, with the same uid, take that target
+    /// without a lookup.
+    var lastUnixSender: (sender: SocketAddress, uid: uid_t, target: UnixReplyTarget)?
 
     /// One reply waiting to be sent.
     private struct Reply {
@@ -147,6 +151,7 @@ public final class DatagramReplyBatch: @unchecked Sendable {
             replies.removeAll(keepingCapacity: true)
             verifiedAbstractSenders.removeAll(keepingCapacity: true)
             verifiedPathSenders.removeAll(keepingCapacity: true)
+            lastUnixSender = nil
         }
         guard !replies.isEmpty else { return }
         var outgoing = [cshims_dgram_reply](repeating: cshims_dgram_reply(), count: replies.count)

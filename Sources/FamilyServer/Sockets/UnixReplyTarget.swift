@@ -79,8 +79,32 @@ public final class UnixReplyTarget {
     /// for an earlier reply of the same batch, with the same uid, is not checked again — an
     /// abstract name the kernel showed held by that uid, a socket file found still at its path
     /// (the batch is sent within microseconds, the window the check and the `sendto` of a single
-    /// reply leave open as well; see SECURITY.md).
+    /// reply leave open as well; see SECURITY.md). The sender answered last takes its target as it
+    /// is, without a lookup: a client with several datagrams outstanding sends most of a batch.
     static func resolve(
+        sender: SocketAddress, credentials: PeerCredentials?, from socket: Socket, batch: DatagramReplyBatch?
+    ) throws(ReplyRefusal) -> UnixReplyTarget {
+        guard let batch, let uid = credentials?.uid, namesOneSocketForEveryProcess(sender) else {
+            return try resolveAnew(sender: sender, credentials: credentials, from: socket, batch: batch)
+        }
+        if let last = batch.lastUnixSender, last.uid == uid, last.sender == sender { return last.target }
+        let target = try resolveAnew(sender: sender, credentials: credentials, from: socket, batch: batch)
+        batch.lastUnixSender = (sender, uid, target)
+        return target
+    }
+
+    /// Whether `sender` names the same socket for every process (of one uid) that sends from it: an absolute path or
+    /// an abstract name does, a relative path depends on the sender's working directory.
+    private static func namesOneSocketForEveryProcess(_ sender: SocketAddress) -> Bool {
+        switch sender.endpoint {
+        case .unixPath(let path): path.hasPrefix("/")
+        case .unixAbstract: true
+        case .inet, .unnamed: false
+        }
+    }
+
+    /// ``resolve(sender:credentials:from:batch:)`` for a sender that is not the one answered last in the batch.
+    private static func resolveAnew(
         sender: SocketAddress, credentials: PeerCredentials?, from socket: Socket, batch: DatagramReplyBatch?
     ) throws(ReplyRefusal) -> UnixReplyTarget {
         switch sender.endpoint {
@@ -90,13 +114,15 @@ public final class UnixReplyTarget {
             let verified = absolute ? credentials.map { DatagramReplyBatch.PathSender(path: path, uid: $0.uid) } : nil
             if let verified, let checked = batch?.verifiedPathSenders[verified] {
                 file = checked
-            } else if let verified, let known = SenderSocketFiles.lookup(path, uid: verified.uid) {
-                file = known
             } else {
-                file = SenderSocketFile(descriptor: try openSenderSocket(path, credentials: credentials))
-                if verified != nil { SenderSocketFiles.remember(file, for: path) }
+                if let verified, let known = SenderSocketFiles.lookup(path, uid: verified.uid) {
+                    file = known
+                } else {
+                    file = SenderSocketFile(descriptor: try openSenderSocket(path, credentials: credentials))
+                    if verified != nil { SenderSocketFiles.remember(file, for: path) }
+                }
+                if let verified, let batch { batch.verifiedPathSenders[verified] = file }
             }
-            if let verified, let batch { batch.verifiedPathSenders[verified] = file }
             let target = SocketAddress(sender.transport, .unixPath("/proc/self/fd/\(file.descriptor)"))
             return UnixReplyTarget(address: target, pinned: file)
         case .unixAbstract(let name):
