@@ -107,34 +107,8 @@ final class DatagramBatchTests: FamilyServerTestCase {
     func testABurstFromSeveralSendersIsAnsweredOnceEachInOrder() throws {
         try requireIPv6()
         // A Unix datagram socket queues net.unix.max_dgram_qlen datagrams (10 by default): 3 senders × 3 fit.
-        for (family, perSender) in [(TestFamily.ipv4, 12), (.ipv6, 12), (.unixPath, 3), (.unixAbstract, 3)] {
-            let server = try BatchRecordingServer(address: address(family, .datagram), handler: BatchEchoHandler.self)
-            defer { server.serverClose() }
-            let senders = try (0..<3).map { _ in
-                try Client.datagramSocket(for: server.serverAddress, bindingTo: clientAddress(for: server.serverAddress))
-            }
-            defer { senders.forEach { $0.close() } }
-            for round in 0..<perSender {
-                for (index, sender) in senders.enumerated() {
-                    try sender.sendDatagram(Array("\(index).\(round)".utf8), to: server.serverAddress)
-                }
-            }
-            let thread = try serving(server) {
-                for (index, sender) in senders.enumerated() {
-                    for round in 0..<perSender {
-                        let reply = String(decoding: try Client.receiveDatagram(sender), as: UTF8.self)
-                        try expect(reply == "\(index).\(round)", "\(family): sender \(index) got \(reply), not \(index).\(round)")
-                    }
-                    // Nothing more came: the next reply is the answer to the next datagram.
-                    try sender.sendDatagram(Array("last".utf8), to: server.serverAddress)
-                    let last = String(decoding: try Client.receiveDatagram(sender), as: UTF8.self)
-                    try expect(last == "last", "\(family): sender \(index) got \(last) after its burst")
-                }
-            }
-            server.shutdown()
-            XCTAssertTrue(thread.join())
-            XCTAssertTrue(server.events.all.isEmpty, "\(family): \(server.events.all)")
-            XCTAssertGreaterThan(server.handledWithMoreReceived.load(ordering: .relaxed), 0, "\(family): no batch was taken")
+        for (family, rounds) in [(TestFamily.ipv4, 12), (.ipv6, 12), (.unixPath, 3), (.unixAbstract, 3)] {
+            try expectEachSenderAnswered(family, senders: 3, order: (0..<rounds).flatMap { _ in [0, 1, 2] })
         }
     }
 
@@ -142,30 +116,39 @@ final class DatagramBatchTests: FamilyServerTestCase {
     /// the socket that sent its datagram, in order.
     func testRunsOfDatagramsFromOneSenderAreAnsweredAtTheirOwnSocket() throws {
         for family in [TestFamily.ipv4, .unixPath, .unixAbstract] {
-            let server = try BatchRecordingServer(address: address(family, .datagram), handler: BatchEchoHandler.self)
-            defer { server.serverClose() }
-            let senders = try (0..<2).map { _ in
-                try Client.datagramSocket(for: server.serverAddress, bindingTo: clientAddress(for: server.serverAddress))
-            }
-            defer { senders.forEach { $0.close() } }
-            // Nine datagrams: within a Unix datagram socket's queue (net.unix.max_dgram_qlen, 10 by default).
-            let order = [0, 0, 0, 1, 1, 0, 1, 1, 0]
-            for (position, index) in order.enumerated() {
-                try senders[index].sendDatagram(Array("\(index).\(position)".utf8), to: server.serverAddress)
-            }
-            let thread = try serving(server) {
-                for (index, sender) in senders.enumerated() {
-                    for position in order.indices where order[position] == index {
-                        let reply = String(decoding: try Client.receiveDatagram(sender), as: UTF8.self)
-                        try expect(reply == "\(index).\(position)", "\(family): sender \(index) got \(reply), not \(index).\(position)")
-                    }
-                }
-            }
-            server.shutdown()
-            XCTAssertTrue(thread.join())
-            XCTAssertTrue(server.events.all.isEmpty, "\(family): \(server.events.all)")
-            XCTAssertGreaterThan(server.handledWithMoreReceived.load(ordering: .relaxed), 0, "\(family): no batch was taken")
+            try expectEachSenderAnswered(family, senders: 2, order: [0, 0, 0, 1, 1, 0, 1, 1, 0])
         }
+    }
+
+    /// Queues a datagram from sender `order[i]` for each `i` before the server reads, then serves: each sender gets its
+    /// replies in the order it sent, then the answer to one more datagram; nothing is refused, and the server took
+    /// the datagrams in batches.
+    private func expectEachSenderAnswered(_ family: TestFamily, senders count: Int, order: [Int]) throws {
+        let server = try BatchRecordingServer(address: address(family, .datagram), handler: BatchEchoHandler.self)
+        defer { server.serverClose() }
+        let senders = try (0..<count).map { _ in
+            try Client.datagramSocket(for: server.serverAddress, bindingTo: clientAddress(for: server.serverAddress))
+        }
+        defer { senders.forEach { $0.close() } }
+        for (position, index) in order.enumerated() {
+            try senders[index].sendDatagram(Array("\(index).\(position)".utf8), to: server.serverAddress)
+        }
+        let thread = try serving(server) {
+            for (index, sender) in senders.enumerated() {
+                for position in order.indices where order[position] == index {
+                    let reply = String(decoding: try Client.receiveDatagram(sender), as: UTF8.self)
+                    try expect(reply == "\(index).\(position)", "\(family): sender \(index) got \(reply), not \(index).\(position)")
+                }
+                // Nothing more came: the next reply is the answer to the next datagram.
+                try sender.sendDatagram(Array("last".utf8), to: server.serverAddress)
+                let last = String(decoding: try Client.receiveDatagram(sender), as: UTF8.self)
+                try expect(last == "last", "\(family): sender \(index) got \(last) after its burst")
+            }
+        }
+        server.shutdown()
+        XCTAssertTrue(thread.join())
+        XCTAssertTrue(server.events.all.isEmpty, "\(family): \(server.events.all)")
+        XCTAssertGreaterThan(server.handledWithMoreReceived.load(ordering: .relaxed), 0, "\(family): no batch was taken")
     }
 
     /// Truncation in a batch: the oversized datagram is cut to maxPacketSize, its neighbours are whole.
