@@ -13,9 +13,6 @@ struct EventConnectionTable<Connection: AnyObject> {
     private var slots: [Slot] = []
     private var freeSlots: [Int] = []
 
-    /// How many connections the table holds.
-    private(set) var count = 0
-
     private static var connectionBit: UInt64 { 1 << 63 }
 
     /// Creates a connection with the token of a free slot (`make` is given the token) and files it there.
@@ -29,7 +26,6 @@ struct EventConnectionTable<Connection: AnyObject> {
         }
         let connection = make(token(ofSlot: slot))
         slots[slot].connection = connection
-        count += 1
         return connection
     }
 
@@ -45,7 +41,6 @@ struct EventConnectionTable<Connection: AnyObject> {
         slots[slot].connection = nil
         slots[slot].generation &+= 1
         freeSlots.append(slot)
-        count -= 1
         return connection
     }
 
