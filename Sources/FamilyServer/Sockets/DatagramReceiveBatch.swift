@@ -64,12 +64,12 @@ public final class DatagramReceiveBatch {
 
     /// The sender of datagram `index`, `.unnamed` for an unbound Unix sender.
     public func sender(at index: Int, transport: SocketAddress.Transport) -> SocketAddress {
-        let slot = slots[checked(index)]
         if let decoded = decodedSender, decoded.address.transport == transport,
-            sameAddress(decoded.index, index)
+            sameAddress(decoded.index, checked(index))
         {
             return decoded.address
         }
+        let slot = slots[checked(index)]
         let address = SocketAddress(storage: slot.address, length: slot.address_length, transport: transport)
             ?? SocketAddress(transport, .unnamed)
         decodedSender = (index, address)
