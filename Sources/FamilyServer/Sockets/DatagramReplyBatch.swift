@@ -18,16 +18,13 @@ public final class DatagramReplyBatch: @unchecked Sendable {
     public let report: (_ sender: SocketAddress, _ size: Int, _ error: SocketError?) -> Void
     private var bytes: [UInt8] = []
     private var replies: [Reply] = []
-    /// Abstract Unix senders whose name the kernel showed held by their uid during this batch
-    /// (``UnixReplyTarget``): their other datagrams of the batch need no second look.
-    var verifiedAbstractSenders = Set<AbstractSender>()
-    /// The socket files of filesystem senders checked during this batch, by absolute path and
-    /// uid: their other datagrams of the batch are answered at the same file without a second look.
-    var verifiedPathSenders = [PathSender: SenderSocketFile]()
-    /// The Unix sender (an absolute path or an abstract name) answered last in this batch, the uid its datagram came
-    /// with and the target its reply goes to: its next datagrams of the batch, with the same uid, take that target
-    /// without a lookup.
-    var lastUnixSender: (sender: SocketAddress, uid: uid_t, target: UnixReplyTarget)?
+    /// The reply targets of Unix senders (absolute paths and abstract names) checked during this batch, by sender and
+    /// the uid its datagram came with (``UnixReplyTarget``): their other datagrams of the batch, with the same uid,
+    /// are answered at the same target without a second look.
+    var checkedUnixSenders = [CheckedSender: UnixReplyTarget]()
+    /// The entry of ``checkedUnixSenders`` used last: a client with several datagrams outstanding sends most of a
+    /// batch, and its next datagram takes the target without a lookup.
+    var lastCheckedUnixSender: (sender: CheckedSender, target: UnixReplyTarget)?
 
     /// One reply waiting to be sent.
     private struct Reply {
@@ -41,15 +38,9 @@ public final class DatagramReplyBatch: @unchecked Sendable {
         var target: UnixReplyTarget?
     }
 
-    /// An abstract Unix socket name and the uid its request came with.
-    struct AbstractSender: Hashable {
-        var name: [UInt8]
-        var uid: uid_t
-    }
-
-    /// An absolute Unix socket path and the uid its request came with.
-    struct PathSender: Hashable {
-        var path: String
+    /// A Unix sender's name and the uid its request came with.
+    struct CheckedSender: Hashable {
+        var sender: SocketAddress
         var uid: uid_t
     }
 
@@ -149,9 +140,8 @@ public final class DatagramReplyBatch: @unchecked Sendable {
         defer {
             bytes.removeAll(keepingCapacity: true)
             replies.removeAll(keepingCapacity: true)
-            verifiedAbstractSenders.removeAll(keepingCapacity: true)
-            verifiedPathSenders.removeAll(keepingCapacity: true)
-            lastUnixSender = nil
+            checkedUnixSenders.removeAll(keepingCapacity: true)
+            lastCheckedUnixSender = nil
         }
         guard !replies.isEmpty else { return }
         var outgoing = [cshims_dgram_reply](repeating: cshims_dgram_reply(), count: replies.count)

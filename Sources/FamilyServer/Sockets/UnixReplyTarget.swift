@@ -85,11 +85,18 @@ public final class UnixReplyTarget {
         sender: SocketAddress, credentials: PeerCredentials?, from socket: Socket, batch: DatagramReplyBatch?
     ) throws(ReplyRefusal) -> UnixReplyTarget {
         guard let batch, let uid = credentials?.uid, namesOneSocketForEveryProcess(sender) else {
-            return try resolveAnew(sender: sender, credentials: credentials, from: socket, batch: batch)
+            return try resolveAnew(sender: sender, credentials: credentials, from: socket)
         }
-        if let last = batch.lastUnixSender, last.uid == uid, last.sender == sender { return last.target }
-        let target = try resolveAnew(sender: sender, credentials: credentials, from: socket, batch: batch)
-        batch.lastUnixSender = (sender, uid, target)
+        let key = DatagramReplyBatch.CheckedSender(sender: sender, uid: uid)
+        if let last = batch.lastCheckedUnixSender, last.sender == key { return last.target }
+        let target: UnixReplyTarget
+        if let checked = batch.checkedUnixSenders[key] {
+            target = checked
+        } else {
+            target = try resolveAnew(sender: sender, credentials: credentials, from: socket)
+            batch.checkedUnixSenders[key] = target
+        }
+        batch.lastCheckedUnixSender = (key, target)
         return target
     }
 
@@ -103,35 +110,25 @@ public final class UnixReplyTarget {
         }
     }
 
-    /// ``resolve(sender:credentials:from:batch:)`` for a sender that is not the one answered last in the batch.
+    /// ``resolve(sender:credentials:from:)`` without the batch's earlier verdicts.
     private static func resolveAnew(
-        sender: SocketAddress, credentials: PeerCredentials?, from socket: Socket, batch: DatagramReplyBatch?
+        sender: SocketAddress, credentials: PeerCredentials?, from socket: Socket
     ) throws(ReplyRefusal) -> UnixReplyTarget {
         switch sender.endpoint {
         case .unixPath(let path):
+            // A sender seen before is known by its absolute path; a relative one depends on its working directory.
+            let known = path.hasPrefix("/") ? credentials.flatMap { SenderSocketFiles.lookup(path, uid: $0.uid) } : nil
             let file: SenderSocketFile
-            let absolute = path.hasPrefix("/")
-            let verified = absolute ? credentials.map { DatagramReplyBatch.PathSender(path: path, uid: $0.uid) } : nil
-            if let verified, let checked = batch?.verifiedPathSenders[verified] {
-                file = checked
+            if let known {
+                file = known
             } else {
-                if let verified, let known = SenderSocketFiles.lookup(path, uid: verified.uid) {
-                    file = known
-                } else {
-                    file = SenderSocketFile(descriptor: try openSenderSocket(path, credentials: credentials))
-                    if verified != nil { SenderSocketFiles.remember(file, for: path) }
-                }
-                if let verified, let batch { batch.verifiedPathSenders[verified] = file }
+                file = SenderSocketFile(descriptor: try openSenderSocket(path, credentials: credentials))
+                if path.hasPrefix("/") && credentials != nil { SenderSocketFiles.remember(file, for: path) }
             }
             let target = SocketAddress(sender.transport, .unixPath("/proc/self/fd/\(file.descriptor)"))
             return UnixReplyTarget(address: target, pinned: file)
         case .unixAbstract(let name):
-            let verified = credentials.map { DatagramReplyBatch.AbstractSender(name: name, uid: $0.uid) }
-            if let verified, let batch, batch.verifiedAbstractSenders.contains(verified) {
-                return UnixReplyTarget(address: sender, pinned: nil)
-            }
             try checkAbstractOwner(name, transport: sender.transport, credentials: credentials, via: socket)
-            if let verified, let batch { batch.verifiedAbstractSenders.insert(verified) }
             return UnixReplyTarget(address: sender, pinned: nil)
         case .inet, .unnamed:
             throw ReplyRefusal("\(sender) is not a Unix socket name")
