@@ -380,6 +380,44 @@ final class EventModelTests: FamilyServerTestCase {
         XCTAssertFalse(loopThreads.contains { pthread_equal($0, caller) != 0 }, "the loop left serveForever's thread")
     }
 
+    /// startServing hands the loop to a reactor and returns at once: the server serves with no thread of the caller's,
+    /// a waiting shutdown returns only once the loop has stopped and `ended` has run, and the server can serve again.
+    func testStartServingNeedsNoThreadOfTheCaller() throws {
+        let server = try echoServer(.unixPath)
+        defer { server.serverClose() }
+        for round in 0..<2 {
+            let ended = ConditionLock(0)
+            let caller = pthread_self()
+            let endedOnCaller = Atomic<Bool>(false)
+            XCTAssertTrue(server.startServing(pollInterval: 0.01) {
+                endedOnCaller.store(pthread_equal(pthread_self(), caller) != 0, ordering: .relaxed)
+                ended.withLock(notify: .all) { $0 += 1 }
+            }, "round \(round): the event model runs the loop itself")
+            try streamEchoClient(server.serverAddress)
+            XCTAssertEqual(ended.withLock { $0 }, 0, "round \(round): ended before any shutdown")
+            server.shutdown()
+            XCTAssertEqual(ended.withLock { $0 }, 1, "round \(round): shutdown(wait:) returned before the loop ended")
+            XCTAssertFalse(endedOnCaller.load(ordering: .relaxed), "round \(round): ended ran on the caller's thread")
+        }
+    }
+
+    /// A shutdown asked for before startServing ends the loop the reactor is handed, as it makes the next serveForever
+    /// return at once; under a model without a loop of its own startServing starts nothing, and serveForever serves.
+    func testStartServingAfterShutdownEndsAndOtherModelsDecline() throws {
+        let server = try echoServer(.ipv4)
+        defer { server.serverClose() }
+        server.shutdown()
+        let ended = ConditionLock(false)
+        XCTAssertTrue(server.startServing { ended.withLock(notify: .all) { $0 = true } })
+        XCTAssertTrue(eventually(timeout: 10) { ended.withLock { $0 } }, "the loop ended at once")
+
+        let threaded = try StreamServer(
+            address: address(.ipv4, .stream), handler: StreamEchoHandler.self, model: ThreadingModel(blockOnClose: true))
+        defer { threaded.serverClose() }
+        XCTAssertFalse(threaded.startServing { XCTFail("ended called for a loop that never started") })
+        try runServer(threaded) { try streamEchoClient($0) }
+    }
+
     /// A handler may stop its own server with a waiting shutdown (its reactor runs the loop) and close it; the thread
     /// in serveForever returns.
     func testAHandlerShutsItsServerDownWithoutDeadlock() throws {

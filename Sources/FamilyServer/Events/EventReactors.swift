@@ -131,11 +131,21 @@ public final class EventReactors: Sendable {
     /// Runs the serve loop of `server` on the next reactor in turn until a shutdown is requested; the caller waits
     /// meanwhile. Returns `false` at once once the pool is stopped.
     func runServeLoop(of server: BaseServer, pollInterval: Double) -> Bool {
-        guard !isStopped else { return false }
-        let loop = ReactorServeLoop(server: server, pollInterval: pollInterval)
-        reactors[loopRotation.add(1, ordering: .relaxed).newValue % reactors.count].run(loop)
+        guard let loop = startServeLoop(of: server, pollInterval: pollInterval, onEnd: nil) else { return false }
         loop.waitUntilEnded()
         return true
+    }
+
+    /// Hands the serve loop of `server` to the next reactor in turn and returns at once; `onEnd` runs once a
+    /// shutdown let it go (or the reactors stopped). `nil`, and nothing handed, once the pool is stopped.
+    @discardableResult
+    func startServeLoop(
+        of server: BaseServer, pollInterval: Double, onEnd: (@Sendable () -> Void)?
+    ) -> ReactorServeLoop? {
+        guard !isStopped else { return nil }
+        let loop = ReactorServeLoop(server: server, pollInterval: pollInterval, onEnd: onEnd)
+        reactors[loopRotation.add(1, ordering: .relaxed).newValue % reactors.count].run(loop)
+        return loop
     }
 
     /// Hands an accepted connection to a reactor: on a reactor's own thread (a serve loop it runs accepted it), that

@@ -8,7 +8,8 @@ import Glibc
 /// while it has time to spare (``EventReactors``), so most connections never cross to another thread.
 ///
 /// The thread that called ``BaseServer/serveForever(pollInterval:)`` waits in ``waitUntilEnded()`` until the reactor
-/// lets the server go: once a shutdown is requested, or when the reactors stop.
+/// lets the server go: once a shutdown is requested, or when the reactors stop. A loop started by
+/// ``BaseServer/startServing(pollInterval:ended:)`` has no thread waiting for it: ``end()`` calls its `ended` instead.
 final class ReactorServeLoop: @unchecked Sendable {
     // @unchecked: everything but `ended` is used by the one reactor that runs the loop, on its thread.
 
@@ -27,15 +28,19 @@ final class ReactorServeLoop: @unchecked Sendable {
     /// When ``BaseServer/serviceActions()`` ran last.
     var lastServiceActions: Double = 0
     private let ended = ConditionLock(false)
+    /// Called once the loop has ended, on the thread that ended it; `nil` when a thread waits instead.
+    private let onEnd: (@Sendable () -> Void)?
 
-    init(server: BaseServer, pollInterval: Double) {
+    init(server: BaseServer, pollInterval: Double, onEnd: (@Sendable () -> Void)? = nil) {
         self.server = server
         self.pollInterval = pollInterval
+        self.onEnd = onEnd
     }
 
-    /// Lets the waiting ``BaseServer/serveForever(pollInterval:)`` return.
+    /// Lets the waiting ``BaseServer/serveForever(pollInterval:)`` return, or calls the loop's `onEnd`.
     func end() {
         ended.withLock(notify: .all) { $0 = true }
+        onEnd?()
     }
 
     /// Waits until the reactor let the server go.

@@ -73,6 +73,15 @@ public final class EventModel: ProcessingModel {
         reactors.runServeLoop(of: server, pollInterval: pollInterval)
     }
 
+    /// Hands the server's serve loop to one of the reactors, as ``runServeLoop(of:pollInterval:)`` does, without a
+    /// thread that waits for it; `ended` runs on the reactor once the loop stopped. `false` once the reactors are
+    /// stopped.
+    public func startServeLoop(
+        of server: BaseServer, pollInterval: Double, ended: @escaping @Sendable () -> Void
+    ) -> Bool {
+        reactors.startServeLoop(of: server, pollInterval: pollInterval, onEnd: ended) != nil
+    }
+
     public func collect(server: BaseServer) {}
 
     /// With ``blockOnClose``, waits until every connection has ended.

@@ -34,6 +34,12 @@ public protocol ProcessingModel: AnyObject, Sendable {
     /// the loop to ``BaseServer/serveForever(pollInterval:)`` (the default). Called by `serveForever` on its thread.
     func runServeLoop(of server: BaseServer, pollInterval: Double) -> Bool
 
+    /// Starts `server`'s serve loop in the model's own way, on threads of its own, and returns `true` at once; `ended`
+    /// runs, on one of those threads, once a shutdown let the loop go. Or returns `false` and starts nothing (the
+    /// default): ``BaseServer/serveForever(pollInterval:)`` must then run on a thread of the caller's. Called by
+    /// ``BaseServer/startServing(pollInterval:ended:)``.
+    func startServeLoop(of server: BaseServer, pollInterval: Double, ended: @escaping @Sendable () -> Void) -> Bool
+
     /// Reaps finished workers without waiting; called on every pass of the serve loop.
     func collect(server: BaseServer)
 
@@ -60,4 +66,9 @@ extension ProcessingModel {
 extension ProcessingModel {
     /// `false`: ``BaseServer/serveForever(pollInterval:)`` runs the loop.
     public func runServeLoop(of server: BaseServer, pollInterval: Double) -> Bool { false }
+
+    /// `false`: the loop needs a thread of the caller's (``BaseServer/serveForever(pollInterval:)``).
+    public func startServeLoop(
+        of server: BaseServer, pollInterval: Double, ended: @escaping @Sendable () -> Void
+    ) -> Bool { false }
 }

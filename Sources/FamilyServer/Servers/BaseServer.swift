@@ -11,7 +11,7 @@ import Synchronization
 /// ``handlerType`` for it. Every step is a small overridable method:
 ///
 ///     init → serverBind() → serverActivate()
-///     serveForever / handleRequest
+///     serveForever (or startServing) / handleRequest
 ///         → getRequest() → verifyRequest() → processRequest()
 ///             → (in the model's worker) finishRequest() → handler setup/handle/finish
 ///             → shutdownRequest() → closeRequest()
@@ -218,13 +218,7 @@ open class BaseServer: @unchecked Sendable {
             $0.serving = true
             $0.thread = pthread_self()
         }
-        defer {
-            shutdownRequested.store(false, ordering: .releasing)
-            loop.withLock(notify: .all) {
-                $0.serving = false
-                $0.thread = nil
-            }
-        }
+        defer { loopStopped() }
         if processingModel.runServeLoop(of: self, pollInterval: pollInterval) { return }
         while !shutdownRequested.load(ordering: .acquiring) {
             let accepting = isAccepting
@@ -247,6 +241,35 @@ open class BaseServer: @unchecked Sendable {
             if shutdownRequested.load(ordering: .acquiring) { break }
             if accepting && (ready[1] || holding) { takeQueuedRequests() }
             serviceActions()
+        }
+    }
+
+    /// Starts serving and returns at once, when the processing model runs the serve loop on threads of its own (the
+    /// event model runs it on a reactor): no thread of the caller's waits for it. `ended` runs, on the thread that
+    /// ended the loop, once ``shutdown(wait:)`` stopped it, as ``serveForever(pollInterval:)`` would then return;
+    /// ``shutdown(wait:)`` returns once `ended` has, as it waits for `serveForever`.
+    ///
+    /// Returns `false`, having started nothing, when the model has no loop of its own (serial, threading, forking):
+    /// run ``serveForever(pollInterval:)`` on a thread instead.
+    public func startServing(pollInterval: Double = 0.5, ended: @escaping @Sendable () -> Void) -> Bool {
+        loop.withLock(notify: .all) {
+            $0.serving = true
+            $0.thread = nil
+        }
+        let started = processingModel.startServeLoop(of: self, pollInterval: pollInterval) { [self] in
+            ended()
+            loopStopped()
+        }
+        if !started { loop.withLock(notify: .all) { $0.serving = false } }
+        return started
+    }
+
+    /// The serve loop has stopped: a later ``shutdown(wait:)`` applies to the next loop, and waiters are released.
+    private func loopStopped() {
+        shutdownRequested.store(false, ordering: .releasing)
+        loop.withLock(notify: .all) {
+            $0.serving = false
+            $0.thread = nil
         }
     }
 
@@ -353,7 +376,9 @@ open class BaseServer: @unchecked Sendable {
         guard wait else { return }
         let me = pthread_self()
         loop.wait(until: { state in
-            guard state.serving, let thread = state.thread else { return true }
+            guard state.serving else { return true }
+            // A loop started by startServing has no thread until its reactor takes it.
+            guard let thread = state.thread else { return false }
             return pthread_equal(thread, me) != 0
         }) { _, _ in }
     }
