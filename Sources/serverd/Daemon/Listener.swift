@@ -68,10 +68,16 @@ final class Listener: Sendable {
     /// The `listening on SERVICE@ADDRESS` text: the socket's real address in canonical form.
     var listeningText: String { "\(context.policy.service.rawValue)@\(server.serverAddress)" }
 
-    /// Starts the serve loop on a thread of its own, unless the daemon's control loop serves this listener.
+    /// Starts the serve loop: on the processing model's own threads when it has some (the event model's reactors),
+    /// else on a thread of its own; not at all when the daemon's control loop serves this listener.
     func start(pollInterval: Double) throws {
         if servedByControlLoop { return }
         loopEnded.store(false, ordering: .releasing)
+        if server.startServing(pollInterval: pollInterval, ended: { [self] in
+            loopEnded.store(true, ordering: .releasing)
+        }) {
+            return
+        }
         do {
             try DetachedThread.start { [self] in
                 server.serveForever(pollInterval: pollInterval)
