@@ -112,14 +112,27 @@ final class Listener: Sendable {
     /// Stops taking requests and closes the socket (removing a socket file serverd created); requests in flight go on,
     /// but a wait-mode program, which would serve the socket for ever, gets SIGTERM.
     func stopListening() {
+        stopTakingRequests()
+        closeOnceLoopEnded()
+    }
+
+    /// The first half of ``stopListening()``: asks the serve loop to stop (a wait-mode program gets SIGTERM) and
+    /// returns at once, so that several listeners' loops wind down together; ``closeOnceLoopEnded()`` follows.
+    func stopTakingRequests() {
         server.waitMode.signal(SIGTERM)
         server.shutdown(wait: false)
-        // A serve loop inside poll(2) holds a reference to the socket, which stays bound until poll returns: closing
-        // it under the loop's feet left the address in use for a moment. The loop wakes at once; wait for it to end.
-        // A loop that runs its requests itself may be busy with one, and is not waited for.
+    }
+
+    /// The second half of ``stopListening()``: closes the socket once the serve loop asked to stop has ended.
+    ///
+    /// A serve loop inside poll(2) holds a reference to the socket, which stays bound until poll returns: closing it
+    /// under the loop's feet left the address in use for a moment. The loop wakes at once (within tens of
+    /// microseconds, which is what the wait is sliced by); a loop that runs its requests itself may be busy with one,
+    /// and is not waited for; none is waited for beyond 2 s.
+    func closeOnceLoopEnded() {
         let deadline = MonotonicClock.seconds() + 2
         while !loopEnded.load(ordering: .acquiring) && !isBusyWithRequest && MonotonicClock.seconds() < deadline {
-            usleep(1_000)
+            usleep(100)
         }
         server.serverClose()
     }

@@ -71,7 +71,9 @@ final class ListenerSet {
 
     /// Stops every listener taking new requests (their connections go on).
     func stopListening() {
-        for listener in all { listener.stopListening() }
+        // Every loop is asked first: they end side by side rather than one after another.
+        for listener in all { listener.stopTakingRequests() }
+        for listener in all { listener.closeOnceLoopEnded() }
     }
 
     /// After a binary upgrade: stops every listener taking new requests, leaving their socket files to the new
