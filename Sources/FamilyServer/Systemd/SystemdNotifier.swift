@@ -148,8 +148,10 @@ public struct SystemdNotifier: Sendable {
     // MARK: - Internals
 
     /// Sends one message, with SCM_RIGHTS descriptors when `fds` is not empty.
-    private func send(_ message: String, fds: [Int32]) throws(SocketError) -> Bool {
+    /// The message is built only when `NOTIFY_SOCKET` is set: a daemon outside systemd pays nothing for its calls.
+    private func send(_ makeMessage: @autoclosure () -> String, fds: [Int32]) throws(SocketError) -> Bool {
         guard let address = socketAddress else { return false }
+        let message = makeMessage()
         let result: Int32
         if fds.isEmpty {
             result = message.withCString { csystemd_notify(0, $0) }
