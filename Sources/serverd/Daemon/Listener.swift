@@ -126,9 +126,9 @@ final class Listener: Sendable {
     /// The second half of ``stopListening()``: closes the socket once the serve loop asked to stop has ended.
     ///
     /// A serve loop inside poll(2) holds a reference to the socket, which stays bound until poll returns: closing it
-    /// under the loop's feet left the address in use for a moment. The loop wakes at once (within tens of
-    /// microseconds, which is what the wait is sliced by); a loop that runs its requests itself may be busy with one,
-    /// and is not waited for; none is waited for beyond 2 s.
+    /// under the loop's feet left the address in use for a moment. The loop wakes at once and ends within tens of
+    /// microseconds, so the wait looks every 100 µs; a loop that runs its requests itself may be busy with one, and is
+    /// not waited for; none is waited for beyond 2 s.
     func closeOnceLoopEnded() {
         let deadline = MonotonicClock.seconds() + 2
         while !loopEnded.load(ordering: .acquiring) && !isBusyWithRequest && MonotonicClock.seconds() < deadline {
