@@ -272,6 +272,25 @@ final class SystemdActivationTests: SystemdEnvironmentTestCase {
         return false
     }
 
+    /// Connects to the Unix stream socket the tool binds at `path` once it listens: the file appears at bind(2), a
+    /// moment before listen(2), and a connect in between is refused (seen under the address sanitizer in CI).
+    private func connectOnceListening(_ path: String, timeout: Double = 30) throws -> Socket {
+        let deadline = MonotonicClock.seconds() + timeout
+        while true {
+            let client = try Socket(family: AF_UNIX, transport: .stream)
+            do {
+                try client.connect(to: SocketAddress(.stream, .unixPath(path)))
+                return client
+            } catch where error.errno == ECONNREFUSED && MonotonicClock.seconds() < deadline {
+                client.close()
+                usleep(10_000)
+            } catch {
+                client.close()
+                throw error
+            }
+        }
+    }
+
     // MARK: - Sockets to pass
 
     private func listener(_ address: SocketAddress) throws -> Socket {
@@ -425,10 +444,9 @@ final class SystemdActivationTests: SystemdEnvironmentTestCase {
         defer { kill(pid, SIGKILL); waitpid(pid, nil, WNOHANG) }
         XCTAssertTrue(waitForFile(path), "systemd-socket-activate did not bind \(path): \(contents(log))")
         // The tool execs the probe once this first connection arrives; it waits in the backlog.
-        let client = try Socket(family: AF_UNIX, transport: .stream)
+        let client = try connectOnceListening(path)
         defer { client.close() }
         try client.setTimeouts(receive: 30, send: 30)
-        try client.connect(to: SocketAddress(.stream, .unixPath(path)))
         try client.sendAll(Array("activated\n".utf8))
         try client.shutdown(Int32(SHUT_WR))
         XCTAssertEqual(String(decoding: try readAll(client), as: UTF8.self), "activated\n")
@@ -450,10 +468,9 @@ final class SystemdActivationTests: SystemdEnvironmentTestCase {
             _ = waitForExit(pid, timeout: 10)
         }
         XCTAssertTrue(waitForFile(path), "systemd-socket-activate did not bind \(path): \(contents(log))")
-        let client = try Socket(family: AF_UNIX, transport: .stream)
+        let client = try connectOnceListening(path)
         defer { client.close() }
         try client.setTimeouts(receive: 30, send: 30)
-        try client.connect(to: SocketAddress(.stream, .unixPath(path)))
         try client.sendAll(Array("one connection\n".utf8))
         XCTAssertEqual(String(decoding: try readAll(client), as: UTF8.self), "one connection\n",
                        "served through the handler, then EOF: \(contents(log))")
