@@ -1,6 +1,7 @@
 import FamilyServer
 import Foundation
 import Glibc
+import Logging
 import XCTest
 
 @testable import serverd
@@ -429,6 +430,54 @@ final class LogRenderingTests: XCTestCase {
         XCTAssertEqual(LogText.escapingControls("a\rb\u{1b}[2J\u{7f}\u{0}"), #"a\x0db\x1b[2J\x7f\x00"#)
         let record = LogRecord(level: .info, message: "peer said\nserverd: fake", metadata: ["path": "x\ny"])
         XCTAssertEqual(record.textLines, ["peer said", #"serverd: fake path=x\x0ay"#])
+    }
+
+    /// The text rendering scans bytes and skips the split of one-line messages; on random text it must give what the
+    /// straightforward rendering over Unicode scalars gives (the one it replaced, kept here as the reference).
+    func testTextRenderingMatchesTheScalarReferenceOnRandomText() {
+        func referenceEscaping(_ line: String) -> String {
+            var escaped = ""
+            for scalar in line.unicodeScalars {
+                if (scalar.value < 0x20 && scalar != "\t") || scalar.value == 0x7F {
+                    let hex = String(scalar.value, radix: 16)
+                    escaped += "\\x" + (hex.count < 2 ? "0" : "") + hex
+                } else {
+                    escaped.unicodeScalars.append(scalar)
+                }
+            }
+            return escaped
+        }
+        func referenceLines(_ message: String, _ metadata: Logger.Metadata) -> [String] {
+            var lines = message.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            if lines.count > 1 && lines.last == "" { lines.removeLast() }
+            let sorted = metadata.sorted { $0.key < $1.key }
+            let rendered: [String] = sorted.map { entry in " \(entry.key)=\(entry.value)" }
+            lines[lines.count - 1] += rendered.joined()
+            return lines
+        }
+        // Controls, tab, line feed, DEL, printable ASCII, and scalars of two to four UTF-8 bytes, among them C1
+        // controls and separators that are not escaped.
+        let pool: [Unicode.Scalar] = ["\u{0}", "\u{1b}", "\r", "\t", "\n", "\u{7f}", "a", "=", " ", "\\", "\u{85}",
+                                      "\u{e9}", "\u{2028}", "\u{20ac}", "\u{1f600}", "\u{10ffff}"]
+        var generator = SystemRandomNumberGenerator()
+        func randomText() -> String {
+            var text = ""
+            for _ in 0..<Int.random(in: 0...12, using: &generator) {
+                text.unicodeScalars.append(pool.randomElement(using: &generator)!)
+            }
+            return text
+        }
+        for round in 0..<5_000 {
+            let message = randomText()
+            var metadata: Logger.Metadata = [:]
+            for _ in 0..<Int.random(in: 0...3, using: &generator) { metadata[randomText()] = .string(randomText()) }
+            XCTAssertEqual(LogText.escapingControls(message), referenceEscaping(message), "round \(round): \(message.debugDescription)")
+            XCTAssertEqual(
+                ServerdLogHandler.lines(message: message, metadata: metadata), referenceLines(message, metadata),
+                "round \(round): \(message.debugDescription) \(metadata)")
+            let record = LogRecord(level: .info, message: message, metadata: metadata)
+            XCTAssertEqual(record.text(prefix: "info: "), record.textLines.map { "info: " + $0 + "\n" }.joined())
+        }
     }
 
     func testJSONLineIsOneObjectWithNumbersAndEscapes() throws {

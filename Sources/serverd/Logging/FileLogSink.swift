@@ -57,7 +57,7 @@ struct FileLogSink: LogSink {
         switch format {
         case .text:
             let prefix = "\(time) [\(getpid())] \(record.level): "
-            FileDescriptorWriter.write(record.textLines.map { prefix + $0 + "\n" }.joined(), to: descriptor)
+            FileDescriptorWriter.write(record.text(prefix: prefix), to: descriptor)
         case .json:
             FileDescriptorWriter.write(record.jsonLine(time: time, pid: getpid()) + "\n", to: descriptor)
         }

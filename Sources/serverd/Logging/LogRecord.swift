@@ -20,6 +20,11 @@ struct LogRecord: Sendable {
         ServerdLogHandler.lines(message: message, metadata: metadata).map(LogText.escapingControls)
     }
 
+    /// ``textLines``, each after `prefix` and ended by a line feed, for one write(2).
+    func text(prefix: String) -> String {
+        textLines.reduce(into: "") { $0 += prefix + $1 + "\n" }
+    }
+
     /// The JSON form, one object on one line without its line feed:
     /// `{"time":"…","pid":42,"level":"info","message":"…", …}` with each metadata key as a key of its own
     /// (numbers as JSON numbers, the rest as strings). A metadata key that clashes with one of the four fixed keys

@@ -4,7 +4,9 @@ import Logging
 enum LogText {
     /// `line` with each control character but the tab (U+0000–U+001F, U+007F) written as `\xNN`.
     static func escapingControls(_ line: String) -> String {
-        guard line.unicodeScalars.contains(where: isControl) else { return line }
+        // In UTF-8 the bytes of these characters occur only as those characters, never inside another one's
+        // encoding, so a scan of the bytes finds exactly what a scan of the scalars would.
+        guard line.utf8.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }) else { return line }
         var escaped = ""
         for scalar in line.unicodeScalars {
             if isControl(scalar) {

@@ -38,12 +38,17 @@ struct ServerdLogHandler: LogHandler {
 
     /// Renders an event and writes it. swift-log calls this only for events at or above ``logLevel``.
     func log(event: LogEvent) {
-        var merged = metadata
-        if let provided = metadataProvider?.get() {
-            merged.merge(provided) { _, provided in provided }
-        }
-        if let explicit = event.metadata {
-            merged.merge(explicit) { _, explicit in explicit }
+        var merged: Logger.Metadata
+        if metadata.isEmpty, metadataProvider == nil {
+            merged = event.metadata ?? [:]  // a connection line's fields: nothing to merge them with
+        } else {
+            merged = metadata
+            if let provided = metadataProvider?.get() {
+                merged.merge(provided) { _, provided in provided }
+            }
+            if let explicit = event.metadata {
+                merged.merge(explicit) { _, explicit in explicit }
+            }
         }
         if let error = event.error {
             merged["error"] = "\(error)"
@@ -54,12 +59,15 @@ struct ServerdLogHandler: LogHandler {
     /// The lines of an event: the message split at its line feeds (a final line feed adds no empty line), with the
     /// metadata, sorted by key, appended to the last line as ` key=value`.
     static func lines(message: String, metadata: Logger.Metadata) -> [String] {
-        var lines = message.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        // Most messages are one line (every connection line is): no split for them.
+        var lines = message.utf8.contains(UInt8(ascii: "\n"))
+            ? message.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) : [message]
         if lines.count > 1 && lines.last == "" {
             lines.removeLast()
         }
-        let rendered = metadata.sorted { $0.key < $1.key }.map { " \($0.key)=\($0.value)" }.joined()
-        lines[lines.count - 1] += rendered
+        for (key, value) in metadata.sorted(by: { $0.key < $1.key }) {
+            lines[lines.count - 1] += " \(key)=\(value)"
+        }
         return lines
     }
 }

@@ -41,6 +41,6 @@ struct StandardErrorLogSink: LogSink {
     func write(_ record: LogRecord) {
         if let journal, !record.metadata.isEmpty, journal.send(JournalSocket.entry(for: record)) { return }
         let prefix = isJournal ? "<\(LogPriority.of(record.level))>" : "\(record.level.rawValue): "
-        FileDescriptorWriter.write(record.textLines.map { prefix + $0 + "\n" }.joined(), to: STDERR_FILENO)
+        FileDescriptorWriter.write(record.text(prefix: prefix), to: STDERR_FILENO)
     }
 }
