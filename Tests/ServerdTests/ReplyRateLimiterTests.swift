@@ -63,6 +63,8 @@ final class ReplyRateLimiterTests: XCTestCase {
 
     func testOwnPortsCopyFollowsListenersThatComeAndGo() {
         var copy = OwnDatagramPorts.Copy()
+        // The registry is the process's own, shared with the listeners of tests running beside this one: a port above
+        // Linux's ephemeral range (32768–60999), which no listener bound to port 0 gets.
         let port: UInt16 = 64_999
         XCTAssertFalse(copy.contains(port))
         OwnDatagramPorts.add(port)
