@@ -15,8 +15,8 @@ import Glibc
 ///   `O_PATH|O_NOFOLLOW`, and a symlink is followed only where the sender could not have placed
 ///   it: only a symlink owned by root in a directory that only root may write to (`/var/run` →
 ///   `/run`); the last component is a socket, not a symlink, owned by the sender's uid. The reply
-///   then goes through `/proc/self/fd/N` of that very inode, so nothing can be swapped after the
-///   check. A sender seen before is known by its absolute path (`SenderSocketFiles`): while
+///   then goes through `/proc/self/fd/N` of that very inode (spelt `/proc/PID/fd/N`, see
+///   ``OwnDescriptorPath``), so nothing can be swapped after the check. A sender seen before is known by its absolute path (`SenderSocketFiles`): while
 ///   the path still leads to the socket file verified then, and that file is still a socket of
 ///   the sender's uid, the reply goes to it without a new walk.
 /// - an abstract sender: the name is still held by a datagram socket of the sender's uid (asked
@@ -125,7 +125,7 @@ public final class UnixReplyTarget {
                 file = SenderSocketFile(descriptor: try openSenderSocket(path, credentials: credentials))
                 if path.hasPrefix("/") && credentials != nil { SenderSocketFiles.remember(file, for: path) }
             }
-            let target = SocketAddress(sender.transport, .unixPath("/proc/self/fd/\(file.descriptor)"))
+            let target = SocketAddress(sender.transport, .unixPath(OwnDescriptorPath.of(file.descriptor)))
             return UnixReplyTarget(address: target, pinned: file)
         case .unixAbstract(let name):
             try checkAbstractOwner(name, transport: sender.transport, credentials: credentials, via: socket)
