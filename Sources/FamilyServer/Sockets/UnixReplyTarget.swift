@@ -16,7 +16,7 @@ import Glibc
 ///   it: only a symlink owned by root in a directory that only root may write to (`/var/run` →
 ///   `/run`); the last component is a socket, not a symlink, owned by the sender's uid. The reply
 ///   then goes through `/proc/self/fd/N` of that very inode (spelt `/proc/PID/fd/N`, see
-///   ``OwnDescriptorPath``), so nothing can be swapped after the check. A sender seen before is
+///   `OwnDescriptorPath`), so nothing can be swapped after the check. A sender seen before is
 ///   known by its absolute path (`SenderSocketFiles`): while the path still leads to the socket
 ///   file verified then, and that file is still a socket of the sender's uid, the reply goes to it
 ///   without a new walk.
