@@ -33,9 +33,10 @@ final class OwnDescriptorPathTests: FamilyServerTestCase {
         XCTAssertEqual(mkdir(file, 0o700), 0)
         let child = try ClientProcess {
             // The child's own file under the number the parent uses for the directory.
-            close(parentOnly)
-            let fd = open(file, cshims_o_path | O_CLOEXEC)
-            guard fd == parentOnly else { throw TestFailure("got descriptor \(fd), wanted \(parentOnly)") }
+            let opened = open(file, cshims_o_path | O_CLOEXEC)
+            guard opened >= 0, dup2(opened, parentOnly) == parentOnly else { throw TestFailure("open/dup2 \(file)") }
+            close(opened)
+            let fd = parentOnly
             let path = OwnDescriptorPath.of(fd)
             guard path == "/proc/\(getpid())/fd/\(fd)" else { throw TestFailure("the child's path is \(path)") }
             var own = stat(), named = stat()
